@@ -1,0 +1,415 @@
+package peer_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/benbjohnson/clock"
+	"github.com/google/uuid"
+	"github.com/gtudp/gtudp/peer"
+	"github.com/gtudp/gtudp/wire"
+)
+
+// link connects two Peers in memory: what one writes is decoded and put
+// into the other, unless the test's filter drops it.
+type link struct {
+	mu     sync.Mutex
+	peers  map[netip.AddrPort]*peer.Peer
+	drop   func(from netip.AddrPort, p wire.Packet) bool
+	format wire.Format
+	writes atomic.Int64
+}
+
+// writer is one side's socket.
+type writer struct {
+	l    *link
+	self netip.AddrPort
+}
+
+func (w writer) WriteTo(b []byte, to net.Addr) (int, error) {
+	w.l.writes.Add(1)
+	pkt, err := w.l.format.Decode(b)
+	if err != nil {
+		panic(err)
+	}
+	w.l.mu.Lock()
+	drop := w.l.drop != nil && w.l.drop(w.self, pkt)
+	dst := w.l.peers[w.self] // the destination's peer for us is keyed by our address
+	w.l.mu.Unlock()
+	if !drop && dst != nil {
+		pkt.Payload = append([]byte(nil), pkt.Payload...)
+		dst.Put(peer.Inbound{Packet: pkt, Size: len(b)})
+	}
+	return len(b), nil
+}
+
+func (l *link) setDrop(f func(from netip.AddrPort, p wire.Packet) bool) {
+	l.mu.Lock()
+	l.drop = f
+	l.mu.Unlock()
+}
+
+type side struct {
+	p        *peer.Peer
+	inbox    chan peer.Message
+	receipts chan peer.Receipt
+	done     chan struct{}
+	retired  atomic.Bool
+}
+
+var (
+	addrA = netip.MustParseAddrPort("10.0.0.1:1")
+	addrB = netip.MustParseAddrPort("10.0.0.2:2")
+)
+
+// pair starts peer A (at addrA, talking to addrB) and peer B (the reverse)
+// on the mock clock. Both run until ctx ends or they exit.
+func pair(t *testing.T, ctx context.Context, mock *clock.Mock, cfg peer.Config, inboxSize int) (*link, *side, *side) {
+	l := &link{peers: map[netip.AddrPort]*peer.Peer{}, format: wire.DefaultFormat()}
+	mk := func(self, remote netip.AddrPort) *side {
+		s := &side{inbox: make(chan peer.Message, inboxSize), receipts: make(chan peer.Receipt, 16), done: make(chan struct{})}
+		s.p = peer.New(peer.Options{
+			Addr: remote, Config: cfg, Format: l.format, Clock: mock, Conn: writer{l, self},
+			Inbox: s.inbox, Receipts: s.receipts, IdleTimeout: 5 * time.Second, Validated: true,
+			Seed: [5]uint32{uint32(self.Port()), 1, 2, 3, 4},
+			Retire: func(p *peer.Peer) bool {
+				if !p.CloseIfIdle() {
+					return false
+				}
+				s.retired.Store(true)
+				return true
+			},
+		})
+		go func() { defer close(s.done); s.p.Run(ctx) }()
+		return s
+	}
+	a := mk(addrA, addrB)
+	b := mk(addrB, addrA)
+	l.peers[addrA] = b.p // packets from A go to B's peer for A
+	l.peers[addrB] = a.p
+	return l, a, b
+}
+
+func peerConfig() peer.Config {
+	return peer.Config{
+		InitialRTO: 100 * time.Millisecond, MinRTO: 10 * time.Millisecond, MaxRTO: time.Second,
+		MaxAttempts: 5, Lifetime: 10 * time.Second, RecvAttempts: 3, DedupeHorizon: 20 * time.Second,
+		Window: 2,
+	}.WithDefaults()
+}
+
+// step advances the mock clock by d once every goroutine in the bubble is
+// blocked, and waits for them to block again.
+func step(mock *clock.Mock, d time.Duration) {
+	synctest.Wait()
+	mock.Add(d)
+	synctest.Wait()
+}
+
+func sendWait(t *testing.T, ctx context.Context, p *peer.Peer, data string) peer.Receipt {
+	t.Helper()
+	done := make(chan peer.Receipt, 1)
+	id := uuid.New()
+	if err := p.Send(ctx, peer.Outgoing{ID: id, Data: []byte(data), Done: done}); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	r := <-done
+	if r.ID != id {
+		t.Fatalf("receipt for %v, want %v", r.ID, id)
+	}
+	return r
+}
+
+func TestPeer_ExchangeAndRetransmitOnTimer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		mock := clock.NewMock()
+		l, a, b := pair(t, ctx, mock, peerConfig(), 8)
+
+		// Lose the first DATA: the second goes out one InitialRTO later.
+		var lost atomic.Int32
+		l.setDrop(func(from netip.AddrPort, p wire.Packet) bool {
+			return from == addrA && p.Kind == wire.Data && lost.Add(1) == 1
+		})
+		done := make(chan peer.Receipt, 1)
+		if err := a.p.Send(ctx, peer.Outgoing{ID: uuid.New(), Data: []byte("hi"), Done: done}); err != nil {
+			t.Fatal(err)
+		}
+		step(mock, 99*time.Millisecond)
+		select {
+		case r := <-done:
+			t.Fatalf("receipt %+v before the re-send", r)
+		default:
+		}
+		step(mock, time.Millisecond)
+		r := <-done
+		if r.Err != nil || r.Attempts != 2 || r.RTT != 100*time.Millisecond {
+			t.Fatalf("receipt %+v, want success after 2 attempts in 100ms", r)
+		}
+		if m := <-b.inbox; string(m.Data) != "hi" || m.Addr != addrA {
+			t.Fatalf("delivered %+v, want hi from %v", m, addrA)
+		}
+		synctest.Wait()
+		if st := b.p.Stats(); st.Delivered != 1 || st.Open != 0 {
+			t.Fatalf("receiver stats %+v: want one delivery, exchange closed by the ACK", st)
+		}
+		if st := a.p.Stats(); st.DataResent != 1 || st.Confirmed != 1 {
+			t.Fatalf("sender stats %+v: want one re-send, one confirmed", st)
+		}
+	})
+}
+
+func TestPeer_WindowFullSendWaits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		mock := clock.NewMock()
+		l, a, _ := pair(t, ctx, mock, peerConfig(), 8)
+		l.setDrop(func(netip.AddrPort, wire.Packet) bool { return true }) // nothing gets through
+
+		receipts := make(chan peer.Receipt, 3)
+		for range 2 { // Window 2
+			if err := a.p.Send(ctx, peer.Outgoing{ID: uuid.New(), Data: []byte("w"), Done: receipts}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		third := make(chan error, 1)
+		go func() { third <- a.p.Send(ctx, peer.Outgoing{ID: uuid.New(), Data: []byte("w"), Done: receipts}) }()
+		synctest.Wait()
+		select {
+		case err := <-third:
+			t.Fatalf("third Send returned %v with the window full", err)
+		default:
+		}
+		if st := a.p.Stats(); st.InFlight != 2 {
+			t.Fatalf("in flight %d, want 2", st.InFlight)
+		}
+
+		// A Send on a full window gives up with its context.
+		short, stop := context.WithCancel(ctx)
+		fourth := make(chan error, 1)
+		go func() { fourth <- a.p.Send(short, peer.Outgoing{ID: uuid.New(), Done: receipts}) }()
+		synctest.Wait()
+		stop()
+		if err := <-fourth; err != context.Canceled {
+			t.Fatalf("Send with a cancelled context on a full window = %v", err)
+		}
+
+		l.setDrop(nil)
+		step(mock, 100*time.Millisecond) // the re-sends get through, freeing the window
+		if err := <-third; err != nil {
+			t.Fatalf("third Send = %v once the window freed", err)
+		}
+		for range 3 {
+			if r := <-receipts; r.Err != nil {
+				t.Fatalf("receipt %+v", r)
+			}
+		}
+	})
+}
+
+func TestPeer_InboxFullHoldsDeliveryUntilRead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		mock := clock.NewMock()
+		_, a, b := pair(t, ctx, mock, peerConfig(), 1)
+		b.inbox <- peer.Message{Data: []byte("filler")} // the application is behind
+
+		done := make(chan peer.Receipt, 1)
+		if err := a.p.Send(ctx, peer.Outgoing{ID: uuid.New(), Data: []byte("waiting"), Done: done}); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		select {
+		case r := <-done:
+			t.Fatalf("confirmed %+v while the receiver's inbox is full", r)
+		default:
+		}
+		<-b.inbox // the application catches up: the held message goes in, RECV goes out
+		synctest.Wait()
+		if m := <-b.inbox; string(m.Data) != "waiting" {
+			t.Fatalf("delivered %q", m.Data)
+		}
+		if r := <-done; r.Err != nil || r.Attempts != 1 {
+			t.Fatalf("receipt %+v, want success on the first attempt", r)
+		}
+	})
+}
+
+func TestPeer_RetiresWhenIdle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		mock := clock.NewMock()
+		_, a, b := pair(t, ctx, mock, peerConfig(), 8)
+		if r := sendWait(t, ctx, a.p, "x"); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+		<-b.inbox
+		// B remembers the id for DedupeHorizon (20 s), then idles 5 s.
+		step(mock, 20*time.Second)
+		if b.retired.Load() {
+			t.Fatal("receiver retired while it remembered an id")
+		}
+		step(mock, 5*time.Second)
+		<-a.done
+		<-b.done
+		if !a.retired.Load() || !b.retired.Load() {
+			t.Fatal("an idle peer exited without retiring")
+		}
+		if err := a.p.Send(ctx, peer.Outgoing{ID: uuid.New(), Done: make(chan peer.Receipt, 1)}); !errors.Is(err, peer.ErrClosed) {
+			t.Fatalf("Send to a retired peer = %v, want ErrClosed", err)
+		}
+	})
+}
+
+func TestPeer_DrainFinishesThenExits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		mock := clock.NewMock()
+		l, a, b := pair(t, ctx, mock, peerConfig(), 8)
+		l.setDrop(func(from netip.AddrPort, p wire.Packet) bool { return from == addrA && p.Kind == wire.Data })
+		done := make(chan peer.Receipt, 1)
+		if err := a.p.Send(ctx, peer.Outgoing{ID: uuid.New(), Data: []byte("late"), Done: done}); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		a.p.Drain()
+		if err := a.p.Send(ctx, peer.Outgoing{ID: uuid.New(), Done: make(chan peer.Receipt, 1)}); !errors.Is(err, peer.ErrClosed) || !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Send while draining = %v, want ErrClosed (and net.ErrClosed)", err)
+		}
+		select {
+		case <-a.done:
+			t.Fatal("exited with a message in flight")
+		default:
+		}
+		l.setDrop(nil)
+		step(mock, 100*time.Millisecond)
+		if r := <-done; r.Err != nil {
+			t.Fatalf("message sent before Drain: %+v", r)
+		}
+		<-a.done
+		if got := <-b.inbox; string(got.Data) != "late" {
+			t.Fatalf("delivered %q", got.Data)
+		}
+	})
+}
+
+func TestPeer_ContextEndFailsInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		mock := clock.NewMock()
+		l, a, _ := pair(t, ctx, mock, peerConfig(), 8)
+		l.setDrop(func(netip.AddrPort, wire.Packet) bool { return true })
+		done := make(chan peer.Receipt, 2)
+		a.p.Send(ctx, peer.Outgoing{ID: uuid.New(), Done: done})
+		a.p.Send(ctx, peer.Outgoing{ID: uuid.New(), Done: done})
+		synctest.Wait()
+		cancel()
+		for range 2 {
+			if r := <-done; !errors.Is(r.Err, peer.ErrClosed) {
+				t.Fatalf("receipt %+v, want ErrClosed", r)
+			}
+		}
+		<-a.done
+	})
+}
+
+func TestPeer_CancelEndsMessage(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		mock := clock.NewMock()
+		l, a, _ := pair(t, ctx, mock, peerConfig(), 8)
+		l.setDrop(func(netip.AddrPort, wire.Packet) bool { return true })
+		done := make(chan peer.Receipt, 1)
+		id := uuid.New()
+		a.p.Send(ctx, peer.Outgoing{ID: id, Done: done})
+		a.p.Cancel(id, context.DeadlineExceeded)
+		if r := <-done; r.Err != context.DeadlineExceeded || r.ID != id {
+			t.Fatalf("receipt %+v, want the cancel's error", r)
+		}
+		synctest.Wait()
+		if st := a.p.Stats(); st.InFlight != 0 {
+			t.Fatalf("in flight %d after cancel", st.InFlight)
+		}
+	})
+}
+
+func TestPeer_ReceiptsWithoutDoneGoToReceiptsOrAreCounted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		mock := clock.NewMock()
+		l := &link{peers: map[netip.AddrPort]*peer.Peer{}, format: wire.DefaultFormat()}
+		var dropped atomic.Uint64
+		receipts := make(chan peer.Receipt, 1)
+		p := peer.New(peer.Options{
+			Addr: addrB, Config: peerConfig(), Format: l.format, Clock: mock, Conn: writer{l, addrA},
+			Inbox: make(chan peer.Message), Receipts: receipts, DroppedReceipts: &dropped,
+			IdleTimeout: time.Second, Validated: true, Retire: func(*peer.Peer) bool { return false },
+		})
+		go p.Run(ctx)
+		p.Send(ctx, peer.Outgoing{ID: uuid.New()})
+		p.Send(ctx, peer.Outgoing{ID: uuid.New()})
+		step(mock, 10*time.Second) // nobody answers: both fail
+		if r := <-receipts; !errors.Is(r.Err, peer.ErrUndelivered) {
+			t.Fatalf("receipt %+v, want ErrUndelivered", r)
+		}
+		if dropped.Load() != 1 {
+			t.Fatalf("dropped receipts %d, want 1 (the Receipts buffer holds one)", dropped.Load())
+		}
+	})
+}
+
+func TestPeer_CrashFailsEverything(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		mock := clock.NewMock()
+		l := &link{peers: map[netip.AddrPort]*peer.Peer{}, format: wire.DefaultFormat()}
+		p := peer.New(peer.Options{
+			Addr: addrB, Config: peerConfig(), Format: l.format, Clock: mock, Conn: writer{l, addrA},
+			Inbox: make(chan peer.Message), Receipts: make(chan peer.Receipt, 4),
+			IdleTimeout: time.Second, Validated: true, Retire: func(*peer.Peer) bool { return false },
+			BeforePacket: func(peer.Inbound) { panic("injected") },
+		})
+		exited := make(chan any)
+		go func() {
+			defer func() {
+				r := recover()
+				p.Crash(r)
+				exited <- r
+			}()
+			p.Run(ctx)
+		}()
+		done := make(chan peer.Receipt, 2)
+		p.Send(ctx, peer.Outgoing{ID: uuid.New(), Done: done})
+		p.Send(ctx, peer.Outgoing{ID: uuid.New(), Done: done})
+		synctest.Wait()
+		p.Put(peer.Inbound{Packet: wire.Packet{Kind: wire.Ack}, Size: 5})
+		if r := <-exited; r != "injected" {
+			t.Fatalf("recovered %v", r)
+		}
+		for range 2 {
+			r := <-done
+			var ue *peer.UndeliveredError
+			if !errors.As(r.Err, &ue) || ue.Reason != "peer actor failed: injected" {
+				t.Fatalf("receipt %+v, want an UndeliveredError naming the panic", r)
+			}
+		}
+		if err := p.Send(ctx, peer.Outgoing{ID: uuid.New(), Done: done}); !errors.Is(err, peer.ErrClosed) {
+			t.Fatalf("Send to a crashed peer = %v, want ErrClosed", err)
+		}
+	})
+}

@@ -1,0 +1,93 @@
+package peer
+
+import "container/heap"
+
+// deadlined is an entry of a deadlineHeap: it knows its deadline and keeps
+// its index in the heap, so it can be fixed or removed in O(log n).
+type deadlined interface {
+	deadline() int64
+	setIndex(int)
+}
+
+// deadlineHeap is a min-heap of entries by deadline, for container/heap.
+// A peer has two (its messages in flight, its exchanges awaiting ACK), so
+// finding the next timer is O(1) and re-arming it O(log n) however many
+// messages are pending: one timer per peer, never one per message.
+type deadlineHeap[T deadlined] []T
+
+func (h deadlineHeap[T]) Len() int           { return len(h) }
+func (h deadlineHeap[T]) Less(i, j int) bool { return h[i].deadline() < h[j].deadline() }
+func (h deadlineHeap[T]) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].setIndex(i)
+	h[j].setIndex(j)
+}
+
+func (h *deadlineHeap[T]) Push(x any) {
+	e := x.(T)
+	e.setIndex(len(*h))
+	*h = append(*h, e)
+}
+
+func (h *deadlineHeap[T]) Pop() any {
+	old := *h
+	n := len(old) - 1
+	e := old[n]
+	var zero T
+	old[n] = zero
+	*h = old[:n]
+	e.setIndex(-1)
+	return e
+}
+
+// min returns the entry with the earliest deadline; the heap must not be
+// empty.
+func (h deadlineHeap[T]) min() T { return h[0] }
+
+func (h *deadlineHeap[T]) push(e T)     { heap.Push(h, e) }
+func (h *deadlineHeap[T]) fix(i int)    { heap.Fix(h, i) }
+func (h *deadlineHeap[T]) remove(i int) { heap.Remove(h, i) }
+
+// fifo is a first-in first-out queue on a slice that reuses its array.
+type fifo[T any] struct {
+	buf  []T
+	head int
+}
+
+func (q *fifo[T]) len() int { return len(q.buf) - q.head }
+
+func (q *fifo[T]) push(v T) { q.buf = append(q.buf, v) }
+
+// front returns the oldest element; the queue must not be empty.
+func (q *fifo[T]) front() T { return q.buf[q.head] }
+
+// pop removes and returns the oldest element; the queue must not be empty.
+func (q *fifo[T]) pop() T {
+	v := q.buf[q.head]
+	var zero T
+	q.buf[q.head] = zero
+	q.head++
+	switch {
+	case q.head == len(q.buf):
+		q.buf, q.head = q.buf[:0], 0
+	case q.head >= 64 && 2*q.head >= len(q.buf):
+		// Slide the live half down so the array does not grow forever
+		// under a steady stream; amortised O(1).
+		n := copy(q.buf, q.buf[q.head:])
+		clear(q.buf[n:])
+		q.buf, q.head = q.buf[:n], 0
+	}
+	return v
+}
+
+// all returns the queued elements, oldest first, without removing them.
+func (q *fifo[T]) all() []T { return q.buf[q.head:] }
+
+// reset empties the queue and, if release is set, drops its array.
+func (q *fifo[T]) reset(release bool) {
+	clear(q.buf)
+	q.buf, q.head = q.buf[:0], 0
+	if release {
+		q.buf = nil
+	}
+}

@@ -1,0 +1,53 @@
+package peer
+
+import "time"
+
+// granularity is G of RFC 6298: the smallest variance term of the timeout.
+const granularity = time.Millisecond
+
+// rttEstimator is the retransmission timer of RFC 6298, section 2: SRTT,
+// RTTVAR and RTO, bounded by [min, max]. Karn's rule (no sample from a
+// re-sent packet) is the caller's job: it only feeds samples of packets
+// transmitted once.
+type rttEstimator struct {
+	srtt, rttvar, rto time.Duration
+	min, max          time.Duration
+	sampled           bool
+}
+
+func newRTTEstimator(initial, min, max time.Duration) rttEstimator {
+	return rttEstimator{rto: clamp(initial, min, max), min: min, max: max}
+}
+
+// sample folds one round-trip measurement into the estimate (RFC 6298 2.2
+// for the first, 2.3 after).
+func (e *rttEstimator) sample(r time.Duration) {
+	if r < 0 {
+		r = 0
+	}
+	if !e.sampled {
+		e.srtt, e.rttvar, e.sampled = r, r/2, true
+	} else {
+		dev := e.srtt - r
+		if dev < 0 {
+			dev = -dev
+		}
+		// β = 1/4, α = 1/8.
+		e.rttvar = (3*e.rttvar + dev) / 4
+		e.srtt = (7*e.srtt + r) / 8
+	}
+	e.rto = clamp(e.srtt+max(granularity, 4*e.rttvar), e.min, e.max)
+}
+
+// backoff returns the wait before the next transmission of a packet already
+// transmitted attempts times: RTO doubled for each re-send (RFC 6298 5.5),
+// at most max.
+func (e *rttEstimator) backoff(attempts int) time.Duration {
+	d := e.rto
+	for i := 1; i < attempts && d < e.max; i++ {
+		d *= 2
+	}
+	return min(d, e.max)
+}
+
+func clamp(d, lo, hi time.Duration) time.Duration { return max(lo, min(d, hi)) }

@@ -1,0 +1,585 @@
+package peer_test
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gtudp/gtudp/peer"
+	"github.com/gtudp/gtudp/wire"
+)
+
+var remote = netip.MustParseAddrPort("192.0.2.7:4323")
+
+// epoch is where every test's clock starts (the mock clock's epoch). The
+// state takes the time as an argument, so the tests move it by hand.
+var epoch = time.Unix(0, 0)
+
+// harness drives one State and collects its outputs.
+type harness struct {
+	t   *testing.T
+	s   *peer.State
+	now time.Time
+}
+
+func testConfig() peer.Config {
+	return peer.Config{
+		InitialRTO:    100 * time.Millisecond,
+		MinRTO:        10 * time.Millisecond,
+		MaxRTO:        400 * time.Millisecond,
+		MaxAttempts:   5,
+		Lifetime:      time.Hour,
+		RecvAttempts:  3,
+		DedupeHorizon: 10 * time.Second,
+		Window:        4,
+		RecvWindow:    8,
+		HoldLimit:     2,
+		DedupeLimit:   100,
+	}.WithDefaults()
+}
+
+func newHarness(t *testing.T, cfg peer.Config, validated bool) *harness {
+	t.Helper()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return &harness{t: t, s: peer.NewState(cfg, remote, epoch, [5]uint32{1, 2, 3, 4, 5}, validated), now: epoch}
+}
+
+func (h *harness) at(d time.Duration) {
+	h.now = epoch.Add(d)
+	h.s.Tick(h.now)
+}
+
+func (h *harness) send(id byte, data string) {
+	h.t.Helper()
+	if err := h.s.Send(h.now, peer.Outgoing{ID: uuid.UUID{id}, Data: []byte(data)}); err != nil {
+		h.t.Fatalf("Send(%d) = %v", id, err)
+	}
+}
+
+func (h *harness) recv(k wire.Kind, id wire.ID, payload string) {
+	h.s.Receive(h.now, wire.Packet{Kind: k, ID: id, Payload: []byte(payload)}, 5+len(payload))
+}
+
+func (h *harness) packets() []wire.Packet { return h.s.TakePackets(nil) }
+
+func (h *harness) outcomes() []peer.Outcome { return h.s.TakeOutcomes(nil) }
+
+// onePacket takes the outputs and requires exactly one packet of kind k.
+func (h *harness) onePacket(k wire.Kind) wire.Packet {
+	h.t.Helper()
+	pkts := h.packets()
+	if len(pkts) != 1 || pkts[0].Kind != k {
+		h.t.Fatalf("at %v: packets %v, want one %v", h.now.Sub(epoch), pkts, k)
+	}
+	return pkts[0]
+}
+
+func (h *harness) noPackets() {
+	h.t.Helper()
+	if pkts := h.packets(); len(pkts) != 0 {
+		h.t.Fatalf("at %v: packets %v, want none", h.now.Sub(epoch), pkts)
+	}
+}
+
+// deliverAll hands every held message to the application.
+func (h *harness) deliverAll() []string {
+	var got []string
+	for {
+		m, ok := h.s.Next()
+		if !ok {
+			return got
+		}
+		got = append(got, string(m.Data))
+		h.s.Delivered(h.now)
+	}
+}
+
+// The re-send schedule: RTO doubling from InitialRTO, capped at MaxRTO, and
+// failure one timeout after the last of MaxAttempts transmissions.
+func TestState_ResendScheduleAndAttemptLimit(t *testing.T) {
+	h := newHarness(t, testConfig(), true)
+	h.send(1, "hello")
+	id := h.onePacket(wire.Data).ID
+	ms := time.Millisecond
+	// 100, 200, 400, 400 (capped) between transmissions 1-5.
+	for _, at := range []time.Duration{100 * ms, 300 * ms, 700 * ms, 1100 * ms} {
+		h.at(at - time.Nanosecond)
+		h.noPackets()
+		if d, _ := h.s.NextDeadline(); d != epoch.Add(at) {
+			t.Fatalf("NextDeadline = %v, want %v", d.Sub(epoch), at)
+		}
+		h.at(at)
+		if p := h.onePacket(wire.Data); p.ID != id || string(p.Payload) != "hello" {
+			t.Fatalf("re-send at %v = %v, want DATA %v hello", at, p, id)
+		}
+	}
+	h.at(1500*ms - time.Nanosecond)
+	h.noPackets()
+	if out := h.outcomes(); len(out) != 0 {
+		t.Fatalf("outcome before the last timeout: %v", out)
+	}
+	h.at(1500 * ms)
+	h.noPackets()
+	out := h.outcomes()
+	if len(out) != 1 {
+		t.Fatalf("outcomes = %v, want one failure", out)
+	}
+	r := out[0].Receipt
+	var ue *peer.UndeliveredError
+	if !errors.Is(r.Err, peer.ErrUndelivered) || !errors.As(r.Err, &ue) || r.Attempts != 5 || ue.Attempts != 5 ||
+		ue.Addr != remote || ue.ID != (uuid.UUID{1}) || !strings.Contains(ue.Reason, "attempt limit 5") {
+		t.Fatalf("receipt = %+v, want ErrUndelivered after 5 attempts naming the limit", r)
+	}
+	if h.s.Busy() {
+		t.Error("Busy after the message failed")
+	}
+	if st := h.s.Stats(); st.Sent != 1 || st.DataResent != 4 || st.Failed != 1 {
+		t.Errorf("stats sent %d resent %d failed %d, want 1 4 1", st.Sent, st.DataResent, st.Failed)
+	}
+}
+
+func TestState_LifetimeEndsMessage(t *testing.T) {
+	cfg := testConfig()
+	cfg.Lifetime = 250 * time.Millisecond
+	cfg.MaxAttempts = 100
+	h := newHarness(t, cfg, true)
+	h.send(1, "x")
+	h.onePacket(wire.Data)
+	h.at(100 * time.Millisecond)
+	h.onePacket(wire.Data)
+	// The next re-send would be at 300 ms; the lifetime ends first.
+	if d, _ := h.s.NextDeadline(); d != epoch.Add(250*time.Millisecond) {
+		t.Fatalf("NextDeadline = %v, want the end of the lifetime 250ms", d.Sub(epoch))
+	}
+	h.at(250 * time.Millisecond)
+	h.noPackets()
+	out := h.outcomes()
+	if len(out) != 1 || !errors.Is(out[0].Receipt.Err, peer.ErrUndelivered) ||
+		!strings.Contains(out[0].Receipt.Err.Error(), "lifetime") || out[0].Receipt.Attempts != 2 {
+		t.Fatalf("outcomes = %+v, want one lifetime failure after 2 attempts", out)
+	}
+}
+
+func TestState_MinAndMaxRTO(t *testing.T) {
+	cfg := testConfig()
+	cfg.InitialRTO = time.Millisecond // below MinRTO: clamped up
+	h := newHarness(t, cfg, true)
+	if rto := h.s.Stats().RTO; rto != 10*time.Millisecond {
+		t.Fatalf("RTO = %v, want MinRTO 10ms", rto)
+	}
+	// One sample of 1 s: RTO = 1 s + 4 × 0.5 s = 3 s, clamped to 400 ms.
+	h.send(1, "x")
+	id := h.onePacket(wire.Data).ID
+	h.now = epoch.Add(time.Second - time.Nanosecond) // no Tick: no re-send, so the sample counts
+	h.recv(wire.Recv, id, "")
+	if rto := h.s.Stats().RTO; rto != 400*time.Millisecond {
+		t.Fatalf("RTO = %v, want MaxRTO 400ms", rto)
+	}
+}
+
+// RTT samples follow RFC 6298; a re-sent message gives none (Karn).
+func TestState_RTTConvergenceAndKarn(t *testing.T) {
+	cfg := testConfig()
+	cfg.Window = 100
+	h := newHarness(t, cfg, true)
+	rtt := 40 * time.Millisecond
+	exchange := func(i byte) {
+		h.send(i, "m")
+		id := h.onePacket(wire.Data).ID
+		h.now = h.now.Add(rtt)
+		h.recv(wire.Recv, id, "")
+		if p := h.onePacket(wire.Ack); p.ID != id {
+			t.Fatalf("ACK for %v, want %v", p.ID, id)
+		}
+		if out := h.outcomes(); len(out) != 1 || out[0].Receipt.Err != nil || out[0].Receipt.RTT != rtt || out[0].Receipt.Attempts != 1 {
+			t.Fatalf("outcome %+v, want success after one attempt with RTT %v", out, rtt)
+		}
+	}
+	exchange(1)
+	st := h.s.Stats()
+	if st.SRTT != 40*time.Millisecond || st.RTTVar != 20*time.Millisecond || st.RTO != 120*time.Millisecond {
+		t.Fatalf("after one sample SRTT %v RTTVar %v RTO %v, want 40ms 20ms 120ms", st.SRTT, st.RTTVar, st.RTO)
+	}
+	for i := range 60 {
+		exchange(byte(2 + i))
+	}
+	st = h.s.Stats()
+	if st.SRTT != rtt || st.RTO > rtt+2*time.Millisecond {
+		t.Fatalf("after 61 samples SRTT %v RTO %v, want SRTT %v and RTO converged near it", st.SRTT, st.RTO, rtt)
+	}
+
+	// Karn: a message sent twice gives no sample, however long it took.
+	h.send(100, "slow")
+	id := h.onePacket(wire.Data).ID
+	h.at(h.now.Sub(epoch) + st.RTO)
+	h.onePacket(wire.Data)
+	h.now = h.now.Add(time.Second)
+	h.recv(wire.Recv, id, "")
+	if got := h.s.Stats(); got.SRTT != st.SRTT || got.RTO != st.RTO {
+		t.Fatalf("a re-sent message changed SRTT %v→%v RTO %v→%v", st.SRTT, got.SRTT, st.RTO, got.RTO)
+	}
+	if out := h.outcomes(); len(out) != 1 || out[0].Receipt.Attempts != 2 || out[0].Receipt.RTT != st.RTO+time.Second {
+		t.Fatalf("outcome %+v, want success after 2 attempts, RTT from the first", out)
+	}
+}
+
+func TestState_DuplicateDataBeforeAndAfterAck(t *testing.T) {
+	h := newHarness(t, testConfig(), false)
+	id := wire.ID{0xde, 0xad, 0xbe, 0xef}
+	h.recv(wire.Data, id, "once")
+	h.noPackets() // RECV waits for the delivery
+	if got := h.deliverAll(); len(got) != 1 || got[0] != "once" {
+		t.Fatalf("delivered %q, want [once]", got)
+	}
+	if p := h.onePacket(wire.Recv); p.ID != id {
+		t.Fatalf("RECV for %v, want %v", p.ID, id)
+	}
+
+	// Before the ACK: answered RECV again, not delivered again.
+	h.recv(wire.Data, id, "once")
+	h.onePacket(wire.Recv)
+	if got := h.deliverAll(); len(got) != 0 {
+		t.Fatalf("duplicate before ACK delivered %q", got)
+	}
+
+	h.recv(wire.Ack, id, "")
+	h.noPackets()
+	if h.s.Busy() || h.s.Stats().Remembered != 1 {
+		t.Fatalf("after ACK: busy %v remembered %d, want false 1", h.s.Busy(), h.s.Stats().Remembered)
+	}
+
+	// After the ACK, within the horizon: still not delivered; RECV again
+	// in case the sender never got one.
+	h.at(9 * time.Second)
+	h.recv(wire.Data, id, "once")
+	h.onePacket(wire.Recv)
+	if got := h.deliverAll(); len(got) != 0 {
+		t.Fatalf("late duplicate delivered %q", got)
+	}
+	if st := h.s.Stats(); st.Duplicates != 2 || st.Delivered != 1 {
+		t.Fatalf("duplicates %d delivered %d, want 2 1", st.Duplicates, st.Delivered)
+	}
+}
+
+// Past the dedupe horizon the id is forgotten: memory is reclaimed, and a
+// copy arriving that late is a new message (the horizon bounds the
+// guarantee; its default outlasts any default sender).
+func TestState_DedupeHorizonExpires(t *testing.T) {
+	h := newHarness(t, testConfig(), true)
+	id := wire.ID{1, 1, 1, 1}
+	h.recv(wire.Data, id, "m")
+	h.deliverAll()
+	h.packets()
+	h.recv(wire.Ack, id, "")
+	if d, ok := h.s.NextDeadline(); !ok || d != epoch.Add(10*time.Second) {
+		t.Fatalf("NextDeadline = %v %v, want the horizon at 10s", d.Sub(epoch), ok)
+	}
+	h.at(10*time.Second - time.Nanosecond)
+	if h.s.Idle() {
+		t.Fatal("idle before the horizon")
+	}
+	h.at(10 * time.Second)
+	if !h.s.Idle() {
+		t.Fatalf("not idle after the horizon: %+v", h.s.Stats())
+	}
+	h.recv(wire.Data, id, "m")
+	if got := h.deliverAll(); len(got) != 1 {
+		t.Fatalf("after the horizon delivered %q, want the copy as a new message", got)
+	}
+}
+
+func TestState_SameIDDifferentPayloadIsNewMessage(t *testing.T) {
+	h := newHarness(t, testConfig(), true)
+	id := wire.ID{7, 7, 7, 7}
+	h.recv(wire.Data, id, "first")
+	h.deliverAll()
+	h.recv(wire.Ack, id, "")
+	h.recv(wire.Data, id, "second") // a restarted sender reused the id
+	if got := h.deliverAll(); len(got) != 1 || got[0] != "second" {
+		t.Fatalf("delivered %q, want [second]", got)
+	}
+	// Still awaiting ACK for "second": a different payload again replaces it.
+	h.recv(wire.Data, id, "third")
+	if got := h.deliverAll(); len(got) != 1 || got[0] != "third" {
+		t.Fatalf("delivered %q, want [third]", got)
+	}
+	h.recv(wire.Data, id, "second") // remembered now: not again
+	h.recv(wire.Data, id, "third")
+	if got := h.deliverAll(); len(got) != 0 {
+		t.Fatalf("delivered %q again", got)
+	}
+}
+
+func TestState_UnknownRecvAnsweredAckAndUnknownAckIgnored(t *testing.T) {
+	h := newHarness(t, testConfig(), false)
+	id := wire.ID{9, 9, 9, 9}
+	h.recv(wire.Recv, id, "")
+	if p := h.onePacket(wire.Ack); p.ID != id {
+		t.Fatalf("ACK for %v, want %v", p.ID, id)
+	}
+	h.recv(wire.Ack, wire.ID{8, 8, 8, 8}, "")
+	h.noPackets()
+	if st := h.s.Stats(); st.UnknownRecv != 1 || st.UnknownAck != 1 || h.s.Busy() || st.Validated {
+		t.Fatalf("stats %+v: want one unknown RECV, one unknown ACK, nothing open, not validated", st)
+	}
+}
+
+// A full Inbox holds the message back unanswered; the RECV goes out only
+// when the application takes it. Beyond HoldLimit, DATA is not answered and
+// comes back with the sender's next re-send.
+func TestState_InboxFullWithholdsRecv(t *testing.T) {
+	h := newHarness(t, testConfig(), true)
+	ids := []wire.ID{{1}, {2}, {3}}
+	for i, id := range ids {
+		h.recv(wire.Data, id, string(rune('a'+i)))
+	}
+	h.noPackets()
+	if st := h.s.Stats(); st.Withheld != 1 {
+		t.Fatalf("withheld %d, want 1 (HoldLimit 2)", st.Withheld)
+	}
+	h.recv(wire.Data, ids[0], "a") // a re-send of a held message: still no RECV
+	h.noPackets()
+
+	if m, ok := h.s.Next(); !ok || string(m.Data) != "a" || m.Addr != remote {
+		t.Fatalf("Next = %+v %v, want a from %v", m, ok, remote)
+	}
+	h.s.Delivered(h.now)
+	if p := h.onePacket(wire.Recv); p.ID != ids[0] {
+		t.Fatalf("RECV %v, want %v", p.ID, ids[0])
+	}
+	// Room for the third now: the sender's re-send is taken.
+	h.recv(wire.Data, ids[2], "c")
+	if got := h.deliverAll(); len(got) != 2 || got[0] != "b" || got[1] != "c" {
+		t.Fatalf("delivered %q, want [b c]", got)
+	}
+	if pkts := h.packets(); len(pkts) != 2 {
+		t.Fatalf("packets %v, want RECV b and RECV c", pkts)
+	}
+}
+
+func TestState_WindowFullRefusesSend(t *testing.T) {
+	h := newHarness(t, testConfig(), true)
+	var ids []wire.ID
+	for i := range 4 {
+		h.send(byte(i), "w")
+		ids = append(ids, h.onePacket(wire.Data).ID)
+	}
+	if h.s.Room() != 0 {
+		t.Fatalf("Room = %d, want 0", h.s.Room())
+	}
+	if err := h.s.Send(h.now, peer.Outgoing{ID: uuid.UUID{9}}); err != peer.ErrWindowFull {
+		t.Fatalf("Send on a full window = %v, want ErrWindowFull", err)
+	}
+	h.noPackets()
+	h.recv(wire.Recv, ids[2], "")
+	h.packets()
+	if h.s.Room() != 1 {
+		t.Fatalf("Room = %d after a RECV, want 1", h.s.Room())
+	}
+	h.send(9, "w")
+	h.onePacket(wire.Data)
+}
+
+func TestState_IDsUniqueAmongPending(t *testing.T) {
+	cfg := testConfig()
+	cfg.Window = 5000
+	h := newHarness(t, cfg, true)
+	seen := map[wire.ID]bool{}
+	for i := range 5000 {
+		h.s.Send(h.now, peer.Outgoing{ID: uuid.UUID{byte(i), byte(i >> 8)}})
+		id := h.onePacket(wire.Data).ID
+		if seen[id] {
+			t.Fatalf("id %v handed out twice", id)
+		}
+		seen[id] = true
+	}
+}
+
+func TestState_TooLarge(t *testing.T) {
+	h := newHarness(t, testConfig(), true)
+	max := wire.DefaultFormat().MaxPayload()
+	if err := h.s.Send(h.now, peer.Outgoing{Data: make([]byte, max+1)}); !errors.Is(err, wire.ErrTooLarge) {
+		t.Fatalf("Send of %d bytes = %v, want ErrTooLarge", max+1, err)
+	}
+	if err := h.s.Send(h.now, peer.Outgoing{Data: make([]byte, max)}); err != nil {
+		t.Fatalf("Send of the largest payload = %v", err)
+	}
+}
+
+func TestState_CancelInFlight(t *testing.T) {
+	h := newHarness(t, testConfig(), true)
+	h.send(1, "a")
+	h.send(2, "b")
+	idB := h.packets()[1].ID
+	if !h.s.Cancel(h.now, uuid.UUID{1}, errors.New("ctx gone")) {
+		t.Fatal("Cancel of an in-flight message = false")
+	}
+	out := h.outcomes()
+	if len(out) != 1 || out[0].Receipt.ID != (uuid.UUID{1}) || out[0].Receipt.Err == nil {
+		t.Fatalf("outcomes %+v, want message 1 failed", out)
+	}
+	h.recv(wire.Recv, idB, "")
+	h.outcomes()
+	if h.s.Cancel(h.now, uuid.UUID{2}, errors.New("late")) {
+		t.Fatal("Cancel of a delivered message = true: the ready result must win")
+	}
+	if out := h.outcomes(); len(out) != 0 {
+		t.Fatalf("a second outcome for a finished message: %+v", out)
+	}
+}
+
+func TestState_RecvResentUntilAckThenGivesUp(t *testing.T) {
+	h := newHarness(t, testConfig(), true)
+	id := wire.ID{5}
+	h.recv(wire.Data, id, "x")
+	h.deliverAll()
+	h.onePacket(wire.Recv)
+	ms := time.Millisecond
+	for _, at := range []time.Duration{100 * ms, 300 * ms} {
+		h.at(at - 1)
+		h.noPackets()
+		h.at(at)
+		h.onePacket(wire.Recv)
+	}
+	h.at(700 * ms) // RecvAttempts 3: the exchange ends without its ACK
+	h.noPackets()
+	if st := h.s.Stats(); h.s.Busy() || st.RecvGaveUp != 1 || st.RecvResent != 2 || st.Remembered != 1 {
+		t.Fatalf("busy %v stats %+v, want exchange ended after 3 RECVs and remembered", h.s.Busy(), st)
+	}
+}
+
+// An address that appeared by sending us a packet is not sent more than 3×
+// the bytes it sent until it answers one of our DATA or RECV.
+func TestState_AmplificationLimit(t *testing.T) {
+	cfg := testConfig()
+	cfg.RecvAttempts = 20
+	h := newHarness(t, cfg, false)
+	id := wire.ID{6}
+	h.recv(wire.Data, id, "") // 5 bytes in: 15 bytes, three RECVs, allowed
+	h.deliverAll()
+	sent := len(h.packets())
+	for i := 1; i < 20; i++ {
+		h.at(time.Duration(i) * 10 * time.Second)
+		sent += len(h.packets())
+	}
+	st := h.s.Stats()
+	if sent != 3 || st.BytesOut != 15 || st.BytesIn != 5 || st.Limited == 0 {
+		t.Fatalf("sent %d packets, %d bytes for %d in (limited %d), want 3 packets, 15 bytes", sent, st.BytesOut, st.BytesIn, st.Limited)
+	}
+
+	// Once the peer answers (here, ACKs a RECV) it is validated.
+	h2 := newHarness(t, cfg, false)
+	h2.recv(wire.Data, id, "")
+	h2.deliverAll()
+	h2.packets()
+	h2.recv(wire.Ack, id, "")
+	if !h2.s.Stats().Validated {
+		t.Fatal("not validated after an ACK of our RECV")
+	}
+	for i := range 10 {
+		h2.recv(wire.Recv, wire.ID{byte(i), 1}, "")
+		h2.onePacket(wire.Ack)
+	}
+}
+
+func TestState_DrainDropsHeldAndRefusesNewData(t *testing.T) {
+	h := newHarness(t, testConfig(), true)
+	h.recv(wire.Data, wire.ID{1}, "delivered")
+	h.deliverAll()
+	h.packets()
+	h.recv(wire.Data, wire.ID{2}, "held")
+	h.send(1, "out")
+	h.packets()
+	h.s.Drain()
+	if _, ok := h.s.Next(); ok {
+		t.Fatal("a held message survived Drain")
+	}
+	h.recv(wire.Data, wire.ID{3}, "new")
+	if _, ok := h.s.Next(); ok {
+		t.Fatal("new DATA taken while draining")
+	}
+	h.noPackets()
+	if !h.s.Busy() {
+		t.Fatal("not busy with a message in flight and a RECV awaiting ACK")
+	}
+	h.recv(wire.Ack, wire.ID{1}, "")
+	for _, p := range h.s.TakePackets(nil) {
+		t.Fatalf("unexpected %v", p)
+	}
+	h.at(time.Hour) // the message in flight fails
+	if h.s.Busy() {
+		t.Fatal("still busy after everything ended")
+	}
+}
+
+func TestState_Abort(t *testing.T) {
+	h := newHarness(t, testConfig(), true)
+	h.send(1, "a")
+	h.send(2, "b")
+	h.s.Abort(peer.ErrClosed)
+	out := h.outcomes()
+	if len(out) != 2 || !errors.Is(out[0].Receipt.Err, peer.ErrClosed) || !errors.Is(out[1].Receipt.Err, peer.ErrClosed) {
+		t.Fatalf("outcomes %+v, want two ErrClosed", out)
+	}
+	if h.s.Busy() {
+		t.Fatal("busy after Abort")
+	}
+}
+
+func TestState_DedupeLimitEvictsAckedOnly(t *testing.T) {
+	cfg := testConfig()
+	cfg.DedupeLimit = 2
+	h := newHarness(t, cfg, true)
+	finish := func(id wire.ID, ack bool) {
+		h.recv(wire.Data, id, "p")
+		h.deliverAll()
+		if ack {
+			h.recv(wire.Ack, id, "")
+		} else {
+			for h.s.Busy() {
+				d, _ := h.s.NextDeadline()
+				h.now = d
+				h.s.Tick(d)
+			}
+		}
+		h.packets()
+	}
+	finish(wire.ID{1}, true)
+	finish(wire.ID{2}, true)
+	finish(wire.ID{3}, true) // evicts {1}
+	if st := h.s.Stats(); st.DedupeEvicted != 1 || st.Remembered != 2 {
+		t.Fatalf("evicted %d remembered %d, want 1 2", st.DedupeEvicted, st.Remembered)
+	}
+	finish(wire.ID{4}, false) // evicts {2}; {3} acked, {4} not
+	finish(wire.ID{5}, false) // evicts {3}; now both remembered ended without ACK
+	h.recv(wire.Data, wire.ID{6}, "p")
+	if _, ok := h.s.Next(); ok {
+		t.Fatal("took new DATA although the only ids it could forget may still be re-sent")
+	}
+	if st := h.s.Stats(); st.Withheld != 1 {
+		t.Fatalf("withheld %d, want 1", st.Withheld)
+	}
+}
+
+func TestConfig_Validate(t *testing.T) {
+	if err := (peer.Config{}).WithDefaults().Validate(); err != nil {
+		t.Fatalf("defaults invalid: %v", err)
+	}
+	for name, mod := range map[string]func(*peer.Config){
+		"MinRTO":      func(c *peer.Config) { c.MinRTO = -1 },
+		"MaxAttempts": func(c *peer.Config) { c.MaxAttempts = -3 },
+		"above":       func(c *peer.Config) { c.MinRTO, c.MaxRTO = time.Second, time.Millisecond },
+		"HoldLimit":   func(c *peer.Config) { c.HoldLimit, c.RecvWindow = 10, 5 },
+	} {
+		c := peer.Config{}.WithDefaults()
+		mod(&c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: Validate() = %v, want an error naming it", name, err)
+		}
+	}
+}
