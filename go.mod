@@ -7,3 +7,5 @@ require (
 	github.com/google/uuid v1.6.0
 	pgregory.net/rapid v1.3.0
 )
+
+require go.uber.org/goleak v1.3.0 // indirect

@@ -1,0 +1,589 @@
+// Package actor is the supervisor of a gtudp endpoint: it reads one socket,
+// routes every decoded packet to the actor of its remote address (package
+// peer), starts and reaps those actors, and carries the users' sends to
+// them. Package gtudp is its public face; the test kit for it is
+// actor/actortest.
+package actor
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gtudp/gtudp/peer"
+	"github.com/gtudp/gtudp/wire"
+)
+
+// Errors of the endpoint, beside those of peer and wire that package gtudp
+// re-exports.
+var (
+	// ErrPeerLimit: a send to a new address was refused because MaxPeers
+	// peers are live.
+	ErrPeerLimit = errors.New("gtudp: too many peers")
+)
+
+// Endpoint is a gtUDP endpoint on one socket. All its methods are safe for
+// concurrent use.
+//
+// Goroutines: New starts the socket reader and the Outbox loop; each remote
+// address with state has its own peer goroutine, started on its first
+// packet or send and ended when it has been idle for IdleTimeout. Close
+// ends them all before it returns.
+//
+// Ownership: the peer table (mu) belongs to the supervisor; each peer's
+// protocol state belongs to its goroutine alone. Inbox and Receipts are
+// closed by Close, last; the Outbox is never closed by the endpoint.
+type Endpoint struct {
+	conn  net.PacketConn
+	own   bool // Close closes conn
+	cfg   settings
+	local netip.AddrPort
+
+	inbox    chan peer.Message
+	outbox   chan peer.Message
+	receipts chan peer.Receipt
+
+	mu      sync.Mutex
+	peers   map[netip.AddrPort]*peer.Peer
+	gone    peer.Stats // totals of peers that have ended
+	closing bool       // Close is draining: no new peers
+	broken  error      // the socket failed underneath: no new peers
+	seeds   [32]byte   // key of the peers' id sequences
+	seedCtr uint64
+
+	// peerCtx ends every peer at once (abort): Close when its context
+	// ends, or the reader when the socket fails underneath.
+	peerCtx context.Context
+	abort   context.CancelFunc
+
+	// gate admits sends; Close shuts it and waits for the sends under
+	// way, so that a send accepted before Close is carried out in full.
+	gate      gate
+	closingCh chan struct{} // closed when Close begins
+	stop      chan struct{} // closed to stop the reader and the Outbox loop
+	closed    chan struct{} // closed when Close has finished
+	closeErr  error
+	wg        sync.WaitGroup
+
+	ctr counters
+}
+
+// New returns an endpoint serving conn. If own is true, Close closes conn;
+// otherwise Close leaves it open and unblocks the reader with a read
+// deadline in the past, then clears the deadline.
+//
+// It returns an error naming the first setting of cfg that cannot work.
+// It starts two goroutines; peers start theirs as traffic arrives.
+func New(conn net.PacketConn, cfg *Config, own bool) (*Endpoint, error) {
+	s, err := resolve(cfg)
+	if err != nil {
+		return nil, err
+	}
+	local, err := addrPort(conn.LocalAddr())
+	if err != nil {
+		return nil, fmt.Errorf("gtudp: local address of the socket: %w", err)
+	}
+	e := &Endpoint{
+		conn:      conn,
+		own:       own,
+		cfg:       s,
+		local:     local,
+		inbox:     make(chan peer.Message, s.inboxSize),
+		outbox:    make(chan peer.Message),
+		receipts:  make(chan peer.Receipt, s.receipts),
+		peers:     make(map[netip.AddrPort]*peer.Peer),
+		closingCh: make(chan struct{}),
+		gate:      gate{idle: make(chan struct{})},
+		stop:      make(chan struct{}),
+		closed:    make(chan struct{}),
+	}
+	if _, err := rand.Read(e.seeds[:]); err != nil {
+		return nil, fmt.Errorf("gtudp: seeding message ids: %w", err)
+	}
+	if s.sockBuf > 0 {
+		rcv, snd := setSocketBuffers(conn, s.sockBuf)
+		if (rcv > 0 && rcv < s.sockBuf || snd > 0 && snd < s.sockBuf) && s.logger != nil {
+			s.logger.Warn("gtudp: the kernel capped the socket buffers; bursts may be dropped and re-sent (raise net.core.rmem_max and wmem_max)",
+				"asked", s.sockBuf, "receive", rcv, "send", snd)
+		}
+	}
+	e.peerCtx, e.abort = context.WithCancel(context.Background())
+	e.wg.Add(2)
+	go e.readLoop()
+	go e.outboxLoop()
+	return e, nil
+}
+
+// Inbox returns the channel of received messages: each message delivered
+// once, with a fresh copy of its payload the receiver owns. It is closed
+// when Close has finished. If nobody reads it, peers hold deliveries back
+// and do not answer RECV; senders re-send until the limits.
+func (e *Endpoint) Inbox() <-chan peer.Message { return e.inbox }
+
+// Outbox returns the channel on which to send messages without waiting for
+// their outcome: each gets exactly one receipt on Receipts. A send on it
+// waits while the destination's window is full. The endpoint never closes
+// it; once Close has begun, messages get ErrClosed receipts, and after
+// Close has finished nobody reads it: select on Done.
+//
+// A message's Data must not be modified until its receipt is out.
+func (e *Endpoint) Outbox() chan<- peer.Message { return e.outbox }
+
+// Receipts returns the channel of outcomes of messages sent through the
+// Outbox. It is buffered (ReceiptsSize); receipts that find it full are
+// dropped and counted in Stats.ReceiptsDropped. It is closed when Close has
+// finished.
+func (e *Endpoint) Receipts() <-chan peer.Receipt { return e.receipts }
+
+// Done returns a channel closed when Close begins.
+func (e *Endpoint) Done() <-chan struct{} { return e.closingCh }
+
+// LocalAddr returns the address the socket is bound to.
+func (e *Endpoint) LocalAddr() netip.AddrPort { return e.local }
+
+// Send sends data to addr and waits for its outcome: nil once the peer has
+// answered RECV (it has the message), or the reason it has not: an error
+// matching ErrUndelivered (an *peer.UndeliveredError with the attempts),
+// ctx.Err(), ErrClosed, wire.ErrTooLarge or ErrPeerLimit. If ctx ends, the
+// endpoint stops re-sending the message; a RECV that arrived first still
+// wins. data must not be modified until Send returns.
+func (e *Endpoint) Send(ctx context.Context, addr netip.AddrPort, data []byte) error {
+	addr, err := e.check(addr, data)
+	if err != nil {
+		return err
+	}
+	if !e.gate.enter() {
+		return peer.ErrClosed
+	}
+	id := uuid.New()
+	done := make(chan peer.Receipt, 1)
+	p, err := e.submit(ctx, addr, peer.Outgoing{ID: id, Data: data, Done: done})
+	e.gate.leave()
+	if err != nil {
+		return err
+	}
+	select {
+	case r := <-done:
+		return r.Err
+	case <-ctx.Done():
+		p.Cancel(id, ctx.Err())
+		return (<-done).Err
+	}
+}
+
+// SendRaw writes data to addr as one datagram, without gtUDP framing and
+// without any guarantee: the raw send of the original's passthrough. It
+// returns the socket's error, ErrClosed once Close has begun, or
+// wire.ErrTooLarge.
+func (e *Endpoint) SendRaw(addr netip.AddrPort, data []byte) error {
+	select {
+	case <-e.closingCh:
+		return peer.ErrClosed
+	default:
+	}
+	addr = unmap(addr)
+	if !addr.IsValid() || addr.Port() == 0 {
+		return fmt.Errorf("gtudp: invalid destination address %v", addr)
+	}
+	if len(data) > wire.MaxDatagram {
+		return fmt.Errorf("%w: %d bytes, at most %d fit", wire.ErrTooLarge, len(data), wire.MaxDatagram)
+	}
+	if _, err := e.conn.WriteTo(data, net.UDPAddrFromAddrPort(addr)); err != nil {
+		return fmt.Errorf("gtudp: raw send to %v: %w", addr, err)
+	}
+	e.ctr.rawSent.Add(1)
+	return nil
+}
+
+// check validates a reliable send before it takes any resource.
+func (e *Endpoint) check(addr netip.AddrPort, data []byte) (netip.AddrPort, error) {
+	addr = unmap(addr)
+	if !addr.IsValid() || addr.Port() == 0 {
+		return addr, fmt.Errorf("gtudp: invalid destination address %v", addr)
+	}
+	if max := e.cfg.format.MaxPayload(); len(data) > max {
+		return addr, fmt.Errorf("%w: %d bytes, at most %d fit with the header", wire.ErrTooLarge, len(data), max)
+	}
+	return addr, nil
+}
+
+// submit hands m to the peer of addr, starting it if needed, and returns
+// the peer. It waits while the peer's window is full.
+func (e *Endpoint) submit(ctx context.Context, addr netip.AddrPort, m peer.Outgoing) (*peer.Peer, error) {
+	for {
+		e.mu.Lock()
+		p := e.peers[addr]
+		var err error
+		if p == nil {
+			p, err = e.startLocked(addr, true)
+		}
+		e.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		err = p.Send(ctx, m)
+		if !errors.Is(err, peer.ErrClosed) {
+			return p, err
+		}
+		// The peer no longer takes sends: Close is draining it, or it
+		// retired or crashed between the lookup and the send. In the
+		// latter cases forget it if the table still has it (its
+		// goroutine removes it too, a moment later) and start anew.
+		e.mu.Lock()
+		closing := e.closing
+		if e.peers[addr] == p {
+			delete(e.peers, addr)
+		}
+		e.mu.Unlock()
+		if closing {
+			return nil, peer.ErrClosed
+		}
+	}
+}
+
+// outboxLoop runs in its own goroutine: it takes the messages users put on
+// the Outbox, one at a time, so a full window makes the Outbox wait.
+//
+// It waits on the Outbox from inside the gate: a message it has taken is
+// sent in full even if Close begins meanwhile. Once the gate is shut it
+// answers every message with an ErrClosed receipt, until Close stops it.
+func (e *Endpoint) outboxLoop() {
+	defer e.wg.Done()
+	for {
+		if !e.gate.enter() {
+			select {
+			case m := <-e.outbox:
+				if m.ID == (uuid.UUID{}) {
+					m.ID = uuid.New()
+				}
+				e.receipt(peer.Receipt{ID: m.ID, Addr: unmap(m.Addr), Err: peer.ErrClosed})
+			case <-e.stop:
+				return
+			}
+			continue
+		}
+		select {
+		case m := <-e.outbox:
+			e.post(m)
+		case <-e.closingCh:
+		}
+		e.gate.leave()
+	}
+}
+
+// post sends one message from the Outbox; its outcome goes to Receipts.
+func (e *Endpoint) post(m peer.Message) {
+	if m.ID == (uuid.UUID{}) {
+		m.ID = uuid.New()
+	}
+	if m.Raw {
+		// Raw datagrams have no exchange: nil says only that the socket
+		// took it.
+		r := peer.Receipt{ID: m.ID, Addr: unmap(m.Addr), Attempts: 1}
+		if r.Err = e.SendRaw(m.Addr, m.Data); r.Err != nil {
+			r.Attempts = 0
+		}
+		e.receipt(r)
+		return
+	}
+	addr, err := e.check(m.Addr, m.Data)
+	if err == nil {
+		_, err = e.submit(context.Background(), addr, peer.Outgoing{ID: m.ID, Data: m.Data})
+	}
+	if err != nil {
+		e.receipt(peer.Receipt{ID: m.ID, Addr: addr, Err: err})
+	}
+}
+
+// receipt hands r to Receipts without waiting.
+func (e *Endpoint) receipt(r peer.Receipt) {
+	select {
+	case e.receipts <- r:
+	default:
+		e.ctr.receiptsDropped.Add(1)
+	}
+}
+
+// startLocked starts the peer of addr; e.mu is held. validated says the
+// address is trusted (we are the first to send to it).
+func (e *Endpoint) startLocked(addr netip.AddrPort, validated bool) (*peer.Peer, error) {
+	if e.closing {
+		return nil, peer.ErrClosed
+	}
+	if e.broken != nil {
+		return nil, e.broken
+	}
+	if len(e.peers) >= e.cfg.maxPeers {
+		return nil, ErrPeerLimit
+	}
+	var hook func(peer.Inbound)
+	if h := e.cfg.hook; h != nil {
+		hook = func(in peer.Inbound) { h(addr, in) }
+	}
+	p := peer.New(peer.Options{
+		Addr:            addr,
+		Config:          e.cfg.peer,
+		Format:          e.cfg.format,
+		Clock:           e.cfg.clock,
+		Conn:            e.conn,
+		Inbox:           e.inbox,
+		Receipts:        e.receipts,
+		DroppedReceipts: &e.ctr.receiptsDropped,
+		Logger:          e.cfg.logger,
+		IdleTimeout:     e.cfg.idleTimeout,
+		Validated:       validated,
+		Seed:            e.seedLocked(),
+		Retire:          e.retire,
+		BeforePacket:    hook,
+	})
+	e.peers[addr] = p
+	e.ctr.started.Add(1)
+	e.wg.Add(1)
+	go e.runPeer(p)
+	return p, nil
+}
+
+// seedLocked derives a fresh key for a peer's id sequence from the
+// endpoint's random key, so ids are not predictable off-path.
+func (e *Endpoint) seedLocked() [5]uint32 {
+	e.seedCtr++
+	var s [5]uint32
+	for i := range s {
+		s[i] = binary.LittleEndian.Uint32(e.seeds[4*i:]) ^ uint32(e.seedCtr*0x9E3779B97F4A7C15>>(8*i))
+	}
+	return s
+}
+
+// runPeer runs in its own goroutine: the peer's loop, under the
+// supervisor's recover, then its removal from the table.
+func (e *Endpoint) runPeer(p *peer.Peer) {
+	defer e.wg.Done()
+	defer e.reap(p)
+	defer func() {
+		if r := recover(); r != nil {
+			e.ctr.crashes.Add(1)
+			if e.cfg.logger != nil {
+				e.cfg.logger.Error("gtudp: peer actor panicked; its messages fail, the endpoint goes on",
+					"peer", p.Addr(), "panic", r, "stack", string(debug.Stack()))
+			}
+			p.Crash(r)
+		}
+	}()
+	p.Run(e.peerCtx)
+}
+
+// reap removes an ended peer from the table, if it is still the entry, and
+// keeps its counters.
+func (e *Endpoint) reap(p *peer.Peer) {
+	e.mu.Lock()
+	if e.peers[p.Addr()] == p {
+		delete(e.peers, p.Addr())
+	}
+	e.gone.Add(p.Stats())
+	e.mu.Unlock()
+	e.ctr.retired.Add(1)
+}
+
+// retire is the peers' Retire callback: an idle peer leaves the table,
+// unless a send reached it meanwhile. Closing its mailboxes under the lock
+// makes sure no lookup finds a peer that will not run again.
+func (e *Endpoint) retire(p *peer.Peer) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.peers[p.Addr()] != p {
+		return true
+	}
+	if !p.CloseIfIdle() {
+		return false
+	}
+	delete(e.peers, p.Addr())
+	return true
+}
+
+// Stats returns the endpoint's counters: its own, and the totals over its
+// peers as of their last wake-up.
+func (e *Endpoint) Stats() Stats {
+	var s Stats
+	e.mu.Lock()
+	s.Stats = e.gone
+	for _, p := range e.peers {
+		s.Stats.Add(p.Stats())
+	}
+	s.Peers = len(e.peers)
+	e.mu.Unlock()
+	s.Addr = e.local
+	e.ctr.fill(&s)
+	return s
+}
+
+// PeerStats returns the counters of the live peer of addr, if there is one.
+func (e *Endpoint) PeerStats(addr netip.AddrPort) (peer.Stats, bool) {
+	e.mu.Lock()
+	p := e.peers[unmap(addr)]
+	e.mu.Unlock()
+	if p == nil {
+		return peer.Stats{}, false
+	}
+	return p.Stats(), true
+}
+
+// Close shuts the endpoint down in order, each step below, and returns when
+// no goroutine of the endpoint is left. It is idempotent: later calls wait
+// for the first (or for their own ctx) and return its result.
+//
+// Peers finish the exchanges under way as the original's cleanup() does;
+// if ctx ends first, what is left fails with ErrClosed and Close returns
+// ctx.Err(). Keep reading the Inbox while Close drains, or held messages
+// are dropped unanswered (their senders are not told they arrived).
+func (e *Endpoint) Close(ctx context.Context) error {
+	idle, first := e.gate.shut()
+	if !first {
+		select {
+		case <-e.closed:
+			return e.closeErr
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	defer close(e.closed)
+
+	// 1. Stop taking sends: new ones (Send, SendRaw, the Outbox) fail with
+	// ErrClosed. Those already taken are handed to their peers first; one
+	// waiting for a full window waits until ctx ends.
+	close(e.closingCh)
+	var err error
+	select {
+	case <-idle:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+
+	// 2. Let every peer drain: no new DATA or sends, the exchanges under
+	// way go on until RECV/ACK or their limits. The table cannot grow now.
+	e.mu.Lock()
+	e.closing = true
+	live := make([]*peer.Peer, 0, len(e.peers))
+	for _, p := range e.peers {
+		live = append(live, p)
+	}
+	e.mu.Unlock()
+	for _, p := range live {
+		p.Drain()
+	}
+	for _, p := range live {
+		if err != nil {
+			break
+		}
+		select {
+		case <-p.Done():
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	// 3. If ctx ended first, every peer fails what it has left with
+	// ErrClosed and exits.
+	if err != nil {
+		e.abort()
+	}
+	for _, p := range live {
+		<-p.Done()
+	}
+	e.abort()
+
+	// 4. Stop the reader and the Outbox loop. A socket we own is closed;
+	// a caller's is only unblocked, by a read deadline in the past.
+	close(e.stop)
+	if e.own {
+		if cerr := e.conn.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) && err == nil {
+			err = fmt.Errorf("gtudp: closing the socket: %w", cerr)
+		}
+	} else {
+		_ = e.conn.SetReadDeadline(time.Unix(1, 0))
+	}
+
+	// 5. Wait for every goroutine: reader, Outbox loop, peers.
+	e.wg.Wait()
+	if !e.own {
+		_ = e.conn.SetReadDeadline(time.Time{})
+	}
+
+	// 6. Nobody sends on Inbox and Receipts any more: close them, last.
+	close(e.inbox)
+	close(e.receipts)
+	if err == nil {
+		e.mu.Lock()
+		err = e.broken
+		e.mu.Unlock()
+	}
+	e.closeErr = err
+	return err
+}
+
+// addrPort returns a's address and port, unmapped.
+func addrPort(a net.Addr) (netip.AddrPort, error) {
+	if u, ok := a.(*net.UDPAddr); ok {
+		return unmap(u.AddrPort()), nil
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	return unmap(ap), err
+}
+
+// unmap turns an IPv4-mapped IPv6 address into its IPv4 form, so that one
+// remote host is one key whatever the socket's family.
+func unmap(a netip.AddrPort) netip.AddrPort {
+	if a.Addr().Is4In6() {
+		return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+	}
+	return a
+}
+
+// gate counts the sends under way and, once shut, admits no more.
+type gate struct {
+	mu     sync.Mutex
+	n      int
+	isShut bool
+	idle   chan struct{} // closed when shut and n is 0
+}
+
+// enter admits a send, or reports false once the gate is shut.
+func (g *gate) enter() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.isShut {
+		return false
+	}
+	g.n++
+	return true
+}
+
+// leave ends a send admitted by enter.
+func (g *gate) leave() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.n--; g.n == 0 && g.isShut {
+		close(g.idle)
+	}
+}
+
+// shut admits no more sends and returns a channel closed when those under
+// way have left; first is false if the gate was shut already.
+func (g *gate) shut() (idle <-chan struct{}, first bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.isShut {
+		return g.idle, false
+	}
+	g.isShut = true
+	if g.n == 0 {
+		close(g.idle)
+	}
+	return g.idle, true
+}

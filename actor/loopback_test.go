@@ -1,0 +1,333 @@
+package actor_test
+
+// Tests on real sockets, loopback only, bounded in count and time (every
+// wait has a deadline context, so a bug fails the test instead of hanging).
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gtudp/gtudp"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// listen opens an endpoint on a loopback address and closes it at the end
+// of the test.
+func listen(t *testing.T, network, addr string, cfg *gtudp.Config) *gtudp.Endpoint {
+	t.Helper()
+	ep, err := gtudp.Listen(network, addr, cfg)
+	if err != nil {
+		t.Fatalf("Listen(%s, %s): %v", network, addr, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := ep.Close(ctx); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return ep
+}
+
+// collect reads the Inbox of ep until it is closed, in its own goroutine.
+type collect struct {
+	mu   sync.Mutex
+	msgs []gtudp.Message
+	done chan struct{}
+}
+
+func collectInbox(ep *gtudp.Endpoint) *collect {
+	c := &collect{done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		for m := range ep.Inbox() {
+			c.mu.Lock()
+			c.msgs = append(c.msgs, m)
+			c.mu.Unlock()
+		}
+	}()
+	return c
+}
+
+func (c *collect) snapshot() []gtudp.Message {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]gtudp.Message(nil), c.msgs...)
+}
+
+func TestEndpoint_Loopback10k(t *testing.T) {
+	for _, tc := range []struct{ network, addr string }{
+		{"udp4", "127.0.0.1:0"},
+		{"udp6", "[::1]:0"},
+	} {
+		t.Run(tc.network, func(t *testing.T) {
+			const n = 10000
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			a := listen(t, tc.network, tc.addr, nil)
+			b := listen(t, tc.network, tc.addr, nil)
+			got := make(chan gtudp.Message, n)
+			go func() {
+				for m := range b.Inbox() {
+					got <- m
+				}
+			}()
+			go func() {
+				for i := range n {
+					var m gtudp.Message
+					m.Addr, m.Data = b.LocalAddr(), binary.BigEndian.AppendUint32(nil, uint32(i))
+					select {
+					case a.Outbox() <- m:
+					case <-ctx.Done():
+						return
+					}
+				}
+			}()
+			receipts := make(chan error, 1)
+			go func() {
+				// Receipts must be read as they come: the endpoint drops
+				// what finds the buffer full.
+				for range n {
+					select {
+					case r := <-a.Receipts():
+						if r.Err != nil {
+							receipts <- fmt.Errorf("receipt %+v", r)
+							return
+						}
+					case <-ctx.Done():
+						receipts <- fmt.Errorf("timed out waiting for receipts: %+v", a.Stats())
+						return
+					}
+				}
+				receipts <- nil
+			}()
+			seen := make([]bool, n)
+			for range n {
+				select {
+				case m := <-got:
+					i := binary.BigEndian.Uint32(m.Data)
+					if seen[i] {
+						t.Fatalf("message %d delivered twice", i)
+					}
+					seen[i] = true
+					if m.Addr != a.LocalAddr() {
+						t.Fatalf("message from %v, want %v", m.Addr, a.LocalAddr())
+					}
+				case <-ctx.Done():
+					t.Fatalf("timed out: %+v", b.Stats())
+				}
+			}
+			if err := <-receipts; err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("sender: %d DATA re-sent for %d messages", a.Stats().DataResent, n)
+		})
+	}
+}
+func TestEndpoint_DualStackOnePeer(t *testing.T) {
+	b := listen(t, "udp", "[::]:0", nil)
+	collectInbox(b)
+	a := listen(t, "udp4", "127.0.0.1:0", nil)
+	in := collectInbox(a)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	to := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), b.LocalAddr().Port())
+	if err := a.Send(ctx, to, []byte("hi")); err != nil {
+		t.Fatalf("Send to the dual-stack socket: %v", err)
+	}
+	mapped := netip.AddrPortFrom(netip.MustParseAddr("::ffff:127.0.0.1"), a.LocalAddr().Port())
+	if err := b.Send(ctx, mapped, []byte("back")); err != nil {
+		t.Fatalf("Send to the mapped address: %v", err)
+	}
+	if st := b.Stats(); st.Peers != 1 || st.PeersStarted != 1 {
+		t.Fatalf("dual-stack endpoint has %d peers (%d started), want 1: 127.0.0.1 and ::ffff:127.0.0.1 are one peer", st.Peers, st.PeersStarted)
+	}
+	if _, ok := b.PeerStats(mapped); !ok {
+		t.Fatalf("no peer for %v", mapped)
+	}
+	if _, ok := b.PeerStats(a.LocalAddr()); !ok {
+		t.Fatalf("no peer for %v", a.LocalAddr())
+	}
+	if msgs := in.snapshot(); len(msgs) != 1 || msgs[0].Addr.Addr().Is4In6() {
+		t.Fatalf("a received %+v, want one message from an unmapped address", msgs)
+	}
+}
+
+func TestEndpoint_PassthroughBothWays(t *testing.T) {
+	ep := listen(t, "udp4", "127.0.0.1:0", &gtudp.Config{Passthrough: true})
+	raw, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	rawAddr := raw.LocalAddr().(*net.UDPAddr).AddrPort()
+
+	// In: a datagram that is not gtUDP reaches the Inbox as is.
+	if _, err := raw.WriteToUDPAddrPort([]byte("plain hello"), ep.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-ep.Inbox():
+		if !m.Raw || string(m.Data) != "plain hello" || m.Addr != rawAddr {
+			t.Fatalf("Inbox got %+v, want the raw datagram from %v", m, rawAddr)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("raw datagram not delivered")
+	}
+
+	// Out: a raw Message on the Outbox goes out unframed, with a receipt.
+	ep.Outbox() <- gtudp.Message{Addr: rawAddr, Data: []byte("plain reply"), Raw: true}
+	buf := make([]byte, 100)
+	raw.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, from, err := raw.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(buf[:n]) != "plain reply" || from != ep.LocalAddr() {
+		t.Fatalf("read %q from %v, want %q from %v", buf[:n], from, "plain reply", ep.LocalAddr())
+	}
+	if r := <-ep.Receipts(); r.Err != nil || r.Attempts != 1 {
+		t.Fatalf("raw receipt %+v, want success after 1 attempt", r)
+	}
+	if st := ep.Stats(); st.RawDelivered != 1 || st.RawSent != 1 || st.Foreign != 1 {
+		t.Fatalf("stats %+v, want 1 raw in, 1 raw out, 1 foreign", st)
+	}
+}
+
+func TestEndpoint_ForeignDroppedWithoutPassthrough(t *testing.T) {
+	ep := listen(t, "udp4", "127.0.0.1:0", nil)
+	in := collectInbox(ep)
+	a := listen(t, "udp4", "127.0.0.1:0", nil)
+	raw, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	for _, d := range [][]byte{[]byte("plain"), {0x1d, 1, 2}, {}} {
+		raw.WriteToUDPAddrPort(d, ep.LocalAddr())
+	}
+	// A reliable message sent after them arrives after them on loopback:
+	// once it is in, the three have been classified.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.Send(ctx, ep.LocalAddr(), []byte("real")); err != nil {
+		t.Fatal(err)
+	}
+	if msgs := in.snapshot(); len(msgs) != 1 || string(msgs[0].Data) != "real" {
+		t.Fatalf("Inbox got %+v, want only the gtUDP message", msgs)
+	}
+	if st := ep.Stats(); st.Foreign != 2 || st.Malformed != 1 {
+		t.Fatalf("Foreign %d, Malformed %d; want 2 and 1", st.Foreign, st.Malformed)
+	}
+}
+
+func TestEndpoint_CloseDrainsPending(t *testing.T) {
+	a, err := gtudp.Listen("udp4", "127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := listen(t, "udp4", "127.0.0.1:0", nil)
+	in := collectInbox(b)
+	const n = 50
+	for i := range n {
+		a.Outbox() <- gtudp.Message{Addr: b.LocalAddr(), Data: []byte{byte(i)}}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	ok := 0
+	for r := range a.Receipts() { // closed by Close: this ends
+		if r.Err != nil {
+			t.Errorf("receipt %+v", r)
+		}
+		ok++
+	}
+	if ok != n {
+		t.Fatalf("%d receipts, want %d", ok, n)
+	}
+	// Every RECV seen by a was sent after the delivery.
+	if got := len(in.snapshot()); got != n {
+		t.Fatalf("b got %d messages, want %d", got, n)
+	}
+	if err := a.Send(ctx, b.LocalAddr(), nil); !errors.Is(err, gtudp.ErrClosed) || !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Send after Close: %v, want ErrClosed", err)
+	}
+	if err := a.Close(ctx); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
+
+func TestEndpoint_CloseExpiredFailsTheRest(t *testing.T) {
+	a, err := gtudp.Listen("udp4", "127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Nobody listens here: nothing will ever answer.
+	sink, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	to := sink.LocalAddr().(*net.UDPAddr).AddrPort()
+	for i := range 5 {
+		a.Outbox() <- gtudp.Message{Addr: to, Data: []byte{byte(i)}}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := a.Close(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Close with an ended context: %v, want context.Canceled", err)
+	}
+	n := 0
+	for r := range a.Receipts() {
+		if !errors.Is(r.Err, gtudp.ErrClosed) {
+			t.Errorf("receipt %+v, want ErrClosed", r)
+		}
+		n++
+	}
+	if n != 5 {
+		t.Fatalf("%d receipts, want 5", n)
+	}
+}
+
+func TestListen_Errors(t *testing.T) {
+	if _, err := gtudp.Listen("tcp", "127.0.0.1:0", nil); err == nil {
+		t.Error("Listen on tcp succeeded")
+	}
+	if _, err := gtudp.Listen("udp", "127.0.0.1:0", &gtudp.Config{MinRTO: time.Second, MaxRTO: time.Millisecond}); err == nil {
+		t.Error("Listen with MinRTO above MaxRTO succeeded")
+	}
+	if _, err := gtudp.Listen("udp", "127.0.0.1:0", &gtudp.Config{MaxPeers: -1}); err == nil {
+		t.Error("Listen with negative MaxPeers succeeded")
+	}
+	bad := gtudp.Format{Data: []byte{1}, Recv: []byte{1}, Ack: []byte{2}}
+	if _, err := gtudp.Listen("udp", "127.0.0.1:0", &gtudp.Config{Format: bad}); err == nil {
+		t.Error("Listen with a repeated type identifier succeeded")
+	}
+}
+
+func TestSend_Errors(t *testing.T) {
+	a := listen(t, "udp4", "127.0.0.1:0", nil)
+	ctx := context.Background()
+	if err := a.Send(ctx, netip.AddrPort{}, nil); err == nil {
+		t.Error("Send to the zero address succeeded")
+	}
+	big := make([]byte, 65507-5+1)
+	if err := a.Send(ctx, a.LocalAddr(), big); !errors.Is(err, gtudp.ErrTooLarge) {
+		t.Errorf("Send of %d bytes: %v, want ErrTooLarge", len(big), err)
+	}
+	a.Outbox() <- gtudp.Message{Addr: a.LocalAddr(), Data: big}
+	if r := <-a.Receipts(); !errors.Is(r.Err, gtudp.ErrTooLarge) {
+		t.Errorf("Outbox receipt %+v, want ErrTooLarge", r)
+	}
+}
