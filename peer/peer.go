@@ -347,6 +347,10 @@ func (p *Peer) flush(now time.Time) {
 	clear(p.pkts)
 
 	p.outs = p.st.TakeOutcomes(p.outs[:0])
+	// Stats first: whoever gets an outcome finds it counted.
+	if len(p.outs) > 0 {
+		p.publish()
+	}
 	for p.routed = 0; p.routed < len(p.outs); {
 		o := p.outs[p.routed]
 		p.routed++
