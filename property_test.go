@@ -1,0 +1,359 @@
+package gtudp_test
+
+// The whole-system property: endpoints on the in-memory network, driven by
+// the mock clock inside a synctest bubble, exchange random workloads while
+// rapid decides the fate of every datagram. Only the public API is used.
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/benbjohnson/clock"
+	"github.com/google/uuid"
+	"github.com/gtudp/gtudp"
+	"github.com/gtudp/gtudp/actor/actortest"
+	"github.com/gtudp/gtudp/wire"
+	"pgregory.net/rapid"
+)
+
+// Limits of the endpoints under test: short, so that a case runs through
+// give-ups, dedupe expiry and peer retirement in little simulated time.
+const (
+	propLifetime    = 4 * time.Second
+	propHorizon     = 6 * time.Second // above the Lifetime, as it must be
+	propIdleTimeout = time.Second
+	propStep        = 20 * time.Millisecond // how far the test moves the clock at a time
+)
+
+func propConfig(clk clock.Clock) *gtudp.Config {
+	return &gtudp.Config{
+		Clock: clk, Lifetime: propLifetime, DedupeHorizon: propHorizon, IdleTimeout: propIdleTimeout,
+		MaxAttempts: 40, RecvAttempts: 6, Window: 8, InboxSize: 4,
+	}
+}
+
+// fateDraw is what rapid decides for one datagram, in the order the network
+// carries them. When the drawn fates run out, the network is perfect.
+type fateDraw struct {
+	Drop   bool
+	Copies int
+	Delay  time.Duration
+}
+
+func drawFate() *rapid.Generator[fateDraw] {
+	return rapid.Custom(func(t *rapid.T) fateDraw {
+		return fateDraw{
+			Drop:   rapid.Float64Range(0, 1).Draw(t, "p") < 0.3,
+			Copies: rapid.IntRange(0, 2).Draw(t, "copies") / 2, // a copy a third of the time
+			Delay:  time.Duration(rapid.IntRange(0, 60).Draw(t, "delay_ms")) * time.Millisecond,
+		}
+	})
+}
+
+// partition cuts two endpoints apart from start for dur, both ways.
+type partition struct {
+	A, B       int
+	Start, Dur time.Duration
+}
+
+// sent is one message of the workload.
+type sent struct {
+	from, to int
+	data     []byte
+	blocking bool // through Send rather than the Outbox
+}
+
+// delivery is one message an endpoint's Inbox handed out.
+type delivery struct {
+	at   int // receiving endpoint
+	from netip.AddrPort
+	data []byte
+}
+
+func TestEndToEnd_Property(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		rapid.SyncTest(rt, checkEndToEnd)
+	})
+}
+
+func checkEndToEnd(t *rapid.T) {
+	n := rapid.IntRange(2, 5).Draw(t, "endpoints")
+	maxPayload := gtudp.DefaultFormat().MaxPayload()
+	// Payloads carry their message index in 4 bytes, except empty ones:
+	// those are told apart by their (from, to) pair, one per pair.
+	var msgs []sent
+	empty := map[[2]int]bool{}
+	count := rapid.IntRange(1, 24).Draw(t, "messages")
+	for i := range count {
+		from := rapid.IntRange(0, n-1).Draw(t, "from")
+		to := (from + 1 + rapid.IntRange(0, n-2).Draw(t, "to")) % n
+		size := rapid.OneOf(rapid.Just(0), rapid.IntRange(4, 64), rapid.Just(maxPayload)).Draw(t, "size")
+		if size == 0 && empty[[2]int{from, to}] {
+			size = 4
+		}
+		m := sent{from: from, to: to, blocking: rapid.Bool().Draw(t, "blocking")}
+		if size > 0 {
+			m.data = make([]byte, size)
+			binary.BigEndian.PutUint32(m.data, uint32(i))
+			for j := 4; j < size; j++ {
+				m.data[j] = byte(i + j)
+			}
+		} else {
+			empty[[2]int{from, to}] = true
+		}
+		msgs = append(msgs, m)
+	}
+	fates := rapid.SliceOfN(drawFate(), 0, 400).Draw(t, "fates")
+	fates = append(fates, rapid.SliceOfN(drawFate(), 40, 400).Draw(t, "more_fates")...)
+	parts := rapid.SliceOfN(rapid.Custom(func(t *rapid.T) partition {
+		a := rapid.IntRange(0, n-1).Draw(t, "a")
+		return partition{
+			A: a, B: (a + 1 + rapid.IntRange(0, n-2).Draw(t, "b")) % n,
+			Start: time.Duration(rapid.IntRange(0, 3000).Draw(t, "start_ms")) * time.Millisecond,
+			Dur:   time.Duration(rapid.IntRange(1, 3000).Draw(t, "dur_ms")) * time.Millisecond,
+		}
+	}), 0, 2).Draw(t, "partitions")
+
+	mock := clock.NewMock()
+	start := mock.Now()
+	network := actortest.NewNetwork(mock)
+	eps := make([]*gtudp.Endpoint, n)
+	addrs := make([]netip.AddrPort, n)
+	index := map[netip.AddrPort]int{}
+	for i := range eps {
+		conn, err := network.Listen(fmt.Sprintf("10.0.0.%d:4323", i+1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ep, err := gtudp.New(conn, propConfig(mock))
+		if err != nil {
+			t.Fatal(err)
+		}
+		eps[i], addrs[i] = ep, ep.LocalAddr()
+		index[addrs[i]] = i
+		defer conn.Close()
+	}
+
+	// The network: fates in order, partitions by time. It records, for
+	// each message, whether any of its DATA or RECV was withheld.
+	var mu sync.Mutex
+	next := 0
+	withheld := make([]bool, len(msgs))
+	wireIDs := map[[2]netip.AddrPort]map[wire.ID]int{} // (sender, receiver) → wire id → message
+	format := gtudp.DefaultFormat()
+	whose := func(from, to netip.AddrPort, b []byte) (int, bool) {
+		p, err := format.Decode(b)
+		if err != nil {
+			return 0, false
+		}
+		switch p.Kind {
+		case wire.Data:
+			key := [2]netip.AddrPort{from, to}
+			i := -1
+			if len(p.Payload) >= 4 {
+				i = int(binary.BigEndian.Uint32(p.Payload))
+			} else {
+				for j, m := range msgs {
+					if len(m.data) == 0 && addrs[m.from] == from && addrs[m.to] == to {
+						i = j
+					}
+				}
+			}
+			if i < 0 || i >= len(msgs) {
+				return 0, false
+			}
+			if wireIDs[key] == nil {
+				wireIDs[key] = map[wire.ID]int{}
+			}
+			wireIDs[key][p.ID] = i
+			return i, true
+		case wire.Recv:
+			i, ok := wireIDs[[2]netip.AddrPort{to, from}][p.ID]
+			return i, ok
+		}
+		return 0, false
+	}
+	network.SetFate(func(from, to netip.AddrPort, b []byte) actortest.Fate {
+		now := mock.Now().Sub(start)
+		mu.Lock()
+		defer mu.Unlock()
+		var f fateDraw
+		if next < len(fates) {
+			f = fates[next]
+			next++
+		}
+		for _, p := range parts {
+			pair := (addrs[p.A] == from && addrs[p.B] == to) || (addrs[p.A] == to && addrs[p.B] == from)
+			if pair && now >= p.Start && now < p.Start+p.Dur {
+				f.Drop = true
+			}
+		}
+		if f.Drop {
+			if i, ok := whose(from, to, b); ok {
+				withheld[i] = true
+			}
+		} else {
+			whose(from, to, b)
+		}
+		return actortest.Fate{Drop: f.Drop, Copies: f.Copies, Delay: f.Delay}
+	})
+
+	// Readers of every Inbox and Receipts; senders.
+	var got sync.Mutex
+	var deliveries []delivery
+	receipts := make([][]error, len(msgs))
+	ids := map[[2]any]int{} // (endpoint, receipt ID) → message
+	var wg sync.WaitGroup
+	for i, ep := range eps {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for m := range ep.Inbox() {
+				if m.Raw {
+					t.Errorf("raw message %+v on a gtUDP-only network", m)
+				}
+				got.Lock()
+				deliveries = append(deliveries, delivery{at: i, from: m.Addr, data: m.Data})
+				got.Unlock()
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for r := range ep.Receipts() {
+				got.Lock()
+				j, ok := ids[[2]any{i, r.ID}]
+				if !ok {
+					t.Errorf("receipt for an unknown message %+v", r)
+				} else {
+					receipts[j] = append(receipts[j], r.Err)
+				}
+				got.Unlock()
+			}
+		}()
+	}
+	ctx := context.Background()
+	for j, m := range msgs {
+		if m.blocking {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				err := eps[m.from].Send(ctx, addrs[m.to], m.data)
+				got.Lock()
+				receipts[j] = append(receipts[j], err)
+				got.Unlock()
+			}()
+			continue
+		}
+		id := newID(j)
+		got.Lock()
+		ids[[2]any{m.from, id}] = j
+		got.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			eps[m.from].Outbox() <- gtudp.Message{ID: id, Addr: addrs[m.to], Data: m.data}
+		}()
+	}
+
+	// Run the clock until every message has its outcome. Messages queue
+	// behind a full Window, so the bound is generous: a minute of
+	// simulated time, far more than the windows' worth of Lifetimes.
+	outcomes := func() int {
+		got.Lock()
+		defer got.Unlock()
+		k := 0
+		for _, r := range receipts {
+			if len(r) > 0 {
+				k++
+			}
+		}
+		return k
+	}
+	const limit = time.Minute
+	for elapsed := time.Duration(0); outcomes() < len(msgs); elapsed += propStep {
+		if elapsed > limit {
+			t.Fatalf("after %v only %d of %d messages have an outcome", elapsed, outcomes(), len(msgs))
+		}
+		synctest.Wait()
+		mock.Add(propStep)
+	}
+	// Quiescence: once RECVs are given up or ACKed, the dedupe horizon and
+	// the idle timeout have passed, every peer has finished and left. The
+	// RECV re-sends take at most RecvAttempts × MaxRTO (12 s).
+	quiet := func() error {
+		for i, ep := range eps {
+			if st := ep.Stats(); st.Peers != 0 || st.InFlight != 0 || st.Open != 0 || st.Remembered != 0 {
+				return fmt.Errorf("endpoint %d not quiescent: %d peers, %d in flight, %d open, %d remembered", i, st.Peers, st.InFlight, st.Open, st.Remembered)
+			}
+		}
+		return nil
+	}
+	for elapsed := time.Duration(0); elapsed < 12*time.Second+propHorizon+2*propIdleTimeout; elapsed += propStep {
+		synctest.Wait()
+		if quiet() == nil {
+			break
+		}
+		mock.Add(propStep)
+	}
+	synctest.Wait()
+	if err := quiet(); err != nil {
+		t.Fatal(err)
+	}
+	for _, ep := range eps {
+		if err := ep.Close(ctx); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+	}
+	wg.Wait()
+
+	// Every message has exactly one outcome; a failure only where the
+	// network withheld some of its packets; a success only with exactly
+	// one delivery, intact and from the true source; nothing delivered
+	// that was not sent, or twice.
+	seen := make([]int, len(msgs))
+	for _, d := range deliveries {
+		j := -1
+		for k, m := range msgs {
+			if m.to == d.at && addrs[m.from] == d.from && string(m.data) == string(d.data) {
+				j = k
+			}
+		}
+		if j < 0 {
+			t.Fatalf("endpoint %d delivered %d bytes from %v that nobody sent it", d.at, len(d.data), d.from)
+		}
+		if seen[j]++; seen[j] > 1 {
+			t.Fatalf("message %d delivered %d times", j, seen[j])
+		}
+	}
+	for j, r := range receipts {
+		if len(r) != 1 {
+			t.Fatalf("message %d has %d outcomes: %v", j, len(r), r)
+		}
+		switch err := r[0]; {
+		case err == nil:
+			if seen[j] != 1 {
+				t.Fatalf("message %d succeeded but was delivered %d times", j, seen[j])
+			}
+		case errors.Is(err, gtudp.ErrUndelivered):
+			if !withheld[j] {
+				t.Fatalf("message %d failed (%v) though the network withheld none of its packets", j, err)
+			}
+		default:
+			t.Fatalf("message %d: unexpected error %v", j, err)
+		}
+	}
+}
+
+// newID makes a distinct message ID from an index.
+func newID(j int) (id uuid.UUID) {
+	binary.BigEndian.PutUint64(id[8:], uint64(j)+1)
+	id[6] = 0x40 // version 4, so it looks like what the endpoint makes
+	return id
+}
