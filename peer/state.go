@@ -26,7 +26,7 @@ type State struct {
 	base      time.Time // times are kept as nanoseconds since base
 	rtt       rttEstimator
 	ids       idSequence
-	validated bool // the peer answered one of our DATA or RECV
+	validated bool // the peer answered one of our DATA or RECV, or we chose to send to it
 	draining  bool // the endpoint is closing: take no new message
 
 	// Outgoing messages awaiting RECV, by wire id and by next deadline.
@@ -158,6 +158,11 @@ func (s *State) Send(now time.Time, m Outgoing) error {
 	}
 	s.out[o.id] = o
 	s.stats.Sent++
+	// The application chose this address: the amplification limit guards
+	// only addresses that merely claim to have sent to us. Without this, a
+	// peer that sent us a small message first could never be sent a large
+	// one.
+	s.validated = true
 	s.transmit(o, t)
 	s.outQ.push(o)
 	return nil

@@ -487,6 +487,23 @@ func TestState_AmplificationLimit(t *testing.T) {
 	}
 }
 
+// Sending to an address that first appeared as a source validates it: the
+// application chose it, and a large DATA must not wait for an answer that
+// cannot come before it is sent.
+func TestState_SendValidates(t *testing.T) {
+	h := newHarness(t, testConfig(), false)
+	h.recv(wire.Data, wire.ID{6}, "") // 5 bytes in
+	h.deliverAll()
+	h.packets()
+	h.send(1, strings.Repeat("x", 1000))
+	if p := h.onePacket(wire.Data); len(p.Payload) != 1000 {
+		t.Fatalf("DATA with %d bytes, want 1000", len(p.Payload))
+	}
+	if st := h.s.Stats(); !st.Validated || st.Limited != 0 {
+		t.Fatalf("validated %v, limited %d; want validated and nothing limited", st.Validated, st.Limited)
+	}
+}
+
 func TestState_DrainDropsHeldAndRefusesNewData(t *testing.T) {
 	h := newHarness(t, testConfig(), true)
 	h.recv(wire.Data, wire.ID{1}, "delivered")
