@@ -97,9 +97,10 @@
 // ErrUndelivered (an *UndeliveredError with the attempts), ErrClosed,
 // ErrTooLarge, ErrPeerLimit, or its context's error, in which case the
 // endpoint stops re-sending it; a RECV that arrived first still wins.
-// Messages from the Outbox get their outcome on Receipts; when nobody
-// reads Receipts, receipts past its buffer are dropped and counted in
-// Stats.ReceiptsDropped.
+// Messages from the Outbox get their outcome on Receipts. A reader of
+// Receipts gets every receipt; when nobody reads it, receipts past its
+// buffer and a window's worth per peer are dropped and counted in
+// Stats.ReceiptsDropped: the protocol never waits on Receipts.
 //
 // # Raw datagrams
 //

@@ -61,8 +61,10 @@ type Config struct {
 	// re-send later, nothing is lost.
 	InboxSize int
 	// ReceiptsSize is the buffer of the Receipts channel. Default 1024.
-	// When it is full, receipts are dropped and counted in
-	// Stats.ReceiptsDropped: the protocol never waits on it.
+	// A receipt that finds it full waits in its peer, which hands it over
+	// when there is room; past Window waiting receipts per peer, or when
+	// the peer ends, receipts are dropped and counted in
+	// Stats.ReceiptsDropped. The protocol never waits on Receipts.
 	ReceiptsSize int
 	// MaxPeers caps the peers (remote addresses with state) at once.
 	// Default 1024. A DATA from a new address beyond it is not answered

@@ -138,9 +138,11 @@ func (e *Endpoint) Inbox() <-chan peer.Message { return e.inbox }
 func (e *Endpoint) Outbox() chan<- peer.Message { return e.outbox }
 
 // Receipts returns the channel of outcomes of messages sent through the
-// Outbox. It is buffered (ReceiptsSize); receipts that find it full are
-// dropped and counted in Stats.ReceiptsDropped. It is closed when Close has
-// finished.
+// Outbox. It is buffered (ReceiptsSize); a receipt that finds it full
+// waits in its peer until there is room. If nobody reads it, receipts past
+// Window waiting per peer, and those still waiting when their peer ends,
+// are dropped and counted in Stats.ReceiptsDropped. It is closed when
+// Close has finished.
 func (e *Endpoint) Receipts() <-chan peer.Receipt { return e.receipts }
 
 // Done returns a channel closed when Close begins.

@@ -38,7 +38,8 @@ type Stats struct {
 	// StrayRecv counts RECV from addresses without a peer (answered ACK,
 	// as the original does); StrayAck counts ignored ACK from them.
 	StrayRecv, StrayAck uint64
-	// ReceiptsDropped counts receipts lost because Receipts was full.
+	// ReceiptsDropped counts receipts lost because nobody read Receipts
+	// (see Config.ReceiptsSize).
 	ReceiptsDropped uint64
 	// ReadErrors counts socket read errors other than the socket closing.
 	ReadErrors uint64

@@ -44,8 +44,9 @@ type Options struct {
 	Conn   Writer
 	// Inbox receives delivered messages (non-blocking: a full Inbox holds
 	// them back). Receipts receives the outcomes of messages without a
-	// Done channel (non-blocking: a full channel drops them and counts in
-	// DroppedReceipts).
+	// Done channel: one that finds it full waits in the peer, which hands
+	// it over as soon as there is room; past Window waiting receipts, or
+	// when the peer ends, they are dropped and counted in DroppedReceipts.
 	Inbox           chan<- Message
 	Receipts        chan<- Receipt
 	DroppedReceipts *atomic.Uint64
@@ -105,7 +106,8 @@ type Peer struct {
 	cancb       []cancel
 	pkts        []wire.Packet
 	outs        []Outcome
-	routed      int // outcomes of outs already handed on
+	routed      int       // outcomes of outs already handed on
+	late        []Receipt // receipts waiting for room in Receipts, oldest first
 	writeErrors uint64
 	timer       *clock.Timer
 	armed       bool
@@ -277,6 +279,11 @@ func (p *Peer) Run(ctx context.Context) {
 		if ok {
 			inbox = p.opt.Inbox
 		}
+		var receipts chan<- Receipt
+		var late Receipt
+		if len(p.late) > 0 {
+			receipts, late = p.opt.Receipts, p.late[0]
+		}
 		select {
 		case <-p.net.Ready():
 			now = p.opt.Clock.Now()
@@ -308,6 +315,11 @@ func (p *Peer) Run(ctx context.Context) {
 		case inbox <- next:
 			now = p.opt.Clock.Now()
 			st.Delivered(now)
+		case receipts <- late:
+			now = p.opt.Clock.Now()
+			p.late[0] = Receipt{}
+			p.late = p.late[1:]
+			p.handLate()
 		case <-drainCh:
 			now = p.opt.Clock.Now()
 			draining, drainCh = true, nil
@@ -350,6 +362,7 @@ func (p *Peer) flush(now time.Time) {
 	// Stats first: whoever gets an outcome finds it counted.
 	if len(p.outs) > 0 {
 		p.publish()
+		p.handLate() // the older receipts first
 	}
 	for p.routed = 0; p.routed < len(p.outs); {
 		o := p.outs[p.routed]
@@ -393,20 +406,59 @@ func (p *Peer) write(pkt wire.Packet) {
 	}
 }
 
-// route hands one outcome on and frees its window token.
+// route hands one outcome on and frees its window token: the message is
+// done, even if its receipt has to wait for room in Receipts.
 func (p *Peer) route(o Outcome) {
 	<-p.window
 	if o.Done != nil {
 		o.Done <- o.Receipt // capacity 1, one receipt per message: never blocks
 		return
 	}
-	select {
-	case p.opt.Receipts <- o.Receipt:
-	default:
-		if p.opt.DroppedReceipts != nil {
-			p.opt.DroppedReceipts.Add(1)
+	if len(p.late) == 0 {
+		select {
+		case p.opt.Receipts <- o.Receipt:
+			return
+		default:
 		}
 	}
+	// Receipts is full for a moment (a batch of RECVs finishes many
+	// messages at once) or nobody reads it: keep the receipt, within
+	// bounds, and hand it over from the loop.
+	if len(p.late) >= p.opt.Config.Window {
+		p.dropReceipts(1)
+		p.late[0] = Receipt{}
+		p.late = p.late[1:]
+	}
+	p.late = append(p.late, o.Receipt)
+}
+
+// handLate hands waiting receipts to Receipts while it has room.
+func (p *Peer) handLate() {
+	for len(p.late) > 0 {
+		select {
+		case p.opt.Receipts <- p.late[0]:
+			p.late[0] = Receipt{}
+			p.late = p.late[1:]
+			continue
+		default:
+		}
+		return
+	}
+	p.late = nil // let the backing array go
+}
+
+func (p *Peer) dropReceipts(n int) {
+	if p.opt.DroppedReceipts != nil {
+		p.opt.DroppedReceipts.Add(uint64(n))
+	}
+}
+
+// dropLate hands over what receipts fit and drops the rest: the peer is
+// ending and nobody will hand them over later.
+func (p *Peer) dropLate() {
+	p.handLate()
+	p.dropReceipts(len(p.late))
+	p.late = nil
 }
 
 func (p *Peer) publish() {
@@ -468,6 +520,7 @@ func (p *Peer) shut(err error) {
 		p.route(o)
 	}
 	clear(p.outs)
+	p.dropLate()
 	p.publish()
 }
 
@@ -503,6 +556,7 @@ func (p *Peer) Crash(r any) {
 	for _, m := range p.sends.Drain(nil, 0) {
 		fail(m.ID, 0, m.Done)
 	}
+	p.dropLate()
 	p.publish()
 }
 

@@ -346,7 +346,10 @@ func TestPeer_CancelEndsMessage(t *testing.T) {
 	})
 }
 
-func TestPeer_ReceiptsWithoutDoneGoToReceiptsOrAreCounted(t *testing.T) {
+// Receipts of messages without a Done channel go to Receipts; one that finds
+// it full waits in the peer until there is room, up to Window of them; past
+// that, and when the peer ends, they are dropped and counted.
+func TestPeer_ReceiptsWaitForRoomOrAreCounted(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
@@ -357,17 +360,33 @@ func TestPeer_ReceiptsWithoutDoneGoToReceiptsOrAreCounted(t *testing.T) {
 		p := peer.New(peer.Options{
 			Addr: addrB, Config: peerConfig(), Format: l.format, Clock: mock, Conn: writer{l, addrA},
 			Inbox: make(chan peer.Message), Receipts: receipts, DroppedReceipts: &dropped,
-			IdleTimeout: time.Second, Validated: true, Retire: func(*peer.Peer) bool { return false },
+			IdleTimeout: time.Hour, Validated: true, Retire: func(*peer.Peer) bool { return false },
 		})
 		go p.Run(ctx)
-		p.Send(ctx, peer.Outgoing{ID: uuid.New()})
-		p.Send(ctx, peer.Outgoing{ID: uuid.New()})
-		step(mock, 10*time.Second) // nobody answers: both fail
-		if r := <-receipts; !errors.Is(r.Err, peer.ErrUndelivered) {
-			t.Fatalf("receipt %+v, want ErrUndelivered", r)
+		fail := func(n int) { // n sends, nobody answers: all fail
+			for range n {
+				p.Send(ctx, peer.Outgoing{ID: uuid.New()})
+			}
+			step(mock, 10*time.Second)
 		}
+		fail(2) // Window is 2
+		for range 2 {
+			if r := <-receipts; !errors.Is(r.Err, peer.ErrUndelivered) {
+				t.Fatalf("receipt %+v, want ErrUndelivered", r)
+			}
+		}
+		if dropped.Load() != 0 {
+			t.Fatalf("dropped %d receipts while Receipts was being read", dropped.Load())
+		}
+		fail(2) // one in Receipts, one waiting
+		fail(2) // three waiting: one too many
 		if dropped.Load() != 1 {
-			t.Fatalf("dropped receipts %d, want 1 (the Receipts buffer holds one)", dropped.Load())
+			t.Fatalf("dropped receipts %d, want 1 (Receipts holds one, the peer Window=2)", dropped.Load())
+		}
+		cancel()
+		<-p.Done()
+		if dropped.Load() != 3 {
+			t.Fatalf("dropped receipts %d after the peer ended, want 3", dropped.Load())
 		}
 	})
 }

@@ -1,0 +1,162 @@
+package actor_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/gtudp/gtudp"
+	"github.com/gtudp/gtudp/actor/actortest"
+)
+
+// drain reads ep's Inbox until it is closed.
+func drain(ep *gtudp.Endpoint) {
+	go func() {
+		for range ep.Inbox() {
+		}
+	}()
+}
+
+func closeAll(b *testing.B, eps ...*gtudp.Endpoint) {
+	b.Helper()
+	for _, ep := range eps {
+		if err := ep.Close(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkExchange_InMemory is one blocking Send through the whole stack
+// (Send, peer, codec, reader, the receiving peer and Inbox, RECV and ACK)
+// on the in-memory network: the cost of the library without the kernel.
+func BenchmarkExchange_InMemory(b *testing.B) {
+	network := actortest.NewNetwork(nil)
+	ca, _ := network.Listen("10.0.0.1:1")
+	cb, _ := network.Listen("10.0.0.2:1")
+	a, _ := gtudp.New(ca, nil)
+	c, _ := gtudp.New(cb, nil)
+	drain(c)
+	ctx := context.Background()
+	data := make([]byte, 64)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := a.Send(ctx, c.LocalAddr(), data); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	closeAll(b, a, c)
+}
+
+// BenchmarkLoopback_Latency is one message in flight over real loopback
+// sockets: ns/op is the time from Send to its RECV.
+func BenchmarkLoopback_Latency(b *testing.B) {
+	a, err := gtudp.Listen("udp4", "127.0.0.1:0", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := gtudp.Listen("udp4", "127.0.0.1:0", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	drain(c)
+	ctx := context.Background()
+	data := make([]byte, 64)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := a.Send(ctx, c.LocalAddr(), data); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	closeAll(b, a, c)
+}
+
+// BenchmarkLoopback_Throughput streams 64-byte messages through the Outbox
+// over real loopback sockets, a full window in flight; it reports msg/s.
+func BenchmarkLoopback_Throughput(b *testing.B) {
+	a, err := gtudp.Listen("udp4", "127.0.0.1:0", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := gtudp.Listen("udp4", "127.0.0.1:0", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	drain(c)
+	data := make([]byte, 64)
+	to := c.LocalAddr()
+	failed := make(chan int, 1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	go func() {
+		bad := 0
+		for range b.N {
+			if r := <-a.Receipts(); r.Err != nil {
+				bad++
+			}
+		}
+		failed <- bad
+	}()
+	for range b.N {
+		a.Outbox() <- gtudp.Message{Addr: to, Data: data}
+	}
+	if bad := <-failed; bad > 0 {
+		b.Fatalf("%d messages failed", bad)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
+	b.StopTimer()
+	closeAll(b, a, c)
+}
+
+// BenchmarkPeers has many clients, each with a message in flight at a time,
+// send to one server endpoint on the in-memory network: the cost per
+// message as the number of peers grows.
+func BenchmarkPeers(b *testing.B) {
+	for _, n := range []int{1, 100, 10000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			network := actortest.NewNetwork(nil)
+			network.SetQueueLen(4 * n)
+			sc, _ := network.Listen("10.255.255.254:1")
+			srv, _ := gtudp.New(sc, &gtudp.Config{MaxPeers: n})
+			drain(srv)
+			clients := make([]*gtudp.Endpoint, n)
+			for i := range clients {
+				conn, err := network.Listen(fmt.Sprintf("10.%d.%d.%d:1", i>>16, i>>8&0xff, i&0xff))
+				if err != nil {
+					b.Fatal(err)
+				}
+				clients[i], _ = gtudp.New(conn, nil)
+			}
+			data := make([]byte, 64)
+			b.ReportAllocs()
+			b.ResetTimer()
+			// b.N messages, spread over the clients.
+			errs := make(chan error, n)
+			for i, c := range clients {
+				k := b.N / n
+				if i < b.N%n {
+					k++
+				}
+				go func() {
+					for range k {
+						if err := c.Send(context.Background(), srv.LocalAddr(), data); err != nil {
+							errs <- err
+							return
+						}
+					}
+					errs <- nil
+				}()
+			}
+			for range n {
+				if err := <-errs; err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
+			b.StopTimer()
+			closeAll(b, clients...)
+			closeAll(b, srv)
+		})
+	}
+}
