@@ -36,14 +36,14 @@ type demoOptions struct {
 
 // summary is what the demo measured.
 type summary struct {
-	Sent, Delivered, Failed, Lost   int
-	DuplicateDeliveries, Corrupt    int
-	DuplicatesSuppressed            uint64 // DATA repeats the receiver recognised
-	DataResent, RecvResent          uint64
-	Elapsed                         time.Duration
-	P50, P90, P99, Max              time.Duration
-	Relay                           actortest.RelayStats
-	FirstFailure                    error
+	Sent, Delivered, Failed, Lost int
+	DuplicateDeliveries, Corrupt  int
+	DuplicatesSuppressed          uint64 // DATA repeats the receiver recognised
+	DataResent, RecvResent        uint64
+	Elapsed                       time.Duration
+	P50, P90, P99, Max            time.Duration
+	Relay                         actortest.RelayStats
+	FirstFailure                  error
 }
 
 // OK reports whether every message was delivered exactly once, intact.
