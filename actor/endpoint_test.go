@@ -65,6 +65,15 @@ func (p *pair) close(t *testing.T) {
 	}
 }
 
+// abort closes both endpoints at once: exchanges still under way fail
+// rather than wait for a clock nobody moves.
+func (p *pair) abort() {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	p.a.Close(ctx)
+	p.b.Close(ctx)
+}
+
 // syncBuffer is a bytes.Buffer for a logger written by many goroutines.
 type syncBuffer struct {
 	mu sync.Mutex
