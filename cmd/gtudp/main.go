@@ -7,6 +7,7 @@
 //	gtudp echo   [flags] -listen ADDR          # send every message back, like echo_server.py
 //	gtudp send   [flags] ADDR [MESSAGE...]     # send arguments or stdin lines, report each outcome
 //	gtudp listen [flags] -listen ADDR          # print every message received
+//	gtudp bench  [flags]                       # gtudp against the bare 3-packet exchange
 //
 // Run "gtudp COMMAND -h" for a command's flags.
 package main
@@ -48,6 +49,7 @@ var commands = []command{
 	{"echo", "send every message received back to its sender", runEcho},
 	{"send", "send messages reliably and report each outcome", runSend},
 	{"listen", "print every message received", runListen},
+	{"bench", "measure gtudp against the bare 3-packet exchange on loopback", runBench},
 }
 
 func main() {

@@ -198,3 +198,17 @@ func TestSend_FailureExitStatus(t *testing.T) {
 		t.Fatalf("send to nobody: exit %d (%v), output %q; want 1 and FAILED", code, err, out.String())
 	}
 }
+
+func TestBench_Runs(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	if err := run(ctx, []string{"bench", "-duration", "200ms", "-loss", "0.1", "-window", "64"}, nil, &out, io.Discard); err != nil {
+		t.Fatalf("bench: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"bare exchange", "gtudp", "gtudp, relay, 0% loss", "gtudp, relay, 10% loss", "vs ceiling", "1.00x"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("bench output lacks %q:\n%s", want, out.String())
+		}
+	}
+}

@@ -1,0 +1,343 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/google/uuid"
+	"github.com/gtudp/gtudp"
+	"github.com/gtudp/gtudp/actor/actortest"
+	"github.com/gtudp/gtudp/wire"
+)
+
+// benchOptions are the knobs of "gtudp bench".
+type benchOptions struct {
+	size     int
+	window   int
+	duration time.Duration
+	loss     float64
+	common   common
+}
+
+// benchResult is one side of the comparison.
+type benchResult struct {
+	name     string
+	messages int64
+	elapsed  time.Duration
+	cpu      time.Duration // user+system time of the whole process
+	hist     *hdrhistogram.Histogram
+}
+
+func (r benchResult) rate() float64 { return float64(r.messages) / r.elapsed.Seconds() }
+
+func (r benchResult) cpuPerMessage() time.Duration {
+	if r.messages == 0 {
+		return 0
+	}
+	return r.cpu / time.Duration(r.messages)
+}
+
+func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	var o benchOptions
+	fs := newFlagSet("bench", "[flags]",
+		"Measures, in this process and side by side, the bare DATA→RECV→ACK exchange\n"+
+			"written with the same socket calls and no protocol logic (the practical\n"+
+			"ceiling), and gtudp itself, on loopback. Prints messages/s, CPU per message,\n"+
+			"latency p50/p99 and the ratio gtudp/ceiling. With -loss, gtudp also runs\n"+
+			"through the lossy relay (the bare exchange cannot recover from loss).",
+		"gtudp bench -size 64 -window 1024 -duration 3s", stderr)
+	fs.IntVar(&o.size, "size", 64, "payload bytes")
+	fs.DurationVar(&o.duration, "duration", 3*time.Second, "how long each side runs")
+	fs.Float64Var(&o.loss, "loss", 0, "also run gtudp through a relay dropping this fraction each way")
+	o.common.register(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	// -window (a common flag) is also the bench's messages in flight: 1
+	// measures single-message latency.
+	o.window = o.common.window
+	if o.window == 0 {
+		o.window = 1024
+	}
+	if o.size < 0 || o.window <= 0 || o.duration <= 0 || o.loss < 0 || o.loss >= 1 {
+		return usageError("bench: -size must not be negative, -window and -duration must be positive, -loss in [0, 1)")
+	}
+	bare, err := benchBare(ctx, o)
+	if err != nil {
+		return fmt.Errorf("bare exchange: %w", err)
+	}
+	g, err := benchGtudp(ctx, o, false, 0)
+	if err != nil {
+		return fmt.Errorf("gtudp: %w", err)
+	}
+	results := []benchResult{bare, g}
+	if o.loss > 0 {
+		// The relay costs a hop and CPU of its own: compare loss with
+		// no loss through the same relay.
+		for _, loss := range []float64{0, o.loss} {
+			gl, err := benchGtudp(ctx, o, true, loss)
+			if err != nil {
+				return fmt.Errorf("gtudp through the relay: %w", err)
+			}
+			results = append(results, gl)
+		}
+	}
+	fmt.Fprintf(stdout, "payload %d bytes, window %d, %v per run, one process, loopback\n\n", o.size, o.window, o.duration)
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "\tmessages/s\tCPU/message\tp50\tp99\tvs ceiling\t")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%.0f\t%v\t%v\t%v\t%.2fx\t\n", r.name, r.rate(), r.cpuPerMessage(),
+			time.Duration(r.hist.ValueAtQuantile(50))*time.Microsecond,
+			time.Duration(r.hist.ValueAtQuantile(99))*time.Microsecond,
+			r.rate()/bare.rate())
+	}
+	return tw.Flush()
+}
+
+// cpuTime is the process's user and system time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func newHist() *hdrhistogram.Histogram {
+	return hdrhistogram.New(1, int64(time.Minute/time.Microsecond), 3)
+}
+
+// benchBare runs the 3-packet exchange with plain sockets: the sender
+// writes DATA while fewer than window are in flight; the receiver answers
+// each DATA with RECV; the sender answers RECV with ACK and counts the
+// message. Nothing is re-sent, so it runs on a loss-free path only.
+func benchBare(ctx context.Context, o benchOptions) (benchResult, error) {
+	r := benchResult{name: "bare exchange", hist: newHist()}
+	f, err := parseFormat(o.common.magic, o.common.types)
+	if err != nil {
+		return r, err
+	}
+	snd, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return r, err
+	}
+	defer snd.Close()
+	rcv, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return r, err
+	}
+	defer rcv.Close()
+	for _, c := range []*net.UDPConn{snd, rcv} {
+		c.SetReadBuffer(4 << 20)
+		c.SetWriteBuffer(4 << 20)
+	}
+	sndAddr, rcvAddr := snd.LocalAddr().(*net.UDPAddr), rcv.LocalAddr().(*net.UDPAddr)
+
+	var wg sync.WaitGroup
+	// The receiver: RECV for every DATA, ACKs read and dropped.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		buf := make([]byte, 65536)
+		out := make([]byte, 0, f.HeaderLen())
+		for {
+			n, _, err := rcv.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if p, err := f.Decode(buf[:n]); err == nil && p.Kind == wire.Data {
+				out = f.Append(out[:0], wire.Packet{Kind: wire.Recv, ID: p.ID})
+				rcv.WriteTo(out, sndAddr)
+			}
+		}
+	}()
+	window := make(chan struct{}, o.window)
+	sentAt := make([]atomic.Int64, 1<<16) // by the low 16 bits of the id
+	var done atomic.Int64
+	stop := make(chan struct{})
+	// The sender's reader: ACK for every RECV.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		buf := make([]byte, 64)
+		out := make([]byte, 0, f.HeaderLen())
+		for {
+			n, _, err := snd.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			p, err := f.Decode(buf[:n])
+			if err != nil || p.Kind != wire.Recv {
+				continue
+			}
+			out = f.Append(out[:0], wire.Packet{Kind: wire.Ack, ID: p.ID})
+			snd.WriteTo(out, rcvAddr)
+			seq := binary.BigEndian.Uint32(p.ID[:])
+			r.hist.RecordValue(max(time.Duration(time.Now().UnixNano()-sentAt[seq&0xffff].Load()).Microseconds(), 1))
+			done.Add(1)
+			<-window
+		}
+	}()
+	payload := make([]byte, o.size)
+	pkt := make([]byte, 0, f.HeaderLen()+o.size)
+	start, cpu0 := time.Now(), cpuTime()
+	deadline := time.NewTimer(o.duration)
+	defer deadline.Stop()
+	var seq uint32
+send:
+	for {
+		select {
+		case window <- struct{}{}:
+		case <-deadline.C:
+			break send
+		case <-ctx.Done():
+			break send
+		}
+		var id wire.ID
+		binary.BigEndian.PutUint32(id[:], seq)
+		sentAt[seq&0xffff].Store(time.Now().UnixNano())
+		seq++
+		pkt = f.Append(pkt[:0], wire.Packet{Kind: wire.Data, ID: id, Payload: payload})
+		if _, err := snd.WriteTo(pkt, rcvAddr); err != nil {
+			return r, err
+		}
+	}
+	r.messages, r.elapsed, r.cpu = done.Load(), time.Since(start), cpuTime()-cpu0
+	close(stop)
+	snd.Close()
+	rcv.Close()
+	wg.Wait()
+	if ctx.Err() != nil {
+		return r, ctx.Err()
+	}
+	return r, nil
+}
+
+// benchGtudp streams messages from one endpoint to another, window in
+// flight, directly or through a relay losing the given fraction.
+func benchGtudp(ctx context.Context, o benchOptions, relayed bool, loss float64) (benchResult, error) {
+	r := benchResult{name: "gtudp", hist: newHist()}
+	if relayed {
+		r.name = fmt.Sprintf("gtudp, relay, %.0f%% loss", 100*loss)
+	}
+	cfg, err := o.common.config(io.Discard)
+	if err != nil {
+		return r, err
+	}
+	rc := *cfg
+	recv, err := gtudp.Listen("udp4", "127.0.0.1:0", &rc)
+	if err != nil {
+		return r, err
+	}
+	defer recv.Close(context.Background())
+	go func() {
+		for range recv.Inbox() {
+		}
+	}()
+	to := recv.LocalAddr()
+	if relayed {
+		relay, err := actortest.NewRelay("127.0.0.1:0", to, actortest.RelayConfig{Loss: loss}, nil, 1)
+		if err != nil {
+			return r, err
+		}
+		defer relay.Close()
+		to = relay.Addr()
+	}
+	send, err := gtudp.Listen("udp4", "127.0.0.1:0", cfg)
+	if err != nil {
+		return r, err
+	}
+	defer send.Close(context.Background())
+
+	// Each in-flight message has its own buffer until its receipt.
+	free := make(chan []byte, o.window)
+	for range o.window {
+		free <- make([]byte, o.size)
+	}
+	var done atomic.Int64
+	var failed error
+	var mu sync.Mutex // failed, bufs
+	bufs := make(map[uuid.UUID][]byte, o.window)
+	release := func(id uuid.UUID) {
+		mu.Lock()
+		b := bufs[id]
+		delete(bufs, id)
+		mu.Unlock()
+		free <- b
+	}
+	receiptsDone := make(chan struct{})
+	stop := make(chan struct{})
+	var sent atomic.Int64
+	go func() {
+		defer close(receiptsDone)
+		got := int64(0)
+		for {
+			select {
+			case rc := <-send.Receipts():
+				got++
+				if rc.Err != nil {
+					mu.Lock()
+					failed = rc.Err
+					mu.Unlock()
+				} else {
+					r.hist.RecordValue(max(rc.RTT.Microseconds(), 1))
+					done.Add(1)
+				}
+				release(rc.ID)
+			case <-stop:
+				// Wait for the receipts of what was sent, then end.
+				if got >= sent.Load() {
+					return
+				}
+				select {
+				case rc := <-send.Receipts():
+					got++
+					if rc.Err == nil {
+						done.Add(1)
+					}
+				case <-time.After(10 * time.Second):
+					return
+				}
+			}
+		}
+	}()
+	start, cpu0 := time.Now(), cpuTime()
+	deadline := time.NewTimer(o.duration)
+	defer deadline.Stop()
+send:
+	for {
+		var b []byte
+		select {
+		case b = <-free:
+		case <-deadline.C:
+			break send
+		case <-ctx.Done():
+			break send
+		}
+		id := uuid.New()
+		mu.Lock()
+		bufs[id] = b
+		mu.Unlock()
+		send.Outbox() <- gtudp.Message{ID: id, Addr: to, Data: b}
+		sent.Add(1)
+	}
+	r.messages, r.elapsed, r.cpu = done.Load(), time.Since(start), cpuTime()-cpu0
+	close(stop)
+	<-receiptsDone
+	mu.Lock()
+	defer mu.Unlock()
+	if failed != nil && !errors.Is(failed, gtudp.ErrClosed) {
+		return r, fmt.Errorf("a message failed: %w", failed)
+	}
+	return r, ctx.Err()
+}
