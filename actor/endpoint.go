@@ -165,7 +165,7 @@ func (e *Endpoint) Send(ctx context.Context, addr netip.AddrPort, data []byte) e
 	if !e.gate.enter() {
 		return peer.ErrClosed
 	}
-	id := uuid.New()
+	id := newID()
 	done := make(chan peer.Receipt, 1)
 	p, err := e.submit(ctx, addr, peer.Outgoing{ID: id, Data: data, Done: done})
 	e.gate.leave()
@@ -264,7 +264,7 @@ func (e *Endpoint) outboxLoop() {
 			select {
 			case m := <-e.outbox:
 				if m.ID == (uuid.UUID{}) {
-					m.ID = uuid.New()
+					m.ID = newID()
 				}
 				e.receipt(peer.Receipt{ID: m.ID, Addr: unmap(m.Addr), Err: peer.ErrClosed})
 			case <-e.stop:
@@ -284,7 +284,7 @@ func (e *Endpoint) outboxLoop() {
 // post sends one message from the Outbox; its outcome goes to Receipts.
 func (e *Endpoint) post(m peer.Message) {
 	if m.ID == (uuid.UUID{}) {
-		m.ID = uuid.New()
+		m.ID = newID()
 	}
 	if m.Raw {
 		// Raw datagrams have no exchange: nil says only that the socket
@@ -588,4 +588,17 @@ func (g *gate) shut() (idle <-chan struct{}, first bool) {
 		close(g.idle)
 	}
 	return g.idle, true
+}
+
+// newID returns a random (version 4) UUID for a message sent without one.
+// uuid.New would do, but it allocates on every call (its buffer escapes),
+// and this is on the path of every message.
+func newID() uuid.UUID {
+	var id uuid.UUID
+	if _, err := rand.Read(id[:]); err != nil {
+		panic(err) // crypto/rand.Read does not fail on supported platforms
+	}
+	id[6] = id[6]&0x0f | 0x40 // version 4
+	id[8] = id[8]&0x3f | 0x80 // RFC 4122 variant
+	return id
 }

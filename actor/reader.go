@@ -37,8 +37,22 @@ func (e *Endpoint) readLoop() {
 	ack := make([]byte, 0, e.cfg.format.HeaderLen())
 	backoff := time.Duration(0)
 	var lastLog time.Time
+	// A *net.UDPConn reads the source as a netip.AddrPort without
+	// allocating; other conns give a net.Addr.
+	fast, _ := e.conn.(interface {
+		ReadFromUDPAddrPort([]byte) (int, netip.AddrPort, error)
+	})
 	for {
-		n, from, err := e.conn.ReadFrom(buf)
+		var n int
+		var src netip.AddrPort
+		var from net.Addr
+		var err error
+		if fast != nil {
+			n, src, err = fast.ReadFromUDPAddrPort(buf)
+			src = unmap(src)
+		} else {
+			n, from, err = e.conn.ReadFrom(buf)
+		}
 		if err != nil {
 			select {
 			case <-e.stop:
@@ -69,12 +83,13 @@ func (e *Endpoint) readLoop() {
 			continue
 		}
 		backoff = 0
-		src, err := addrPort(from)
-		if err != nil {
-			e.ctr.foreign.Add(1)
-			continue
+		if fast == nil {
+			if src, err = addrPort(from); err != nil {
+				e.ctr.foreign.Add(1)
+				continue
+			}
 		}
-		ack = e.dispatch(src, from, buf[:n], ack)
+		ack = e.dispatch(src, buf[:n], ack)
 	}
 }
 
@@ -91,9 +106,9 @@ func (e *Endpoint) fail(err error) {
 	e.abort()
 }
 
-// dispatch handles one datagram from src (from is the same address as the
-// socket gave it). It returns the ACK buffer for reuse.
-func (e *Endpoint) dispatch(src netip.AddrPort, from net.Addr, b, ack []byte) []byte {
+// dispatch handles one datagram from src. It returns the ACK buffer for
+// reuse.
+func (e *Endpoint) dispatch(src netip.AddrPort, b, ack []byte) []byte {
 	pkt, err := e.cfg.format.Decode(b)
 	if err == nil && len(b) > wire.MaxDatagram {
 		// Larger than any UDP datagram on IPv4: not ours.
@@ -131,7 +146,7 @@ func (e *Endpoint) dispatch(src netip.AddrPort, from net.Addr, b, ack []byte) []
 				// this cannot amplify.
 				e.ctr.strayRecv.Add(1)
 				ack = e.cfg.format.Append(ack[:0], wire.Packet{Kind: wire.Ack, ID: pkt.ID})
-				if _, err := e.conn.WriteTo(ack, from); err != nil {
+				if _, err := e.conn.WriteTo(ack, net.UDPAddrFromAddrPort(src)); err != nil {
 					e.ctr.strayWriteErrors.Add(1)
 				}
 				return ack
