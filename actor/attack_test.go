@@ -52,6 +52,7 @@ func TestAttack_OnePeerCannotExhaustState(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := newPair(t, nil)
 		evil, _ := p.network.Listen("10.6.6.6:666")
+		before := memInUse()
 		// Fresh ids at full speed, never an ACK.
 		const flood = 20000
 		for i := range flood {
@@ -71,12 +72,15 @@ func TestAttack_OnePeerCannotExhaustState(t *testing.T) {
 		if st.Withheld == 0 {
 			t.Fatalf("nothing withheld from %d DATA: %+v", flood, st)
 		}
+		peak := memInUse()
 		// Another peer is served as usual.
 		if err := sendWithClock(t, p.mock, p.a, p.b.LocalAddr(), "hello"); err != nil {
 			t.Fatalf("a during the flood: %v", err)
 		}
 		evil.Close()
 		p.abort()
+		t.Logf("%d fresh DATA from one address: %d open, %d withheld; memory in use before %d KiB, peak %d KiB, after close %d KiB",
+			flood, st.Open, st.Withheld, before>>10, peak>>10, memInUse()>>10)
 	})
 }
 
@@ -173,8 +177,14 @@ func TestAttack_RandomDatagrams(t *testing.T) {
 		p := newPair(t, nil)
 		noise, _ := p.network.Listen("10.7.7.7:777")
 		rng := rand.New(rand.NewPCG(1, 2))
-		const n = 5000
-		for range n {
+		before := memInUse()
+		// An oversized datagram (no UDP datagram over IPv4 is this
+		// large) is foreign whatever it starts with.
+		huge := make([]byte, wire.MaxDatagram+1)
+		huge[0] = 0x1d
+		noise.WriteTo(huge, p.connB.LocalAddr())
+		const n = 5000 + 1
+		for range n - 1 {
 			b := make([]byte, rng.IntN(40))
 			for i := range b {
 				b[i] = byte(rng.UintN(256))
@@ -193,12 +203,15 @@ func TestAttack_RandomDatagrams(t *testing.T) {
 		if got := st.Foreign + st.Malformed + ns.PacketsIn + st.MailboxFull + st.StrayAck + st.StrayRecv; got != n {
 			t.Fatalf("accounted for %d of %d datagrams: %+v", got, n, st)
 		}
+		peak := memInUse()
 		// a's traffic is untouched.
 		if err := sendWithClock(t, p.mock, p.a, p.b.LocalAddr(), "fine"); err != nil {
 			t.Fatal(err)
 		}
 		noise.Close()
 		p.abort()
+		t.Logf("%d random datagrams: %d foreign, %d malformed, %d handled by the peer; memory in use before %d KiB, peak %d KiB, after close %d KiB",
+			n, st.Foreign, st.Malformed, ns.PacketsIn, before>>10, peak>>10, memInUse()>>10)
 	})
 }
 
