@@ -7,10 +7,12 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gtudp/gtudp/wire"
 	"go.uber.org/goleak"
 )
 
@@ -210,5 +212,94 @@ func TestBench_Runs(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("bench output lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// An echo whose client vanished does not hold the interrupt for a whole
+// Lifetime: it drains for -drain and exits cleanly.
+func TestEcho_ClientGoneDrainBounded(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	echoCtx, stopEcho := context.WithCancel(ctx)
+	pr, pw := io.Pipe()
+	echoDone := make(chan error, 1)
+	go func() {
+		echoDone <- run(echoCtx, []string{"echo", "-listen", "127.0.0.1:0", "-drain", "300ms"}, nil, pw, io.Discard)
+		pw.Close()
+	}()
+	lines := bufio.NewScanner(pr)
+	lines.Scan()
+	addr, _ := strings.CutPrefix(lines.Text(), "echoing on ")
+	go func() { // keep the pipe flowing
+		for lines.Scan() {
+		}
+	}()
+	// A plain socket sends one DATA and never answers the echo.
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	to, _ := net.ResolveUDPAddr("udp4", addr)
+	f := wire.DefaultFormat()
+	c.WriteTo(f.Append(nil, wire.Packet{Kind: wire.Data, ID: wire.ID{7}, Payload: []byte("bye")}), to)
+	buf := make([]byte, 64)
+	for { // the RECV, then the echoed DATA
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, _, err := c.ReadFrom(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p, _ := f.Decode(buf[:n]); p.Kind == wire.Data {
+			break
+		}
+	}
+	c.Close()
+	stopEcho()
+	if err := <-echoDone; err != nil {
+		t.Fatalf("echo: %v", err)
+	}
+}
+
+func TestListen_PrintsMessagesAndRaw(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	lctx, stop := context.WithCancel(ctx)
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(lctx, []string{"listen", "-listen", "127.0.0.1:0", "-raw"}, nil, pw, io.Discard)
+		pw.Close()
+	}()
+	lines := bufio.NewScanner(pr)
+	lines.Scan()
+	addr, ok := strings.CutPrefix(lines.Text(), "listening on ")
+	if !ok {
+		t.Fatalf("first line %q", lines.Text())
+	}
+	if err := run(ctx, []string{"send", addr, "reliable"}, nil, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("udp4", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("plain"))
+	want := []string{": reliable", " [raw]: plain"}
+	for _, w := range want {
+		if !lines.Scan() {
+			t.Fatalf("listen ended before %q", w)
+		}
+		if !strings.HasSuffix(lines.Text(), w) {
+			t.Fatalf("listen printed %q, want a line ending %q", lines.Text(), w)
+		}
+	}
+	go func() {
+		for lines.Scan() {
+		}
+	}()
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -3,28 +3,51 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/gtudp/gtudp"
 )
 
-// closeAndReport drains ep (up to a bound, so a dead peer cannot hold the
-// tool forever) and prints its counters.
-func closeAndReport(ep *gtudp.Endpoint, w io.Writer) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+// closeAndReport drains ep for up to drain (so a dead peer cannot hold the
+// tool for a whole Lifetime) and prints its counters.
+func closeAndReport(ep *gtudp.Endpoint, w io.Writer, drain time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
 	err := ep.Close(ctx)
 	st := ep.Stats()
 	fmt.Fprintf(w, "stats: sent %d, confirmed %d, failed %d, delivered %d, duplicates suppressed %d, DATA re-sent %d, RECV re-sent %d, foreign %d, peers %d\n",
 		st.Sent, st.Confirmed, st.Failed, st.Delivered, st.Duplicates, st.DataResent, st.RecvResent, st.Foreign, st.PeersStarted)
+	if errors.Is(err, context.DeadlineExceeded) {
+		// Peers that went away leave exchanges that would run to their
+		// Lifetime; the tool does not wait that long. Each of them got
+		// its failure receipt.
+		fmt.Fprintln(w, "closed without waiting for exchanges with peers that stopped answering")
+		return nil
+	}
 	return err
 }
 
+// lockedWriter serialises writes from the goroutines of a command: the
+// io.Writer a command is given need not be safe for concurrent use.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
 func runEcho(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	stdout, stderr = &lockedWriter{w: stdout}, &lockedWriter{w: stderr}
 	var c common
 	fs := newFlagSet("echo", "[flags]",
 		"Sends every message received back to its sender, reliably (raw datagrams go\n"+
@@ -32,6 +55,7 @@ func runEcho(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 			"interrupted, then drains pending exchanges and prints its counters.",
 		"gtudp echo -listen 127.0.0.1:4323", stderr)
 	listen := fs.String("listen", "127.0.0.1:4323", "address to listen on")
+	drain := fs.Duration("drain", 10*time.Second, "on interrupt, how long to let pending exchanges finish")
 	c.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -71,7 +95,7 @@ func runEcho(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 	}()
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "closing: draining pending exchanges")
-	err = closeAndReport(ep, stdout)
+	err = closeAndReport(ep, stdout, *drain)
 	<-done
 	return err
 }
@@ -117,7 +141,7 @@ func runSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err != nil {
 		return err
 	}
-	defer closeAndReport(ep, io.Discard)
+	defer closeAndReport(ep, io.Discard, 10*time.Second)
 
 	replies := make(chan gtudp.Message, 1024)
 	go func() {
@@ -182,6 +206,7 @@ func plural(n int) string {
 }
 
 func runListen(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	stdout = &lockedWriter{w: stdout}
 	var c common
 	fs := newFlagSet("listen", "[flags]",
 		"Prints every message received, with its source address, until interrupted.\n"+
@@ -189,6 +214,7 @@ func runListen(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		"gtudp listen -listen 127.0.0.1:4323 -raw", stderr)
 	listen := fs.String("listen", "127.0.0.1:4323", "address to listen on")
 	raw := fs.Bool("raw", false, "show foreign datagrams too (turns on -passthrough)")
+	drain := fs.Duration("drain", 10*time.Second, "on interrupt, how long to let pending exchanges finish")
 	c.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -215,7 +241,7 @@ func runListen(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		}
 	}()
 	<-ctx.Done()
-	err = closeAndReport(ep, stdout)
+	err = closeAndReport(ep, stdout, *drain)
 	<-done
 	return err
 }
