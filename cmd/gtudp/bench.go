@@ -1,12 +1,17 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -26,6 +31,7 @@ type benchOptions struct {
 	window   int
 	duration time.Duration
 	loss     float64
+	procs    int // 2: the receiving side runs in a child process
 	common   common
 }
 
@@ -59,6 +65,7 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	fs.IntVar(&o.size, "size", 64, "payload bytes")
 	fs.DurationVar(&o.duration, "duration", 3*time.Second, "how long each side runs")
 	fs.Float64Var(&o.loss, "loss", 0, "also run gtudp through a relay dropping this fraction each way")
+	fs.IntVar(&o.procs, "procs", 1, "1: both sides in this process; 2: the receiving side in a child process")
 	o.common.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -69,8 +76,8 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	if o.window == 0 {
 		o.window = 1024
 	}
-	if o.size < 0 || o.window <= 0 || o.duration <= 0 || o.loss < 0 || o.loss >= 1 {
-		return usageError("bench: -size must not be negative, -window and -duration must be positive, -loss in [0, 1)")
+	if o.size < 0 || o.window <= 0 || o.duration <= 0 || o.loss < 0 || o.loss >= 1 || (o.procs != 1 && o.procs != 2) {
+		return usageError("bench: -size must not be negative, -window and -duration must be positive, -loss in [0, 1), -procs 1 or 2")
 	}
 	bare, err := benchBare(ctx, o)
 	if err != nil {
@@ -92,7 +99,11 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 			results = append(results, gl)
 		}
 	}
-	fmt.Fprintf(stdout, "payload %d bytes, window %d, %v per run, one process, loopback\n\n", o.size, o.window, o.duration)
+	procs := "one process"
+	if o.procs == 2 {
+		procs = "receiver in a second process"
+	}
+	fmt.Fprintf(stdout, "payload %d bytes, window %d, %v per run, %s, loopback\n\n", o.size, o.window, o.duration, procs)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "\tmessages/s\tCPU/message\tp50\tp99\tvs ceiling\t")
 	for _, r := range results {
@@ -132,35 +143,16 @@ func benchBare(ctx context.Context, o benchOptions) (benchResult, error) {
 		return r, err
 	}
 	defer snd.Close()
-	rcv, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	snd.SetReadBuffer(4 << 20)
+	snd.SetWriteBuffer(4 << 20)
+	far, err := startReceiver(ctx, o, "bare")
 	if err != nil {
 		return r, err
 	}
-	defer rcv.Close()
-	for _, c := range []*net.UDPConn{snd, rcv} {
-		c.SetReadBuffer(4 << 20)
-		c.SetWriteBuffer(4 << 20)
-	}
-	sndAddr, rcvAddr := snd.LocalAddr().(*net.UDPAddr), rcv.LocalAddr().(*net.UDPAddr)
+	defer far.stop()
+	rcvAddr := net.UDPAddrFromAddrPort(far.addr)
 
 	var wg sync.WaitGroup
-	// The receiver: RECV for every DATA, ACKs read and dropped.
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		buf := make([]byte, 65536)
-		out := make([]byte, 0, f.HeaderLen())
-		for {
-			n, _, err := rcv.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			if p, err := f.Decode(buf[:n]); err == nil && p.Kind == wire.Data {
-				out = f.Append(out[:0], wire.Packet{Kind: wire.Recv, ID: p.ID})
-				rcv.WriteTo(out, sndAddr)
-			}
-		}
-	}()
 	window := make(chan struct{}, o.window)
 	sentAt := make([]atomic.Int64, 1<<16) // by the low 16 bits of the id
 	var done atomic.Int64
@@ -215,7 +207,6 @@ send:
 	r.messages, r.elapsed, r.cpu = done.Load(), time.Since(start), cpuTime()-cpu0
 	close(stop)
 	snd.Close()
-	rcv.Close()
 	wg.Wait()
 	if ctx.Err() != nil {
 		return r, ctx.Err()
@@ -234,17 +225,12 @@ func benchGtudp(ctx context.Context, o benchOptions, relayed bool, loss float64)
 	if err != nil {
 		return r, err
 	}
-	rc := *cfg
-	recv, err := gtudp.Listen("udp4", "127.0.0.1:0", &rc)
+	far, err := startReceiver(ctx, o, "gtudp")
 	if err != nil {
 		return r, err
 	}
-	defer recv.Close(context.Background())
-	go func() {
-		for range recv.Inbox() {
-		}
-	}()
-	to := recv.LocalAddr()
+	defer far.stop()
+	to := far.addr
 	if relayed {
 		relay, err := actortest.NewRelay("127.0.0.1:0", to, actortest.RelayConfig{Loss: loss}, nil, 1)
 		if err != nil {
@@ -340,4 +326,134 @@ send:
 		return r, fmt.Errorf("a message failed: %w", failed)
 	}
 	return r, ctx.Err()
+}
+
+// receiver is the far side of a bench run, in this process or a child.
+type receiver struct {
+	addr netip.AddrPort
+	stop func()
+}
+
+// startReceiver starts the receiving side: "bare" answers every DATA with
+// RECV and drops ACKs; "gtudp" is an endpoint that drains its Inbox.
+func startReceiver(ctx context.Context, o benchOptions, mode string) (receiver, error) {
+	if o.procs == 2 {
+		return startChildReceiver(ctx, o, mode)
+	}
+	return serveReceiver(mode, o.common)
+}
+
+func serveReceiver(mode string, c common) (receiver, error) {
+	switch mode {
+	case "bare":
+		f, err := parseFormat(c.magic, c.types)
+		if err != nil {
+			return receiver{}, err
+		}
+		rcv, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			return receiver{}, err
+		}
+		rcv.SetReadBuffer(4 << 20)
+		rcv.SetWriteBuffer(4 << 20)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			buf := make([]byte, 65536)
+			out := make([]byte, 0, f.HeaderLen())
+			for {
+				n, from, err := rcv.ReadFromUDPAddrPort(buf)
+				if err != nil {
+					return
+				}
+				if p, err := f.Decode(buf[:n]); err == nil && p.Kind == wire.Data {
+					out = f.Append(out[:0], wire.Packet{Kind: wire.Recv, ID: p.ID})
+					rcv.WriteToUDPAddrPort(out, from)
+				}
+			}
+		}()
+		return receiver{addr: rcv.LocalAddr().(*net.UDPAddr).AddrPort(), stop: func() { rcv.Close(); <-done }}, nil
+	case "gtudp":
+		cfg, err := c.config(io.Discard)
+		if err != nil {
+			return receiver{}, err
+		}
+		ep, err := gtudp.Listen("udp4", "127.0.0.1:0", cfg)
+		if err != nil {
+			return receiver{}, err
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for range ep.Inbox() {
+			}
+		}()
+		return receiver{addr: ep.LocalAddr(), stop: func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			ep.Close(ctx)
+			<-done
+		}}, nil
+	}
+	return receiver{}, fmt.Errorf("unknown receiver mode %q", mode)
+}
+
+// startChildReceiver runs "gtudp bench-receiver" in a child process: it
+// prints its address, then serves until its stdin closes.
+func startChildReceiver(ctx context.Context, o benchOptions, mode string) (receiver, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return receiver{}, err
+	}
+	cmd := exec.CommandContext(ctx, exe, "bench-receiver", "-mode", mode, "-magic", o.common.magic, "-types", o.common.types)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return receiver{}, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return receiver{}, err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return receiver{}, err
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return receiver{}, fmt.Errorf("child receiver: %w", err)
+	}
+	addr, err := netip.ParseAddrPort(strings.TrimSpace(line))
+	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return receiver{}, fmt.Errorf("child receiver said %q: %w", line, err)
+	}
+	return receiver{addr: addr, stop: func() { stdin.Close(); cmd.Wait() }}, nil
+}
+
+// runBenchReceiver is the child side of "gtudp bench -procs 2" (not listed
+// in the usage): it serves until stdin is closed.
+func runBenchReceiver(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	var c common
+	fs := newFlagSet("bench-receiver", "-mode bare|gtudp", "The receiving side of gtudp bench -procs 2.", "gtudp bench -procs 2", stderr)
+	mode := fs.String("mode", "gtudp", "bare or gtudp")
+	c.register(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	r, err := serveReceiver(*mode, c)
+	if err != nil {
+		return err
+	}
+	defer r.stop()
+	fmt.Fprintln(stdout, r.addr)
+	gone := make(chan struct{})
+	go func() { io.Copy(io.Discard, stdin); close(gone) }()
+	select {
+	case <-gone:
+	case <-ctx.Done():
+	}
+	return nil
 }

@@ -82,6 +82,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		return nil
 	}
+	if args[0] == "bench-receiver" { // the child of "gtudp bench -procs 2"
+		return runBenchReceiver(ctx, args[1:], stdin, stdout, stderr)
+	}
 	for _, c := range commands {
 		if c.name == args[0] {
 			return c.run(ctx, args[1:], stdin, stdout, stderr)

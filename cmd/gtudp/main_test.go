@@ -8,6 +8,7 @@ import (
 	"flag"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +17,13 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	// "gtudp bench -procs 2" runs this binary as its child receiver.
+	if len(os.Args) > 1 && os.Args[1] == "bench-receiver" {
+		os.Exit(exitCode(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr), os.Stderr))
+	}
+	goleak.VerifyTestMain(m)
+}
 
 func TestParseFormat(t *testing.T) {
 	for _, tc := range []struct {
@@ -207,6 +214,13 @@ func TestBench_Runs(t *testing.T) {
 	var out bytes.Buffer
 	if err := run(ctx, []string{"bench", "-duration", "200ms", "-loss", "0.1", "-window", "64"}, nil, &out, io.Discard); err != nil {
 		t.Fatalf("bench: %v\n%s", err, out.String())
+	}
+	var two bytes.Buffer
+	if err := run(ctx, []string{"bench", "-duration", "200ms", "-window", "64", "-procs", "2"}, nil, &two, io.Discard); err != nil {
+		t.Fatalf("bench -procs 2: %v\n%s", err, two.String())
+	}
+	if !strings.Contains(two.String(), "receiver in a second process") || !strings.Contains(two.String(), "gtudp") {
+		t.Errorf("bench -procs 2 output:\n%s", two.String())
 	}
 	for _, want := range []string{"bare exchange", "gtudp", "gtudp, relay, 0% loss", "gtudp, relay, 10% loss", "vs ceiling", "1.00x"} {
 		if !strings.Contains(out.String(), want) {
