@@ -46,7 +46,9 @@
 //     left.
 //  8. No amplification: to an address that has not yet answered one of our
 //     own packets, the endpoint sends at most three times the bytes it
-//     received from it.
+//     received from it, the application's replies included. A reply beyond
+//     that waits until the address answers (a real peer does so at once,
+//     by acknowledging our RECV) or fails at its Lifetime.
 //
 // Not guaranteed: order (messages are delivered as they arrive, as in the
 // original), and delivery to a peer that is gone (you get a failure

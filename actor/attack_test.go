@@ -270,3 +270,43 @@ func TestFault_WriteAndReadErrorsAreRetried(t *testing.T) {
 		}
 	})
 }
+
+// An application that answers every message (an echo server) cannot be
+// turned into a reflector either: its reply to a spoofed source waits for
+// that source to prove itself, and fails at its Lifetime.
+func TestAttack_EchoIsNoReflector(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mock := clock.NewMock()
+		network := actortest.NewNetwork(mock)
+		sc, _ := network.Listen("10.0.0.1:4323")
+		echo, _ := gtudp.New(sc, &gtudp.Config{Clock: mock, Lifetime: 5 * time.Second})
+		go func() {
+			for m := range echo.Inbox() {
+				echo.Outbox() <- gtudp.Message{Addr: m.Addr, Data: append(m.Data, m.Data...)} // replies twice as large
+			}
+		}()
+		victim, _ := network.Listen("10.9.9.9:99")
+		for i := range 10 {
+			victim.WriteTo(dataPacket(wire.ID{byte(i), 1}, "ping ping ping"), sc.LocalAddr())
+		}
+		for range 100 {
+			synctest.Wait()
+			mock.Add(100 * time.Millisecond)
+		}
+		synctest.Wait()
+		st, _ := echo.PeerStats(victim.AddrPort())
+		t.Logf("echo to a spoofed source: %d bytes out for %d in, %d held back", st.BytesOut, st.BytesIn, st.Limited)
+		if st.BytesOut > 3*st.BytesIn || st.Limited == 0 {
+			t.Fatalf("echo sent %d bytes to an unproven address that sent %d", st.BytesOut, st.BytesIn)
+		}
+		for range 10 {
+			if r := <-echo.Receipts(); !errors.Is(r.Err, gtudp.ErrUndelivered) {
+				t.Fatalf("reply receipt %+v, want ErrUndelivered", r)
+			}
+		}
+		victim.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		echo.Close(ctx)
+	})
+}

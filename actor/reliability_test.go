@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -205,7 +206,7 @@ func TestReliability_Soak(t *testing.T) {
 			}
 		}()
 		synctest.Wait()
-		startG, startHeap := runtime.NumGoroutine(), memInUse()
+		startG, startHeap := endpointGoroutines(), memInUse()
 		const waves, clients, each = 10, 10, 1000
 		for w := range waves {
 			eps := make([]*gtudp.Endpoint, clients)
@@ -274,8 +275,8 @@ func TestReliability_Soak(t *testing.T) {
 		if delivered != waves*clients*each {
 			t.Fatalf("delivered %d, want %d", delivered, waves*clients*each)
 		}
-		endG, endHeap := runtime.NumGoroutine(), memInUse()
-		t.Logf("goroutines %d → %d, heap and stacks %d KiB → %d KiB", startG, endG, startHeap>>10, endHeap>>10)
+		endG, endHeap := endpointGoroutines(), memInUse()
+		t.Logf("endpoint goroutines %d → %d, heap and stacks %d KiB → %d KiB", startG, endG, startHeap>>10, endHeap>>10)
 		if st := srv.Stats(); st.Peers != 0 || endG != startG {
 			t.Fatalf("after the soak: %d peers, %d goroutines (started with %d)", st.Peers, endG, startG)
 		}
@@ -284,4 +285,26 @@ func TestReliability_Soak(t *testing.T) {
 		}
 		srv.Close(context.Background())
 	})
+}
+
+// endpointGoroutines counts the goroutines of endpoints and their peers in
+// the process (runtime.NumGoroutine would count the runtime's and other
+// tests' stragglers too).
+func endpointGoroutines() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "gtudp/actor.(*Endpoint)") || strings.Contains(g, "gtudp/peer.(*Peer).Run") {
+			count++
+		}
+	}
+	return count
 }

@@ -26,7 +26,7 @@ type State struct {
 	base      time.Time // times are kept as nanoseconds since base
 	rtt       rttEstimator
 	ids       idSequence
-	validated bool // the peer answered one of our DATA or RECV, or we chose to send to it
+	validated bool // the peer answered one of our DATA or RECV
 	draining  bool // the endpoint is closing: take no new message
 
 	// Outgoing messages awaiting RECV, by wire id and by next deadline.
@@ -59,7 +59,8 @@ type State struct {
 type outbound struct {
 	msg      Outgoing
 	id       wire.ID
-	attempts int
+	attempts int   // transmissions made
+	blocked  bool  // the last transmission was held back by the amplification limit
 	first    int64 // first transmission
 	due      int64 // next transmission, or the time to give up
 	expire   int64 // end of the lifetime
@@ -158,22 +159,50 @@ func (s *State) Send(now time.Time, m Outgoing) error {
 	}
 	s.out[o.id] = o
 	s.stats.Sent++
-	// The application chose this address: the amplification limit guards
-	// only addresses that merely claim to have sent to us. Without this, a
-	// peer that sent us a small message first could never be sent a large
-	// one.
-	s.validated = true
 	s.transmit(o, t)
 	s.outQ.push(o)
 	return nil
 }
 
-// transmit sends o's DATA (unless the amplification limit forbids it) and
-// schedules its next transmission or its end.
+// transmit sends o's DATA and schedules its next transmission or its end.
+// A DATA the amplification limit holds back is not an attempt: it goes out
+// as soon as the peer proves its address (see validate), or is tried again
+// after an RTO, until the Lifetime ends.
 func (s *State) transmit(o *outbound, t int64) {
-	s.emit(wire.Data, o.id, o.msg.Data)
+	if !s.emit(wire.Data, o.id, o.msg.Data) {
+		o.blocked = true
+		o.due = min(t+int64(s.rtt.backoff(max(o.attempts, 1))), o.expire)
+		return
+	}
+	if o.attempts == 0 {
+		o.first = t
+	} else {
+		s.stats.DataResent++
+	}
+	o.blocked = false
 	o.attempts++
 	o.due = min(t+int64(s.rtt.backoff(o.attempts)), o.expire)
+}
+
+// validate records that the peer has answered one of our packets, so it is
+// a real address: DATA held back by the amplification limit goes out now.
+func (s *State) validate(t int64) {
+	if s.validated {
+		return
+	}
+	s.validated = true
+	// Collected first: fix reorders the heap under the loop. Validation
+	// happens once per peer, so the slice costs nothing that matters.
+	var blocked []*outbound
+	for _, o := range s.outQ {
+		if o.blocked {
+			blocked = append(blocked, o)
+		}
+	}
+	for _, o := range blocked {
+		s.transmit(o, t)
+		s.outQ.fix(o.index)
+	}
 }
 
 // Cancel ends the message with the given ID, if it is still in flight, with
@@ -267,7 +296,7 @@ func (s *State) onRecv(t int64, id wire.ID) {
 		s.reply(wire.Ack, id)
 		return
 	}
-	s.validated = true
+	s.validate(t)
 	if o.attempts == 1 {
 		s.rtt.sample(time.Duration(t - o.first)) // Karn: only sent once
 	}
@@ -283,7 +312,7 @@ func (s *State) onAck(t int64, id wire.ID) {
 		s.stats.UnknownAck++
 		return
 	}
-	s.validated = true
+	s.validate(t)
 	if e.attempts == 1 && !e.resent {
 		s.rtt.sample(time.Duration(t - e.first))
 	}
@@ -322,6 +351,8 @@ func (s *State) Tick(now time.Time) {
 		o := s.outQ.min()
 		var reason string
 		switch {
+		case t >= o.expire && o.blocked:
+			reason = fmt.Sprintf("lifetime %v exceeded while the address had not answered (amplification limit)", s.cfg.Lifetime)
 		case t >= o.expire:
 			reason = fmt.Sprintf("lifetime %v exceeded", s.cfg.Lifetime)
 		case o.attempts >= s.cfg.MaxAttempts:
@@ -333,7 +364,6 @@ func (s *State) Tick(now time.Time) {
 			s.finish(o, &UndeliveredError{Addr: s.addr, ID: o.msg.ID, Attempts: o.attempts, Reason: reason}, 0)
 			continue
 		}
-		s.stats.DataResent++
 		s.transmit(o, t)
 		s.outQ.fix(0)
 	}
@@ -441,15 +471,16 @@ func (s *State) reply(k wire.Kind, id wire.ID) {
 // emit queues a packet for writing unless the peer is unvalidated and the
 // packet would take what we sent it past 3× what it sent us (DESIGN
 // guarantee 8, the anti-amplification limit of QUIC, RFC 9000 8.1).
-func (s *State) emit(k wire.Kind, id wire.ID, payload []byte) {
+func (s *State) emit(k wire.Kind, id wire.ID, payload []byte) bool {
 	n := uint64(s.cfg.HeaderLen + len(payload))
 	if !s.validated && s.stats.BytesOut+n > 3*s.stats.BytesIn {
 		s.stats.Limited++
-		return
+		return false
 	}
 	s.stats.PacketsOut++
 	s.stats.BytesOut += n
 	s.packets = append(s.packets, wire.Packet{Kind: k, ID: id, Payload: payload})
+	return true
 }
 
 // TakePackets appends the packets to write since the last call to dst and

@@ -487,20 +487,50 @@ func TestState_AmplificationLimit(t *testing.T) {
 	}
 }
 
-// Sending to an address that first appeared as a source validates it: the
-// application chose it, and a large DATA must not wait for an answer that
-// cannot come before it is sent.
-func TestState_SendValidates(t *testing.T) {
+// A message to an address that has not yet answered any of our packets is
+// held back by the amplification limit, without costing attempts, and goes
+// out the moment the address proves itself: a spoofed source cannot make
+// an application's reply bounce off us, and a real one is barely delayed.
+func TestState_SendToUnprovenAddressWaitsForProof(t *testing.T) {
 	h := newHarness(t, testConfig(), false)
-	h.recv(wire.Data, wire.ID{6}, "") // 5 bytes in
+	id := wire.ID{6}
+	h.recv(wire.Data, id, "") // 5 bytes in
 	h.deliverAll()
-	h.packets()
+	h.onePacket(wire.Recv) // 5 bytes out
 	h.send(1, strings.Repeat("x", 1000))
+	h.noPackets()
+	h.at(time.Second) // re-tried on the timer, still held back
+	if pkts := h.packets(); len(pkts) != 1 || pkts[0].Kind != wire.Recv {
+		t.Fatalf("packets %v, want only the re-sent RECV", pkts)
+	}
+	st := h.s.Stats()
+	if st.Limited == 0 || st.DataResent != 0 || st.BytesOut > 3*st.BytesIn {
+		t.Fatalf("stats %+v: want DATA held back, uncounted, and at most 3x out", st)
+	}
+	h.recv(wire.Ack, id, "") // the address answers: proven
 	if p := h.onePacket(wire.Data); len(p.Payload) != 1000 {
 		t.Fatalf("DATA with %d bytes, want 1000", len(p.Payload))
 	}
-	if st := h.s.Stats(); !st.Validated || st.Limited != 0 {
-		t.Fatalf("validated %v, limited %d; want validated and nothing limited", st.Validated, st.Limited)
+	if st := h.s.Stats(); !st.Validated || st.DataResent != 0 {
+		t.Fatalf("stats %+v: want validated and the DATA counted as a first transmission", st)
+	}
+}
+
+// If the address never answers, the held-back message fails at its
+// Lifetime, saying why.
+func TestState_UnprovenAddressFailsAtLifetime(t *testing.T) {
+	cfg := testConfig()
+	cfg.Lifetime = 2 * time.Second
+	h := newHarness(t, cfg, false)
+	h.recv(wire.Data, wire.ID{6}, "")
+	h.deliverAll()
+	h.packets()
+	h.send(1, strings.Repeat("x", 1000))
+	h.at(3 * time.Second)
+	outs := h.outcomes()
+	var ue *peer.UndeliveredError
+	if len(outs) != 1 || !errors.As(outs[0].Receipt.Err, &ue) || ue.Attempts != 0 || !strings.Contains(ue.Reason, "amplification") {
+		t.Fatalf("outcomes %+v, want one failure after 0 attempts naming the amplification limit", outs)
 	}
 }
 
