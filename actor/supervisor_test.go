@@ -23,12 +23,14 @@ func TestEndpoint_PeerPanicIsIsolated(t *testing.T) {
 	collectInbox(bad)
 	collectInbox(good)
 
-	// The server's peer for bad panics on the first packet it handles
-	// after armed is set; its peer for good never does.
+	// The server's peer for bad panics on the first RECV it handles after
+	// armed is set (the answer to the server's own DATA: not the ACK of
+	// the first exchange, which may arrive late); its peer for good never
+	// does.
 	var armed atomic.Bool
 	cfg := &gtudp.Config{}
-	actor.SetBeforePacket(cfg, func(from netip.AddrPort, _ peer.Inbound) {
-		if from == bad.LocalAddr() && armed.CompareAndSwap(true, false) {
+	actor.SetBeforePacket(cfg, func(from netip.AddrPort, in peer.Inbound) {
+		if from == bad.LocalAddr() && in.Packet.Kind == wire.Recv && armed.CompareAndSwap(true, false) {
 			panic("injected")
 		}
 	})
