@@ -288,8 +288,8 @@ func TestReliability_Soak(t *testing.T) {
 }
 
 // endpointGoroutines counts the goroutines of endpoints and their peers in
-// the process (runtime.NumGoroutine would count the runtime's and other
-// tests' stragglers too).
+// the calling synctest bubble (runtime.NumGoroutine would count the
+// runtime's and other tests' stragglers too).
 func endpointGoroutines() int {
 	buf := make([]byte, 1<<20)
 	for {
@@ -302,8 +302,15 @@ func endpointGoroutines() int {
 	}
 	count := 0
 	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "gtudp/actor.(*Endpoint)") || strings.Contains(g, "gtudp/peer.(*Peer).Run") {
-			count++
+		header, _, _ := strings.Cut(g, "\n")
+		if !strings.Contains(header, "synctest bubble") {
+			continue
+		}
+		for _, f := range []string{"actor.(*Endpoint).readLoop", "actor.(*Endpoint).outboxLoop", "actor.(*Endpoint).runPeer"} {
+			if strings.Contains(g, f) {
+				count++
+				break
+			}
 		}
 	}
 	return count
