@@ -22,6 +22,9 @@ import (
 	"github.com/benbjohnson/clock"
 )
 
+// errMissingAddress is WriteTo's error for a nil address, as in package net.
+var errMissingAddress = errors.New("missing address")
+
 // DefaultQueueLen is how many datagrams a Conn holds unread before it
 // drops more, like a socket's receive buffer.
 const DefaultQueueLen = 1024
@@ -152,7 +155,7 @@ func (n *Network) Listen(addr string) (*Conn, error) {
 // SetLink sets the behaviour of the path from one address to another.
 func (n *Network) SetLink(from, to netip.AddrPort, l Link) {
 	n.mu.Lock()
-	n.links[[2]netip.AddrPort{from, to}] = l
+	n.links[pathKey(from, to)] = l
 	n.mu.Unlock()
 }
 
@@ -166,16 +169,16 @@ func (n *Network) SetDefaultLink(l Link) {
 // Partition drops everything between a and b, both ways, until Heal.
 func (n *Network) Partition(a, b netip.AddrPort) {
 	n.mu.Lock()
-	n.cut[[2]netip.AddrPort{a, b}] = true
-	n.cut[[2]netip.AddrPort{b, a}] = true
+	n.cut[pathKey(a, b)] = true
+	n.cut[pathKey(b, a)] = true
 	n.mu.Unlock()
 }
 
 // Heal ends the partition between a and b.
 func (n *Network) Heal(a, b netip.AddrPort) {
 	n.mu.Lock()
-	delete(n.cut, [2]netip.AddrPort{a, b})
-	delete(n.cut, [2]netip.AddrPort{b, a})
+	delete(n.cut, pathKey(a, b))
+	delete(n.cut, pathKey(b, a))
 	n.mu.Unlock()
 }
 
@@ -207,11 +210,18 @@ func (n *Network) Stats() NetStats {
 
 // send carries one datagram written by from.
 func (n *Network) send(from netip.AddrPort, to netip.AddrPort, b []byte) {
-	to = netip.AddrPortFrom(to.Addr().Unmap(), to.Port())
+	to = unmap(to)
 	n.mu.Lock()
 	n.stats.Sent++
-	key := [2]netip.AddrPort{from, to}
-	if n.cut[key] {
+	key := pathKey(from, to)
+	// A wildcard receiver is known to the test by the address it bound,
+	// not by the one the datagram was sent to, so its partitions and
+	// links are found under that address too.
+	bound := key
+	if c := n.lookup(to); c != nil {
+		bound = pathKey(from, c.addr)
+	}
+	if n.cut[key] || n.cut[bound] {
 		n.stats.Dropped++
 		n.mu.Unlock()
 		return
@@ -220,6 +230,9 @@ func (n *Network) send(from netip.AddrPort, to netip.AddrPort, b []byte) {
 	var delays []time.Duration
 	if fate == nil {
 		l, ok := n.links[key]
+		if !ok {
+			l, ok = n.links[bound]
+		}
 		if !ok {
 			l = n.deflink
 		}
@@ -291,15 +304,7 @@ func (n *Network) decide(l Link) []time.Duration {
 // its port.
 func (n *Network) deliver(from, to netip.AddrPort, b []byte) {
 	n.mu.Lock()
-	c := n.conns[to]
-	if c == nil {
-		if to.Addr().Is4() {
-			c = n.conns[netip.AddrPortFrom(netip.IPv4Unspecified(), to.Port())]
-		}
-		if c == nil {
-			c = n.conns[netip.AddrPortFrom(netip.IPv6Unspecified(), to.Port())]
-		}
-	}
+	c := n.lookup(to)
 	if c == nil {
 		n.stats.NoListener++
 		n.mu.Unlock()
@@ -313,6 +318,30 @@ func (n *Network) deliver(from, to netip.AddrPort, b []byte) {
 		return
 	}
 	n.delivered.Add(1)
+}
+
+// lookup returns the socket bound to to, or else a wildcard socket on its
+// port. n.mu is held.
+func (n *Network) lookup(to netip.AddrPort) *Conn {
+	if c := n.conns[to]; c != nil {
+		return c
+	}
+	if to.Addr().Is4() {
+		if c := n.conns[netip.AddrPortFrom(netip.IPv4Unspecified(), to.Port())]; c != nil {
+			return c
+		}
+	}
+	return n.conns[netip.AddrPortFrom(netip.IPv6Unspecified(), to.Port())]
+}
+
+func unmap(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+// pathKey is the key of the direction from->to in links and cut; it
+// unmaps both ends so either spelling of an IPv4 address names one path.
+func pathKey(from, to netip.AddrPort) [2]netip.AddrPort {
+	return [2]netip.AddrPort{unmap(from), unmap(to)}
 }
 
 // unbind frees c's address.
@@ -385,6 +414,13 @@ func (c *Conn) ReadFrom(p []byte) (int, net.Addr, error) {
 			c.queue = c.queue[1:]
 			if len(c.queue) == 0 {
 				c.queue = nil // let the backing array go
+			} else {
+				// enqueue coalesces tokens, so another reader may be
+				// waiting on one for the datagrams still queued.
+				select {
+				case c.ready <- struct{}{}:
+				default:
+				}
 			}
 			c.mu.Unlock()
 			return copy(p, d.b), net.UDPAddrFromAddrPort(d.from), nil
@@ -427,6 +463,9 @@ func (c *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	case <-c.closed:
 		return 0, c.opError("write", net.ErrClosed)
 	default:
+	}
+	if addr == nil {
+		return 0, c.opError("write", errMissingAddress)
 	}
 	var to netip.AddrPort
 	if u, ok := addr.(*net.UDPAddr); ok {
