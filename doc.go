@@ -76,7 +76,9 @@
 // first packet from, or send to, the address, and ends after IdleTimeout
 // with nothing pending and nothing remembered. The reader never waits on a
 // peer: a packet for a peer that is behind is dropped, counted, and
-// recovered by re-sending.
+// recovered by re-sending. The reader answers every RECV with its ACK
+// itself, as it arrives (the answer needs no state, and an ACK is no
+// larger than its RECV); a peer's goroutine writes its DATA and RECV.
 //
 // Close(ctx) stops taking sends (they fail with ErrClosed), lets every peer
 // finish the exchanges under way as the original's cleanup() does, fails

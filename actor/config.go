@@ -172,6 +172,8 @@ func resolve(c *Config) (settings, error) {
 		MaxAttempts: c.MaxAttempts, Lifetime: c.Lifetime, RecvAttempts: c.RecvAttempts,
 		DedupeHorizon: c.DedupeHorizon,
 		Window:        c.Window, RecvWindow: c.RecvWindow, HoldLimit: c.HoldLimit, DedupeLimit: c.DedupeLimit,
+		// The reader answers every RECV (see dispatch).
+		AckOnArrival: true,
 	}
 	// Negative values are not "unset": report them rather than let
 	// WithDefaults keep them or quietly replace them.

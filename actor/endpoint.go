@@ -43,7 +43,8 @@ var (
 // closed by Close, last; the Outbox is never closed by the endpoint.
 type Endpoint struct {
 	conn  net.PacketConn
-	own   bool // Close closes conn
+	udp   *net.UDPConn // conn, when it is one: reads and writes without allocating
+	own   bool         // Close closes conn
 	cfg   settings
 	local netip.AddrPort
 
@@ -74,6 +75,8 @@ type Endpoint struct {
 	wg        sync.WaitGroup
 
 	ctr counters
+
+	ack []byte // the reader's buffer for the ACKs it writes
 }
 
 // New returns an endpoint serving conn. If own is true, Close closes conn;
@@ -104,7 +107,9 @@ func New(conn net.PacketConn, cfg *Config, own bool) (*Endpoint, error) {
 		gate:      gate{idle: make(chan struct{})},
 		stop:      make(chan struct{}),
 		closed:    make(chan struct{}),
+		ack:       make([]byte, 0, s.format.HeaderLen()),
 	}
+	e.udp, _ = conn.(*net.UDPConn)
 	if _, err := rand.Read(e.seeds[:]); err != nil {
 		return nil, fmt.Errorf("gtudp: seeding message ids: %w", err)
 	}

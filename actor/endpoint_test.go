@@ -114,6 +114,9 @@ func TestEndpoint_DebugLogsEveryPacket(t *testing.T) {
 		if n := strings.Count(out, "level=DEBUG"); n != 3 {
 			t.Errorf("%d debug lines, want 3 (DATA out, RECV in, ACK out):\n%s", n, out)
 		}
+		if strings.Index(out, "kind=ACK") < strings.Index(out, "kind=RECV") {
+			t.Errorf("the ACK is logged before the RECV it answers:\n%s", out)
+		}
 		p.close(t)
 	})
 }

@@ -2,8 +2,10 @@ package actor
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -34,14 +36,11 @@ const (
 func (e *Endpoint) readLoop() {
 	defer e.wg.Done()
 	buf := make([]byte, wire.MaxDatagram+1) // one byte spare: see dispatch
-	ack := make([]byte, 0, e.cfg.format.HeaderLen())
 	backoff := time.Duration(0)
 	var lastLog time.Time
 	// A *net.UDPConn reads the source as a netip.AddrPort without
 	// allocating; other conns give a net.Addr.
-	fast, _ := e.conn.(interface {
-		ReadFromUDPAddrPort([]byte) (int, netip.AddrPort, error)
-	})
+	fast := e.udp
 	for {
 		var n int
 		var src netip.AddrPort
@@ -89,7 +88,7 @@ func (e *Endpoint) readLoop() {
 				continue
 			}
 		}
-		ack = e.dispatch(src, buf[:n], ack)
+		e.dispatch(src, buf[:n])
 	}
 }
 
@@ -106,9 +105,15 @@ func (e *Endpoint) fail(err error) {
 	e.abort()
 }
 
-// dispatch handles one datagram from src. It returns the ACK buffer for
-// reuse.
-func (e *Endpoint) dispatch(src netip.AddrPort, b, ack []byte) []byte {
+// dispatch handles one datagram from src.
+//
+// Every RECV is answered with its ACK here, before the peer sees it (the
+// peer's state counts that ACK: peer.Config.AckOnArrival). The answer
+// needs no state: the original ACKs a RECV for an id it has forgotten
+// too, and an ACK is no larger than the RECV, so it cannot amplify.
+// Writing it from the reader leaves the peer's goroutine only DATA and
+// RECV to write, which on a busy stream is the sender's bottleneck.
+func (e *Endpoint) dispatch(src netip.AddrPort, b []byte) {
 	pkt, err := e.cfg.format.Decode(b)
 	if err == nil && len(b) > wire.MaxDatagram {
 		// Larger than any UDP datagram on IPv4: not ours.
@@ -123,9 +128,12 @@ func (e *Endpoint) dispatch(src netip.AddrPort, b, ack []byte) []byte {
 		if e.cfg.passthrough {
 			e.deliverRaw(src, b)
 		}
-		return ack
+		return
 	}
 	in := peer.Inbound{Packet: pkt, Size: len(b)}
+	if pkt.Kind == wire.Recv {
+		e.answerRecv(src, pkt.ID, len(b))
+	}
 	if pkt.Kind == wire.Data {
 		// The payload leaves the reader: the peer gets its own copy,
 		// which becomes the user's on delivery.
@@ -139,21 +147,15 @@ func (e *Endpoint) dispatch(src netip.AddrPort, b, ack []byte) []byte {
 		if p == nil {
 			switch pkt.Kind {
 			case wire.Recv:
-				e.mu.Unlock()
 				// No exchange with src at all: our ACK may have been
-				// lost after the exchange ended, so answer as the
-				// original does. An ACK is no larger than the RECV, so
-				// this cannot amplify.
+				// lost after the exchange ended. Answered above.
+				e.mu.Unlock()
 				e.ctr.strayRecv.Add(1)
-				ack = e.cfg.format.Append(ack[:0], wire.Packet{Kind: wire.Ack, ID: pkt.ID})
-				if _, err := e.conn.WriteTo(ack, net.UDPAddrFromAddrPort(src)); err != nil {
-					e.ctr.strayWriteErrors.Add(1)
-				}
-				return ack
+				return
 			case wire.Ack:
 				e.mu.Unlock()
 				e.ctr.strayAck.Add(1)
-				return ack
+				return
 			}
 			var err error
 			if p, err = e.startLocked(src, false); err != nil {
@@ -161,16 +163,16 @@ func (e *Endpoint) dispatch(src netip.AddrPort, b, ack []byte) []byte {
 				if errors.Is(err, ErrPeerLimit) {
 					e.ctr.peerLimited.Add(1)
 				}
-				return ack
+				return
 			}
 		}
 		e.mu.Unlock()
 		switch err := p.Put(in); {
 		case err == nil:
-			return ack
+			return
 		case errors.Is(err, mailbox.ErrFull):
 			e.ctr.mailboxFull.Add(1)
-			return ack
+			return
 		}
 		// The peer has ended and left the table (or is about to): look
 		// again, once.
@@ -181,7 +183,35 @@ func (e *Endpoint) dispatch(src netip.AddrPort, b, ack []byte) []byte {
 		e.mu.Unlock()
 	}
 	e.ctr.mailboxFull.Add(1)
-	return ack
+}
+
+// answerRecv writes the ACK for a RECV of size bytes from src. It runs in
+// the reader's goroutine and uses the reader's ACK buffer.
+func (e *Endpoint) answerRecv(src netip.AddrPort, id wire.ID, size int) {
+	e.ack = e.cfg.format.Append(e.ack[:0], wire.Packet{Kind: wire.Ack, ID: id})
+	if e.cfg.logger != nil && e.cfg.logger.Enabled(context.Background(), slog.LevelDebug) {
+		e.logPacket(src, "IN", wire.Recv, id, size)
+		e.logPacket(src, "OUT", wire.Ack, id, len(e.ack))
+	}
+	var err error
+	if e.udp != nil {
+		_, err = e.udp.WriteToUDPAddrPort(e.ack, src)
+	} else {
+		_, err = e.conn.WriteTo(e.ack, net.UDPAddrFromAddrPort(src))
+	}
+	if err != nil {
+		e.ctr.ackWriteErrors.Add(1)
+	}
+}
+
+// logPacket writes the original's debug line for a packet the reader
+// handled itself, as the peers do for theirs.
+func (e *Endpoint) logPacket(src netip.AddrPort, dir string, k wire.Kind, id wire.ID, size int) {
+	e.cfg.logger.LogAttrs(context.Background(), slog.LevelDebug, dir,
+		slog.Any("peer", src),
+		slog.String("kind", k.String()),
+		slog.String("id", id.String()),
+		slog.Int("size", size))
 }
 
 // deliverRaw hands a foreign datagram to the Inbox, or drops and counts it

@@ -53,7 +53,7 @@ type counters struct {
 	rawDelivered, rawDropped, rawSent atomic.Uint64
 	strayRecv, strayAck               atomic.Uint64
 	receiptsDropped, readErrors       atomic.Uint64
-	strayWriteErrors                  atomic.Uint64
+	ackWriteErrors                    atomic.Uint64 // ACKs the reader wrote
 }
 
 func (c *counters) fill(s *Stats) {
@@ -71,5 +71,5 @@ func (c *counters) fill(s *Stats) {
 	s.StrayAck = c.strayAck.Load()
 	s.ReceiptsDropped = c.receiptsDropped.Load()
 	s.ReadErrors = c.readErrors.Load()
-	s.WriteErrors += c.strayWriteErrors.Load()
+	s.WriteErrors += c.ackWriteErrors.Load()
 }

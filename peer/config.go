@@ -74,6 +74,15 @@ type Config struct {
 	// provably stopped re-sending) and counted in Stats.DedupeEvicted; if
 	// none has, new DATA is not answered until one expires. Default 16384.
 	DedupeLimit int
+
+	// AckOnArrival says the owner answers every RECV with its ACK as the
+	// RECV arrives, before handing it over: the state then counts that
+	// ACK as sent (in Stats and against the amplification limit, which
+	// it cannot break: an ACK is the size of the RECV it answers) and
+	// does not produce it. The endpoint sets it so that the socket reader
+	// writes ACKs and the peer's goroutine writes only DATA and RECV: on
+	// a busy stream the peer's writes are the sender's bottleneck.
+	AckOnArrival bool
 }
 
 // Defaults of Config, documented on its fields.

@@ -80,6 +80,7 @@ type Options struct {
 type Peer struct {
 	opt  Options
 	addr *net.UDPAddr // made once: WriteTo needs a net.Addr
+	udp  *net.UDPConn // opt.Conn when it is one: writes to opt.Addr without converting it
 	log  *slog.Logger // opt.Logger with the peer's address, or nil
 	st   *State
 
@@ -133,6 +134,7 @@ func New(opt Options) *Peer {
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
+	p.udp, _ = opt.Conn.(*net.UDPConn)
 	if opt.Logger != nil {
 		p.log = opt.Logger.With("peer", opt.Addr)
 	}
@@ -292,7 +294,9 @@ func (p *Peer) Run(ctx context.Context) {
 				if p.opt.BeforePacket != nil {
 					p.opt.BeforePacket(in)
 				}
-				p.logPacket("IN", in.Packet, in.Size)
+				if in.Packet.Kind != wire.Recv || !p.opt.Config.AckOnArrival {
+					p.logPacket("IN", in.Packet, in.Size) // else the owner logged it with its ACK
+				}
 				st.Receive(now, in.Packet, in.Size)
 			}
 			clear(p.inb)
@@ -398,7 +402,13 @@ func (p *Peer) flush(now time.Time) {
 func (p *Peer) write(pkt wire.Packet) {
 	p.buf = p.opt.Format.Append(p.buf[:0], pkt)
 	p.logPacket("OUT", pkt, len(p.buf))
-	if _, err := p.opt.Conn.WriteTo(p.buf, p.addr); err != nil {
+	var err error
+	if p.udp != nil {
+		_, err = p.udp.WriteToUDPAddrPort(p.buf, p.opt.Addr)
+	} else {
+		_, err = p.opt.Conn.WriteTo(p.buf, p.addr)
+	}
+	if err != nil {
 		p.writeErrors++
 		if p.log != nil && !errors.Is(err, net.ErrClosed) {
 			p.log.Warn("gtudp: write failed", "kind", pkt.Kind, "err", err)

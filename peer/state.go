@@ -293,14 +293,14 @@ func (s *State) onRecv(t int64, id wire.ID) {
 	if !ok {
 		// The original answers ACK here: our earlier ACK was lost.
 		s.stats.UnknownRecv++
-		s.reply(wire.Ack, id)
+		s.answer(id)
 		return
 	}
 	s.validate(t)
 	if o.attempts == 1 {
 		s.rtt.sample(time.Duration(t - o.first)) // Karn: only sent once
 	}
-	s.emit(wire.Ack, id, nil)
+	s.answer(id)
 	s.outQ.remove(o.index)
 	delete(s.out, id)
 	s.finish(o, nil, time.Duration(t-o.first))
@@ -466,6 +466,17 @@ func (s *State) reply(k wire.Kind, id wire.ID) {
 		s.stats.RecvResent++
 	}
 	s.emit(k, id, nil)
+}
+
+// answer sends the ACK for a RECV, or counts the one the owner sent on
+// arrival (Config.AckOnArrival).
+func (s *State) answer(id wire.ID) {
+	if s.cfg.AckOnArrival {
+		s.stats.PacketsOut++
+		s.stats.BytesOut += uint64(s.cfg.HeaderLen)
+		return
+	}
+	s.emit(wire.Ack, id, nil)
 }
 
 // emit queues a packet for writing unless the peer is unvalidated and the

@@ -329,6 +329,32 @@ func TestState_UnknownRecvAnsweredAckAndUnknownAckIgnored(t *testing.T) {
 	}
 }
 
+// With AckOnArrival the owner has answered every RECV already: the state
+// produces no ACK, yet counts it, and the exchange completes as before.
+func TestState_AckOnArrivalCountsWithoutEmitting(t *testing.T) {
+	cfg := testConfig()
+	cfg.AckOnArrival = true
+	h := newHarness(t, cfg, true)
+	h.send(1, "hello")
+	data := h.onePacket(wire.Data)
+	before := h.s.Stats()
+	h.at(time.Millisecond)
+	h.recv(wire.Recv, data.ID, "")
+	h.recv(wire.Recv, wire.ID{9, 9, 9, 9}, "") // unknown: answered by the owner too
+	h.noPackets()
+	if out := h.outcomes(); len(out) != 1 || out[0].Receipt.Err != nil {
+		t.Fatalf("outcomes %+v, want one success", out)
+	}
+	st := h.s.Stats()
+	if st.PacketsOut != before.PacketsOut+2 || st.BytesOut != before.BytesOut+2*uint64(cfg.HeaderLen) {
+		t.Fatalf("out %d packets %d bytes, want the 2 ACKs counted on top of %d, %d",
+			st.PacketsOut, st.BytesOut, before.PacketsOut, before.BytesOut)
+	}
+	if st.UnknownRecv != 1 || h.s.Busy() {
+		t.Fatalf("stats %+v: want one unknown RECV and nothing open", st)
+	}
+}
+
 // A full Inbox holds the message back unanswered; the RECV goes out only
 // when the application takes it. Beyond HoldLimit, DATA is not answered and
 // comes back with the sender's next re-send.
