@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,7 +32,8 @@ type benchOptions struct {
 	window   int
 	duration time.Duration
 	loss     float64
-	procs    int // 2: the receiving side runs in a child process
+	procs    int    // 2: the receiving side runs in a child process
+	profile  string // CPU profile of the gtudp run (and FILE.receiver of a child)
 	common   common
 }
 
@@ -66,6 +68,7 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	fs.DurationVar(&o.duration, "duration", 3*time.Second, "how long each side runs")
 	fs.Float64Var(&o.loss, "loss", 0, "also run gtudp through a relay dropping this fraction each way")
 	fs.IntVar(&o.procs, "procs", 1, "1: both sides in this process; 2: the receiving side in a child process")
+	fs.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of the gtudp run to `file` (and of a child receiver to file.receiver)")
 	o.common.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -122,6 +125,20 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// startCPUProfile profiles this process into file until the returned
+// function is called.
+func startCPUProfile(file string) (stop func(), err error) {
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 func newHist() *hdrhistogram.Histogram {
@@ -245,22 +262,19 @@ func benchGtudp(ctx context.Context, o benchOptions, relayed bool, loss float64)
 	}
 	defer send.Close(context.Background())
 
-	// Each in-flight message has its own buffer until its receipt.
-	free := make(chan []byte, o.window)
-	for range o.window {
-		free <- make([]byte, o.size)
+	// Each in-flight message has its own buffer until its receipt. The
+	// buffer's slot is in the message's ID, so finding it again costs
+	// neither a map nor a lock: the bench measures gtudp, not its own
+	// bookkeeping. (Any unique ID will do; gtudp only matches receipts.)
+	bufs := make([][]byte, o.window)
+	free := make(chan uint32, o.window)
+	for i := range bufs {
+		bufs[i] = make([]byte, o.size)
+		free <- uint32(i)
 	}
 	var done atomic.Int64
+	var failedMu sync.Mutex // rare: failures only
 	var failed error
-	var mu sync.Mutex // failed, bufs
-	bufs := make(map[uuid.UUID][]byte, o.window)
-	release := func(id uuid.UUID) {
-		mu.Lock()
-		b := bufs[id]
-		delete(bufs, id)
-		mu.Unlock()
-		free <- b
-	}
 	receiptsDone := make(chan struct{})
 	stop := make(chan struct{})
 	var sent atomic.Int64
@@ -272,14 +286,14 @@ func benchGtudp(ctx context.Context, o benchOptions, relayed bool, loss float64)
 			case rc := <-send.Receipts():
 				got++
 				if rc.Err != nil {
-					mu.Lock()
+					failedMu.Lock()
 					failed = rc.Err
-					mu.Unlock()
+					failedMu.Unlock()
 				} else {
 					r.hist.RecordValue(max(rc.RTT.Microseconds(), 1))
 					done.Add(1)
 				}
-				release(rc.ID)
+				free <- binary.BigEndian.Uint32(rc.ID[:4])
 			case <-stop:
 				// Wait for the receipts of what was sent, then end.
 				if got >= sent.Load() {
@@ -297,31 +311,39 @@ func benchGtudp(ctx context.Context, o benchOptions, relayed bool, loss float64)
 			}
 		}
 	}()
+	if o.profile != "" && !relayed {
+		stopProfile, err := startCPUProfile(o.profile)
+		if err != nil {
+			return r, err
+		}
+		defer stopProfile()
+	}
 	start, cpu0 := time.Now(), cpuTime()
 	deadline := time.NewTimer(o.duration)
 	defer deadline.Stop()
+	var seq uint64
 send:
 	for {
-		var b []byte
+		var slot uint32
 		select {
-		case b = <-free:
+		case slot = <-free:
 		case <-deadline.C:
 			break send
 		case <-ctx.Done():
 			break send
 		}
-		id := uuid.New()
-		mu.Lock()
-		bufs[id] = b
-		mu.Unlock()
-		send.Outbox() <- gtudp.Message{ID: id, Addr: to, Data: b}
+		var id uuid.UUID
+		binary.BigEndian.PutUint32(id[:4], slot)
+		seq++
+		binary.BigEndian.PutUint64(id[8:], seq)
+		send.Outbox() <- gtudp.Message{ID: id, Addr: to, Data: bufs[slot]}
 		sent.Add(1)
 	}
 	r.messages, r.elapsed, r.cpu = done.Load(), time.Since(start), cpuTime()-cpu0
 	close(stop)
 	<-receiptsDone
-	mu.Lock()
-	defer mu.Unlock()
+	failedMu.Lock()
+	defer failedMu.Unlock()
 	if failed != nil && !errors.Is(failed, gtudp.ErrClosed) {
 		return r, fmt.Errorf("a message failed: %w", failed)
 	}
@@ -405,7 +427,11 @@ func startChildReceiver(ctx context.Context, o benchOptions, mode string) (recei
 	if err != nil {
 		return receiver{}, err
 	}
-	cmd := exec.CommandContext(ctx, exe, "bench-receiver", "-mode", mode, "-magic", o.common.magic, "-types", o.common.types)
+	args := []string{"bench-receiver", "-mode", mode, "-magic", o.common.magic, "-types", o.common.types}
+	if o.profile != "" && mode == "gtudp" {
+		args = append(args, "-cpuprofile", o.profile+".receiver")
+	}
+	cmd := exec.CommandContext(ctx, exe, args...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return receiver{}, err
@@ -439,9 +465,17 @@ func runBenchReceiver(ctx context.Context, args []string, stdin io.Reader, stdou
 	var c common
 	fs := newFlagSet("bench-receiver", "-mode bare|gtudp", "The receiving side of gtudp bench -procs 2.", "gtudp bench -procs 2", stderr)
 	mode := fs.String("mode", "gtudp", "bare or gtudp")
+	profile := fs.String("cpuprofile", "", "write a CPU profile to `file`")
 	c.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *profile != "" {
+		stopProfile, err := startCPUProfile(*profile)
+		if err != nil {
+			return err
+		}
+		defer stopProfile()
 	}
 	r, err := serveReceiver(*mode, c)
 	if err != nil {
