@@ -74,7 +74,11 @@
 // loop. Each remote address with state gets its own actor goroutine, which
 // owns that peer's pending ids and its single timer; it starts with the
 // first packet from, or send to, the address, and ends after IdleTimeout
-// with nothing pending and nothing remembered. The reader never waits on a
+// with nothing pending and nothing remembered. A peer quiet for a second
+// with nothing in flight parks: it keeps its state (the ids it remembers,
+// its RTT estimate) but gives its goroutine up, so an idle peer costs
+// about 3.5 KB instead of 13; its next packet, send or deadline starts a
+// goroutine again (Stats.PeersParked counts them). The reader never waits on a
 // peer: a packet for a peer that is behind is dropped, counted, and
 // recovered by re-sending. The reader answers every RECV with its ACK
 // itself, as it arrives (the answer needs no state, and an ACK is no

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/gtudp/gtudp"
 	"github.com/gtudp/gtudp/actor/actortest"
@@ -166,49 +167,68 @@ func BenchmarkPeers(b *testing.B) {
 // BenchmarkPeerMemory measures what an idle-waiting peer costs: 1,000
 // addresses each deliver one message, answer its RECV with ACK and go
 // quiet; the server then holds 1,000 peers with nothing pending but their
-// dedupe memory. It reports heap and goroutine stack per peer.
+// dedupe memory. It reports heap and goroutine stacks per peer, at once
+// (B/peer-live: each peer's goroutine still waits) and once the peers have
+// parked (B/peer: quiet for ParkAfter, 1 s, they keep their state but no
+// goroutine), the state an idle peer spends its life in.
 func BenchmarkPeerMemory(b *testing.B) {
-	const n = 1000
+	const n = 2000
+	// Once unmeasured: the runtime's own tables (goroutine list, timer
+	// heaps) grow on first use and would be charged to the first peers.
+	idlePeersMemory(b, n)
 	for b.Loop() {
-		network := actortest.NewNetwork(nil)
-		network.SetQueueLen(4 * n)
-		sc, _ := network.Listen("10.255.255.254:1")
-		srv, _ := gtudp.New(sc, &gtudp.Config{MaxPeers: 2 * n})
-		drain(srv)
-		clients := make([]*actortest.Conn, n)
-		for i := range clients {
-			clients[i], _ = network.Listen(fmt.Sprintf("10.0.%d.%d:1", i>>8, i&0xff))
-		}
-		before := memInUse()
-		data := wire.DefaultFormat().Append(nil, wire.Packet{Kind: wire.Data, ID: wire.ID{1}, Payload: make([]byte, 64)})
-		buf := make([]byte, 64)
-		for _, c := range clients {
-			c.WriteTo(data, sc.LocalAddr())
-		}
-		for _, c := range clients {
-			k, _, err := c.ReadFrom(buf)
-			if err != nil {
-				b.Fatal(err)
-			}
-			p, err := wire.DefaultFormat().Decode(buf[:k])
-			if err != nil || p.Kind != wire.Recv {
-				b.Fatalf("answer %x: %v", buf[:k], err)
-			}
-			c.WriteTo(wire.DefaultFormat().Append(nil, wire.Packet{Kind: wire.Ack, ID: p.ID}), sc.LocalAddr())
-		}
-		for srv.Stats().Open > 0 {
-			runtime.Gosched()
-		}
-		after := memInUse()
-		if st := srv.Stats(); st.Peers != n {
-			b.Fatalf("%d peers, want %d", st.Peers, n)
-		}
-		b.ReportMetric(float64(after-before)/n, "B/peer")
-		for _, c := range clients {
-			c.Close()
-		}
-		closeAll(b, srv)
+		live, parked := idlePeersMemory(b, n)
+		b.ReportMetric(live, "B/peer-live")
+		b.ReportMetric(parked, "B/peer")
 	}
+}
+
+// idlePeersMemory starts n idle-waiting peers on a server and returns the
+// memory each costs while its goroutine waits and once it has parked.
+func idlePeersMemory(b *testing.B, n int) (live, parked float64) {
+	network := actortest.NewNetwork(nil)
+	network.SetQueueLen(4 * n)
+	sc, _ := network.Listen("10.255.255.254:1")
+	srv, _ := gtudp.New(sc, &gtudp.Config{MaxPeers: 2 * n})
+	drain(srv)
+	clients := make([]*actortest.Conn, n)
+	for i := range clients {
+		clients[i], _ = network.Listen(fmt.Sprintf("10.0.%d.%d:1", i>>8, i&0xff))
+	}
+	before := memInUse()
+	data := wire.DefaultFormat().Append(nil, wire.Packet{Kind: wire.Data, ID: wire.ID{1}, Payload: make([]byte, 64)})
+	buf := make([]byte, 64)
+	for _, c := range clients {
+		c.WriteTo(data, sc.LocalAddr())
+	}
+	for _, c := range clients {
+		k, _, err := c.ReadFrom(buf)
+		if err != nil {
+			b.Fatal(err)
+		}
+		p, err := wire.DefaultFormat().Decode(buf[:k])
+		if err != nil || p.Kind != wire.Recv {
+			b.Fatalf("answer %x: %v", buf[:k], err)
+		}
+		c.WriteTo(wire.DefaultFormat().Append(nil, wire.Packet{Kind: wire.Ack, ID: p.ID}), sc.LocalAddr())
+	}
+	for srv.Stats().Open > 0 {
+		runtime.Gosched()
+	}
+	liveMem := memInUse()
+	// Parking takes a second of real time: poll for it.
+	for srv.Stats().PeersParked < n {
+		time.Sleep(50 * time.Millisecond)
+	}
+	parkedMem := memInUse()
+	if st := srv.Stats(); st.Peers != n || st.Remembered != n {
+		b.Fatalf("%d peers remembering %d ids, want %d each", st.Peers, st.Remembered, n)
+	}
+	for _, c := range clients {
+		c.Close()
+	}
+	closeAll(b, srv)
+	return float64(liveMem-before) / float64(n), float64(parkedMem-before) / float64(n)
 }
 
 // memInUse is the heap and goroutine stacks in use, after collections: a

@@ -349,13 +349,20 @@ func (e *Endpoint) startLocked(addr netip.AddrPort, validated bool) (*peer.Peer,
 		Validated:       validated,
 		Seed:            e.seedLocked(),
 		Retire:          e.retire,
+		Resume:          e.resume,
 		BeforePacket:    hook,
 	})
 	e.peers[addr] = p
 	e.ctr.started.Add(1)
+	e.resume(p)
+	return p, nil
+}
+
+// resume starts a goroutine for p: a new peer, or a parked one that has
+// work again (the peer's Resume callback).
+func (e *Endpoint) resume(p *peer.Peer) {
 	e.wg.Add(1)
 	go e.runPeer(p)
-	return p, nil
 }
 
 // seedLocked derives a fresh key for a peer's id sequence from the
@@ -370,10 +377,15 @@ func (e *Endpoint) seedLocked() [5]uint32 {
 }
 
 // runPeer runs in its own goroutine: the peer's loop, under the
-// supervisor's recover, then its removal from the table.
+// supervisor's recover, then, unless the peer only parked, its removal
+// from the table.
+//
+// Close waits for the peers it drains (Done), then for this WaitGroup: a
+// parked peer is resumed by Drain before that, so wg.Add never races the
+// final Wait.
 func (e *Endpoint) runPeer(p *peer.Peer) {
 	defer e.wg.Done()
-	defer e.reap(p)
+	parked := false
 	defer func() {
 		if r := recover(); r != nil {
 			e.ctr.crashes.Add(1)
@@ -382,9 +394,13 @@ func (e *Endpoint) runPeer(p *peer.Peer) {
 					"peer", p.Addr(), "panic", r, "stack", string(debug.Stack()))
 			}
 			p.Crash(r)
+			parked = false
+		}
+		if !parked {
+			e.reap(p)
 		}
 	}()
-	p.Run(e.peerCtx)
+	parked = p.Run(e.peerCtx)
 }
 
 // reap removes an ended peer from the table, if it is still the entry, and
@@ -423,6 +439,9 @@ func (e *Endpoint) Stats() Stats {
 	s.Stats = e.gone
 	for _, p := range e.peers {
 		s.Stats.Add(p.Stats())
+		if p.Parked() {
+			s.PeersParked++
+		}
 	}
 	s.Peers = len(e.peers)
 	e.mu.Unlock()

@@ -251,3 +251,36 @@ func TestEndpoint_InboxFullIsBackpressure(t *testing.T) {
 		b.Close(ctx)
 	})
 }
+
+// Quiet peers park, costing no goroutine; traffic in either direction
+// resumes them, and Close finishes with parked peers as with live ones.
+func TestEndpoint_QuietPeersParkAndResume(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newPair(t, nil)
+		ctx := context.Background()
+		if err := p.a.Send(ctx, p.b.LocalAddr(), []byte("one")); err != nil {
+			t.Fatal(err)
+		}
+		p.step(2 * time.Second)
+		for _, ep := range []*gtudp.Endpoint{p.a, p.b} {
+			if st := ep.Stats(); st.Peers != 1 || st.PeersParked != 1 {
+				t.Fatalf("%v: %d peers, %d parked; want 1 parked", ep.LocalAddr(), st.Peers, st.PeersParked)
+			}
+		}
+		// B's parked peer for A sends; A's parked peer for B receives.
+		if err := p.b.Send(ctx, p.a.LocalAddr(), []byte("two")); err != nil {
+			t.Fatal(err)
+		}
+		if m := <-p.a.Inbox(); string(m.Data) != "two" {
+			t.Fatalf("A got %q", m.Data)
+		}
+		if st := p.b.Stats(); st.PeersParked != 0 || st.Confirmed != 1 {
+			t.Fatalf("B: %d parked, %d confirmed; want its peer resumed and the message confirmed", st.PeersParked, st.Confirmed)
+		}
+		p.step(2 * time.Second)
+		if st := p.a.Stats(); st.PeersParked != 1 || st.PeersStarted != 1 || st.Remembered != 1 {
+			t.Fatalf("A: %+v; want one peer, parked again, remembering the id it received", st)
+		}
+		p.close(t) // synctest fails the test if a goroutine is left
+	})
+}

@@ -17,6 +17,11 @@ type Stats struct {
 	// count peers started and ended since the endpoint began.
 	Peers                      int
 	PeersStarted, PeersRetired uint64
+	// PeersParked is the number of live peers that are parked: quiet for
+	// a second with nothing in flight, they keep their state (the ids
+	// they remember) but no goroutine, until traffic or a deadline
+	// resumes them.
+	PeersParked int
 	// PeerCrashes counts peer actors that panicked and were recovered.
 	PeerCrashes uint64
 	// PeerLimited counts packets from new addresses dropped because

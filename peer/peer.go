@@ -64,6 +64,18 @@ type Options struct {
 	// for IdleTimeout. The owner removes the peer from its table if
 	// p.CloseIfIdle() succeeds, and reports whether the peer is to exit.
 	Retire func(p *Peer) bool
+	// Resume, if not nil, lets the peer park: after ParkAfter with
+	// nothing in flight (it may still remember finished ids), Run returns
+	// true and the goroutine ends, so an idle peer costs no stack. The
+	// first packet, send, cancel, Drain or deadline after that calls
+	// Resume, once, from whichever goroutine brought it; Resume must
+	// start a goroutine that calls Run again. Without Resume the peer's
+	// goroutine lives until the peer ends.
+	Resume func(p *Peer)
+	// ParkAfter is how long the peer stays quiet before it parks.
+	// Default (zero) 1 s: a peer in steady use keeps its goroutine; one
+	// that goes quiet gives it back soon after.
+	ParkAfter time.Duration
 	// BeforePacket, if not nil, is called in the peer's goroutine before
 	// each packet is handled. It exists for tests: a panic in it behaves
 	// as a bug in the peer would.
@@ -79,8 +91,8 @@ type Options struct {
 // Send and Cancel (user sends), Drain and Stats.
 type Peer struct {
 	opt  Options
-	addr *net.UDPAddr // made once: WriteTo needs a net.Addr
 	udp  *net.UDPConn // opt.Conn when it is one: writes to opt.Addr without converting it
+	addr *net.UDPAddr // otherwise, made once: WriteTo needs a net.Addr
 	log  *slog.Logger // opt.Logger with the peer's address, or nil
 	st   *State
 
@@ -92,7 +104,7 @@ type Peer struct {
 	window chan struct{}
 
 	drainOnce sync.Once
-	drain     chan struct{} // closed by Drain
+	drain     atomic.Bool   // set by Drain, which then ticks the loop
 	closing   chan struct{} // closed when the peer takes no more sends
 	closeOnce sync.Once
 	done      chan struct{} // closed when Run returns
@@ -100,7 +112,15 @@ type Peer struct {
 	statsMu sync.Mutex
 	stats   Stats
 
-	// Owned by Run.
+	// parked is set while the peer has no goroutine; whoever clears it
+	// (CompareAndSwap) calls Resume.
+	parked atomic.Bool
+	// timer is the peer's one timer, for every deadline: it calls alarm,
+	// which ticks the running loop or resumes a parked peer.
+	timer *clock.Timer
+	tick  chan struct{} // buffered(1)
+
+	// Owned by Run (whichever goroutine runs it; a resume hands them on).
 	buf         []byte
 	inb         []Inbound
 	outb        []Outgoing
@@ -110,10 +130,19 @@ type Peer struct {
 	routed      int       // outcomes of outs already handed on
 	late        []Receipt // receipts waiting for room in Receipts, oldest first
 	writeErrors uint64
-	timer       *clock.Timer
 	armed       bool
 	armedFor    time.Time
+	quietSince  time.Time // nothing in flight since; zero while busy
+	idleSince   time.Time // nothing at all (no remembered id) since
 }
+
+// defaultParkAfter is Options.ParkAfter's default.
+const defaultParkAfter = time.Second
+
+// parkSlack delays a parked peer's wake-up for its next dedupe expiry, so
+// that one wake-up forgets the ids of a second of traffic rather than one
+// each. Remembering an id a little longer is harmless.
+const parkSlack = time.Second
 
 // netMailboxSize bounds the packets waiting for a peer. It is larger than
 // the default window so that a burst of a full window of DATA, RECV or ACK
@@ -124,17 +153,23 @@ const netMailboxSize = 2048
 func New(opt Options) *Peer {
 	p := &Peer{
 		opt:     opt,
-		addr:    net.UDPAddrFromAddrPort(opt.Addr),
-		st:      NewState(opt.Config, opt.Addr, opt.Clock.Now(), opt.Seed, opt.Validated),
 		net:     mailbox.New[Inbound](netMailboxSize),
 		sends:   mailbox.New[Outgoing](opt.Config.Window),
 		cancels: mailbox.New[cancel](64),
 		window:  make(chan struct{}, opt.Config.Window),
-		drain:   make(chan struct{}),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
+		tick:    make(chan struct{}, 1),
 	}
-	p.udp, _ = opt.Conn.(*net.UDPConn)
+	p.st = newState(&p.opt.Config, opt.Addr, opt.Clock.Now(), opt.Seed, opt.Validated)
+	if p.opt.ParkAfter <= 0 {
+		p.opt.ParkAfter = defaultParkAfter
+	}
+	p.timer = opt.Clock.AfterFunc(time.Hour, p.alarm)
+	p.timer.Stop()
+	if p.udp, _ = opt.Conn.(*net.UDPConn); p.udp == nil {
+		p.addr = net.UDPAddrFromAddrPort(opt.Addr)
+	}
 	if opt.Logger != nil {
 		p.log = opt.Logger.With("peer", opt.Addr)
 	}
@@ -148,7 +183,36 @@ func (p *Peer) Addr() netip.AddrPort { return p.opt.Addr }
 // Put hands the peer a packet from the socket without waiting. It returns
 // mailbox.ErrFull when the peer is behind (the packet is dropped; the
 // protocol re-sends) and mailbox.ErrClosed when the peer has exited.
-func (p *Peer) Put(in Inbound) error { return p.net.TryPut(in) }
+func (p *Peer) Put(in Inbound) error {
+	err := p.net.TryPut(in)
+	if err == nil {
+		p.wake()
+	}
+	return err
+}
+
+// wake resumes the peer if it is parked. Call it after putting work where
+// the peer's loop looks.
+func (p *Peer) wake() {
+	if p.parked.Load() && p.parked.CompareAndSwap(true, false) {
+		p.opt.Resume(p)
+	}
+}
+
+// alarm is the timer's function: it wakes the loop, or the parked peer.
+func (p *Peer) alarm() {
+	if p.parked.Load() && p.parked.CompareAndSwap(true, false) {
+		p.opt.Resume(p)
+		return
+	}
+	select {
+	case p.tick <- struct{}{}:
+	default: // a tick is pending already
+	}
+}
+
+// Parked reports whether the peer is parked: idle, with no goroutine.
+func (p *Peer) Parked() bool { return p.parked.Load() }
 
 // Send hands the peer a message to send reliably. It waits while the
 // peer's window is full, and returns ctx.Err() if ctx ends first, or
@@ -174,6 +238,7 @@ func (p *Peer) Send(ctx context.Context, m Outgoing) error {
 		<-p.window
 		return ErrClosed
 	}
+	p.wake()
 	return nil
 }
 
@@ -183,7 +248,9 @@ func (p *Peer) Send(ctx context.Context, m Outgoing) error {
 func (p *Peer) Cancel(id uuid.UUID, err error) {
 	// The peer drains its cancels at every wake-up, so this waits only
 	// for a moment; on a closed peer every outcome is out already.
-	_ = p.cancels.Put(context.Background(), cancel{id: id, err: err})
+	if p.cancels.Put(context.Background(), cancel{id: id, err: err}) == nil {
+		p.wake()
+	}
 }
 
 // Drain tells the peer the endpoint is closing: it takes no new sends and
@@ -191,7 +258,8 @@ func (p *Peer) Cancel(id uuid.UUID, err error) {
 func (p *Peer) Drain() {
 	p.drainOnce.Do(func() {
 		p.stopSends()
-		close(p.drain)
+		p.drain.Store(true)
+		p.alarm() // tick the loop, or resume the parked peer
 	})
 }
 
@@ -230,51 +298,66 @@ func (p *Peer) Stats() Stats {
 // Run is the peer's loop; it runs in its own goroutine and returns when the
 // peer retires (idle for IdleTimeout and Retire agreed), when it has drained
 // after Drain, or when ctx ends (every message in flight then fails with
-// ErrClosed). Every message accepted by Send gets its outcome before Run
-// returns.
+// ErrClosed). Every message accepted by Send gets its outcome before the
+// peer ends. It returns true, instead, when the peer parks (see
+// Options.Resume): the peer has not ended, and Resume will ask for Run
+// again.
 //
 // One select waits on the mailboxes, the single timer (armed to the
-// earliest deadline of the state, or the idle deadline), the Inbox when a
-// delivery is held back, the drain signal and ctx. A timer fire only wakes
-// the loop; due work is found by comparing deadlines with now.
-func (p *Peer) Run(ctx context.Context) {
-	defer close(p.done)
-	p.timer = p.opt.Clock.Timer(time.Hour)
-	p.stopTimer()
-	defer p.stopTimer()
-
+// earliest deadline of the state, or the idle or park deadline), the
+// Inbox when a delivery is held back, the drain signal and ctx. A timer
+// fire only wakes the loop; due work is found by comparing deadlines with
+// now.
+func (p *Peer) Run(ctx context.Context) (parked bool) {
+	defer func() {
+		if !parked {
+			close(p.done)
+		}
+	}()
 	st := p.st
 	now := p.opt.Clock.Now()
-	var idleSince time.Time
+	st.Tick(now)    // a resumed peer may have been woken for a deadline
+	p.armed = false // and its timer may have fired, or be set for a parked peer
 	draining := false
-	drainCh := p.drain
 	for {
+		if !draining && p.drain.Load() {
+			draining = true
+			st.Drain()
+		}
 		p.flush(now)
 		if draining && !st.Busy() && p.sends.Len() == 0 {
 			p.shut(ErrClosed)
-			return
+			return false
 		}
-		if !draining && st.Idle() {
-			if idleSince.IsZero() {
-				idleSince = now
+		if !draining && !st.Busy() && len(p.late) == 0 {
+			if p.quietSince.IsZero() {
+				p.quietSince = now
+			}
+			if !st.Idle() {
+				p.idleSince = time.Time{}
+			} else if p.idleSince.IsZero() {
+				p.idleSince = now
 				st.Compact()
 				p.net.Shrink()
 				p.buf = nil
 			}
-			if !now.Before(idleSince.Add(p.opt.IdleTimeout)) {
+			if !p.idleSince.IsZero() && !now.Before(p.idleSince.Add(p.opt.IdleTimeout)) {
 				if p.opt.Retire(p) {
 					p.shut(ErrClosed)
-					return
+					return false
 				}
 				// Refused (a send is waiting, or the owner wants the
 				// peer kept): ask again a full IdleTimeout later rather
 				// than spin on a deadline in the past.
-				idleSince = now
+				p.idleSince = now
+			}
+			if p.opt.Resume != nil && !now.Before(p.quietSince.Add(p.opt.ParkAfter)) && p.park(ctx, now) {
+				return true
 			}
 		} else {
-			idleSince = time.Time{}
+			p.quietSince, p.idleSince = time.Time{}, time.Time{}
 		}
-		p.arm(now, idleSince)
+		p.arm(now)
 
 		var inbox chan<- Message
 		next, ok := st.Next()
@@ -313,7 +396,7 @@ func (p *Peer) Run(ctx context.Context) {
 				st.Cancel(now, c.id, c.err)
 			}
 			clear(p.cancb)
-		case <-p.timer.C:
+		case <-p.tick:
 			p.armed = false
 			now = p.opt.Clock.Now()
 		case inbox <- next:
@@ -324,18 +407,65 @@ func (p *Peer) Run(ctx context.Context) {
 			p.late[0] = Receipt{}
 			p.late = p.late[1:]
 			p.handLate()
-		case <-drainCh:
-			now = p.opt.Clock.Now()
-			draining, drainCh = true, nil
-			st.Drain()
 		case <-ctx.Done():
 			now = p.opt.Clock.Now()
 			p.flush(now)
 			p.shut(ErrClosed)
-			return
+			return false
 		}
 		st.Tick(now)
 	}
+}
+
+// park gives the peer's goroutine up, if nothing is waiting for it: it
+// releases what the loop keeps for reuse, arms the timer for the next
+// dedupe expiry or the idle deadline, and marks the peer parked. It
+// reports whether the peer parked; false means there is work, and the
+// loop goes on.
+//
+// Whoever puts work for the peer after that finds it parked and resumes
+// it (wake); park looks for work after marking the peer parked, so of the
+// two at least one sees the other and the work is never left unseen.
+func (p *Peer) park(ctx context.Context, now time.Time) bool {
+	if p.hasWork(ctx) {
+		return false
+	}
+	at, ok := p.st.NextDeadline() // a dedupe expiry: nothing is in flight
+	if ok {
+		at = at.Add(parkSlack)
+	}
+	if !p.idleSince.IsZero() {
+		if r := p.idleSince.Add(p.opt.IdleTimeout); !ok || r.Before(at) {
+			at, ok = r, true
+		}
+	}
+	if ok && !at.After(now) {
+		return false // due already: the loop does it first
+	}
+	p.st.Compact()
+	p.net.Shrink()
+	p.sends.Shrink()
+	p.cancels.Shrink()
+	p.buf, p.inb, p.outb, p.cancb, p.pkts, p.outs, p.late = nil, nil, nil, nil, nil, nil, nil
+	p.publish()
+	p.timer.Stop()
+	p.armed = ok
+	if ok {
+		p.armedFor = at
+		p.timer.Reset(at.Sub(now))
+	}
+	p.parked.Store(true)
+	if p.hasWork(ctx) && p.parked.CompareAndSwap(true, false) {
+		return false
+	}
+	// Parked, or already resumed by whoever brought the work: either way
+	// this goroutine must not touch the peer again.
+	return true
+}
+
+// hasWork reports whether anything is waiting for the loop.
+func (p *Peer) hasWork(ctx context.Context) bool {
+	return p.net.Len() > 0 || p.sends.Len() > 0 || p.cancels.Len() > 0 || ctx.Err() != nil || p.drain.Load()
 }
 
 // takeSends moves the messages waiting in the sends mailbox into the state.
@@ -479,13 +609,22 @@ func (p *Peer) publish() {
 	p.statsMu.Unlock()
 }
 
-// arm sets the timer to the state's next deadline, or to the idle deadline.
-// An alarm already set earlier is kept: it will fire, find nothing due and
-// re-arm, which is cheaper than resetting the timer for every message.
-func (p *Peer) arm(now, idleSince time.Time) {
+// arm sets the timer to the state's next deadline, or to the idle or park
+// deadline. An alarm already set earlier is kept: it will fire, find
+// nothing due and re-arm, which is cheaper than resetting the timer for
+// every message.
+func (p *Peer) arm(now time.Time) {
 	at, ok := p.st.NextDeadline()
-	if !idleSince.IsZero() {
-		at, ok = idleSince.Add(p.opt.IdleTimeout), true
+	consider := func(t time.Time) {
+		if !ok || t.Before(at) {
+			at, ok = t, true
+		}
+	}
+	if !p.idleSince.IsZero() {
+		consider(p.idleSince.Add(p.opt.IdleTimeout))
+	}
+	if !p.quietSince.IsZero() && p.opt.Resume != nil {
+		consider(p.quietSince.Add(p.opt.ParkAfter))
 	}
 	if !ok {
 		return
@@ -493,29 +632,23 @@ func (p *Peer) arm(now, idleSince time.Time) {
 	if p.armed && !at.Before(p.armedFor) {
 		return
 	}
-	p.stopTimer()
 	// at is after now: Tick has done everything due at now. A zero or
 	// negative Reset would not fire on the mock clock until it moves.
 	p.timer.Reset(max(at.Sub(now), time.Nanosecond))
 	p.armed, p.armedFor = true, at
 }
 
-// stopTimer stops the timer and empties its channel: the mock clock's
-// channel is buffered and a fire that was not received would block the
-// next one (and the clock with it).
+// stopTimer stops the timer. A fire already on its way only ticks a loop
+// that finds nothing due.
 func (p *Peer) stopTimer() {
-	if !p.timer.Stop() {
-		select {
-		case <-p.timer.C:
-		default:
-		}
-	}
+	p.timer.Stop()
 	p.armed = false
 }
 
 // shut ends the peer: every message still in flight, or waiting in the
 // sends mailbox, fails with err, and no mailbox takes anything more.
 func (p *Peer) shut(err error) {
+	p.stopTimer()
 	p.stopSends()
 	p.net.Close()
 	p.cancels.Close()
@@ -544,9 +677,7 @@ func (p *Peer) Crash(r any) {
 	p.stopSends()
 	p.net.Close()
 	p.cancels.Close()
-	if p.timer != nil {
-		p.stopTimer()
-	}
+	p.stopTimer()
 	for _, o := range p.outs[p.routed:] {
 		p.route(o)
 	}

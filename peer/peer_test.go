@@ -62,6 +62,8 @@ type side struct {
 	receipts chan peer.Receipt
 	done     chan struct{}
 	retired  atomic.Bool
+	running  atomic.Int32 // goroutines in Run
+	resumes  atomic.Int32 // Resume calls
 }
 
 var (
@@ -72,11 +74,30 @@ var (
 // pair starts peer A (at addrA, talking to addrB) and peer B (the reverse)
 // on the mock clock. Both run until ctx ends or they exit.
 func pair(t *testing.T, ctx context.Context, mock *clock.Mock, cfg peer.Config, inboxSize int) (*link, *side, *side) {
+	return pairWith(t, ctx, mock, cfg, inboxSize, false)
+}
+
+// pairWith is pair, with peers that park when quiet if parking is set:
+// their goroutine ends, and Resume starts a new one.
+func pairWith(t *testing.T, ctx context.Context, mock *clock.Mock, cfg peer.Config, inboxSize int, parking bool) (*link, *side, *side) {
 	l := &link{peers: map[netip.AddrPort]*peer.Peer{}, format: wire.DefaultFormat()}
 	mk := func(self, remote netip.AddrPort) *side {
 		s := &side{inbox: make(chan peer.Message, inboxSize), receipts: make(chan peer.Receipt, 16), done: make(chan struct{})}
+		run := func() {
+			s.running.Add(1)
+			parked := s.p.Run(ctx)
+			s.running.Add(-1)
+			if !parked {
+				close(s.done)
+			}
+		}
+		var resume func(*peer.Peer)
+		if parking {
+			resume = func(*peer.Peer) { s.resumes.Add(1); go run() }
+		}
 		s.p = peer.New(peer.Options{
-			Addr: remote, Config: cfg, Format: l.format, Clock: mock, Conn: writer{l, self},
+			Resume: resume,
+			Addr:   remote, Config: cfg, Format: l.format, Clock: mock, Conn: writer{l, self},
 			Inbox: s.inbox, Receipts: s.receipts, IdleTimeout: 5 * time.Second, Validated: true,
 			Seed: [5]uint32{uint32(self.Port()), 1, 2, 3, 4},
 			Retire: func(p *peer.Peer) bool {
@@ -87,7 +108,7 @@ func pair(t *testing.T, ctx context.Context, mock *clock.Mock, cfg peer.Config, 
 				return true
 			},
 		})
-		go func() { defer close(s.done); s.p.Run(ctx) }()
+		go run()
 		return s
 	}
 	a := mk(addrA, addrB)
@@ -268,6 +289,87 @@ func TestPeer_RetiresWhenIdle(t *testing.T) {
 		}
 		if err := a.p.Send(ctx, peer.Outgoing{ID: uuid.New(), Done: make(chan peer.Receipt, 1)}); !errors.Is(err, peer.ErrClosed) {
 			t.Fatalf("Send to a retired peer = %v, want ErrClosed", err)
+		}
+	})
+}
+
+// A quiet peer parks: its goroutine ends but it keeps what it remembers,
+// and the next packet, send or deadline resumes it.
+func TestPeer_ParksWhenQuietAndResumes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		mock := clock.NewMock()
+		l, a, b := pairWith(t, ctx, mock, peerConfig(), 8, true)
+		var mu sync.Mutex
+		var data []wire.Packet
+		l.setDrop(func(from netip.AddrPort, p wire.Packet) bool {
+			if p.Kind == wire.Data {
+				mu.Lock()
+				data = append(data, wire.Packet{Kind: p.Kind, ID: p.ID, Payload: append([]byte(nil), p.Payload...)})
+				mu.Unlock()
+			}
+			return false
+		})
+		if r := sendWait(t, ctx, a.p, "x"); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+		<-b.inbox
+		step(mock, 500*time.Millisecond)
+		if a.p.Parked() || b.p.Parked() {
+			t.Fatal("parked before ParkAfter")
+		}
+		step(mock, 600*time.Millisecond)
+		if !a.p.Parked() || !b.p.Parked() || a.running.Load()+b.running.Load() != 0 {
+			t.Fatalf("after 1.1 s quiet: parked %v %v, goroutines %d, want both parked and none",
+				a.p.Parked(), b.p.Parked(), a.running.Load()+b.running.Load())
+		}
+
+		// A late copy of the DATA resumes B, which answers it but does
+		// not deliver it again: parking kept its memory.
+		mu.Lock()
+		dup := data[0]
+		mu.Unlock()
+		if err := b.p.Put(peer.Inbound{Packet: dup, Size: 5 + len(dup.Payload)}); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		select {
+		case m := <-b.inbox:
+			t.Fatalf("duplicate delivered after parking: %q", m.Data)
+		default:
+		}
+		if st := b.p.Stats(); st.Duplicates != 1 || st.Remembered != 1 {
+			t.Fatalf("stats %+v: want the duplicate counted and its id still remembered", st)
+		}
+
+		// A send resumes A.
+		step(mock, 2*time.Second)
+		if !a.p.Parked() {
+			t.Fatal("A not parked again")
+		}
+		if r := sendWait(t, ctx, a.p, "y"); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+		if m := <-b.inbox; string(m.Data) != "y" {
+			t.Fatalf("delivered %q, want y", m.Data)
+		}
+
+		// B's timer resumes it to forget the ids past DedupeHorizon (20 s),
+		// then it idles IdleTimeout (5 s) and retires; A, idle all along,
+		// retires too.
+		step(mock, 20*time.Second)
+		if b.retired.Load() {
+			t.Fatal("B retired while it remembered ids")
+		}
+		step(mock, 10*time.Second)
+		<-a.done
+		<-b.done
+		if !a.retired.Load() || !b.retired.Load() {
+			t.Fatal("a parked peer did not retire")
+		}
+		if a.resumes.Load() == 0 || b.resumes.Load() < 2 {
+			t.Fatalf("resumes A %d B %d: want A resumed by its send, B by the packet and its timer", a.resumes.Load(), b.resumes.Load())
 		}
 	})
 }

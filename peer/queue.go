@@ -83,6 +83,14 @@ func (q *fifo[T]) pop() T {
 // all returns the queued elements, oldest first, without removing them.
 func (q *fifo[T]) all() []T { return q.buf[q.head:] }
 
+// shrink moves the queued elements to an array of their size, if the
+// current one is more than twice as large: a burst's array is given back.
+func (q *fifo[T]) shrink() {
+	if n := q.len(); cap(q.buf) > 2*n {
+		q.buf, q.head = append(make([]T, 0, n), q.buf[q.head:]...), 0
+	}
+}
+
 // reset empties the queue and, if release is set, drops its array.
 func (q *fifo[T]) reset(release bool) {
 	clear(q.buf)

@@ -21,7 +21,7 @@ import (
 // A State is owned by one goroutine and is not safe for concurrent use.
 // Times passed in must not go backwards.
 type State struct {
-	cfg       Config
+	cfg       *Config // shared with the Peer that runs the state, if any
 	addr      netip.AddrPort
 	base      time.Time // times are kept as nanoseconds since base
 	rtt       rttEstimator
@@ -41,8 +41,10 @@ type State struct {
 
 	// Finished exchanges remembered for the dedupe horizon, by id and
 	// payload digest (a reused id with another payload is another
-	// message), oldest first in doneQ.
-	done  map[doneKey]int64 // expiry
+	// message), oldest first in doneQ. Up to smallDone of them are
+	// found by scanning doneQ, without the map: most peers remember a
+	// few ids, and a map costs them a few hundred bytes each.
+	done  map[doneKey]int64 // expiry; nil while doneQ is small
 	doneQ fifo[doneRef]
 
 	// Outputs since the last Take.
@@ -113,6 +115,12 @@ const freeListMax = 1024
 // application chose to contact it, false when it appeared by sending us
 // something (DESIGN guarantee 8).
 func NewState(cfg Config, addr netip.AddrPort, now time.Time, seed [5]uint32, validated bool) *State {
+	return newState(&cfg, addr, now, seed, validated)
+}
+
+// newState is NewState with the Config shared, not copied: a Peer's state
+// reads its Options' Config, one copy less per peer.
+func newState(cfg *Config, addr netip.AddrPort, now time.Time, seed [5]uint32, validated bool) *State {
 	return &State{
 		cfg:       cfg,
 		addr:      addr,
@@ -240,7 +248,7 @@ func (s *State) Receive(now time.Time, p wire.Packet, size int) {
 
 func (s *State) onData(t int64, id wire.ID, payload []byte) {
 	d := digest(payload)
-	if _, ok := s.done[doneKey{id, d}]; ok {
+	if s.remembered(doneKey{id, d}) {
 		// A late repeat of a finished message: never delivered again.
 		// Answer RECV in case the sender is still waiting for one (our
 		// RECVs may all have been lost).
@@ -421,6 +429,23 @@ func (s *State) end(e *inbound, t int64, acked bool) {
 	s.freeInbound(e)
 }
 
+// smallDone is the most remembered ids kept without the map.
+const smallDone = 8
+
+// remembered reports whether the finished exchange k is remembered.
+func (s *State) remembered(k doneKey) bool {
+	if s.done != nil {
+		_, ok := s.done[k]
+		return ok
+	}
+	for _, r := range s.doneQ.all() {
+		if r.key == k {
+			return true
+		}
+	}
+	return false
+}
+
 func (s *State) remember(id wire.ID, digest uint64, t int64, acked bool) {
 	if s.doneQ.len() >= s.cfg.DedupeLimit {
 		s.stats.DedupeEvicted++
@@ -428,15 +453,23 @@ func (s *State) remember(id wire.ID, digest uint64, t int64, acked bool) {
 	}
 	k := doneKey{id, digest}
 	exp := t + int64(s.cfg.DedupeHorizon)
-	if s.done == nil {
-		s.done = make(map[doneKey]int64)
+	if s.done == nil && s.doneQ.len() >= smallDone {
+		s.done = make(map[doneKey]int64, 2*smallDone)
+		for _, r := range s.doneQ.all() {
+			s.done[r.key] = r.expire // oldest first: the latest expiry wins
+		}
 	}
-	s.done[k] = exp
+	if s.done != nil {
+		s.done[k] = exp
+	}
 	s.doneQ.push(doneRef{key: k, expire: exp, acked: acked})
 }
 
 func (s *State) forgetOldest() {
 	r := s.doneQ.pop()
+	if s.done == nil {
+		return // the queue is the record
+	}
 	// The same message may have been remembered again since (it was
 	// re-delivered after an earlier horizon); only the entry this
 	// reference made is forgotten.
@@ -557,9 +590,13 @@ func (s *State) Compact() {
 		s.in, s.inQ = nil, nil
 		s.held.reset(true)
 	}
+	if s.doneQ.len() <= smallDone {
+		s.done = nil // the queue alone will do
+	}
 	if s.doneQ.len() == 0 {
-		s.done = nil
 		s.doneQ.reset(true)
+	} else {
+		s.doneQ.shrink()
 	}
 	if len(s.packets) == 0 {
 		s.packets = nil
@@ -573,6 +610,9 @@ func (s *State) Compact() {
 func (s *State) Stats() Stats {
 	st := s.stats
 	st.InFlight, st.Open, st.Remembered = len(s.out), len(s.in), len(s.done)
+	if s.done == nil {
+		st.Remembered = s.doneQ.len()
+	}
 	st.SRTT, st.RTTVar, st.RTO = s.rtt.srtt, s.rtt.rttvar, s.rtt.rto
 	st.Validated = s.validated
 	return st

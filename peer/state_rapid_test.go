@@ -177,6 +177,14 @@ func (m *pairModel) Advance(t *rapid.T) {
 	m.advance(d)
 }
 
+// Compact may come at any moment (the actor calls it when a peer goes
+// quiet or parks): it must change nothing but memory.
+func (m *pairModel) Compact(t *rapid.T) {
+	for _, e := range m.ends {
+		e.s.Compact()
+	}
+}
+
 func (m *pairModel) advance(d time.Duration) {
 	m.now = m.now.Add(d)
 	for _, e := range m.ends {

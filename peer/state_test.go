@@ -2,6 +2,7 @@ package peer_test
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -269,6 +270,52 @@ func TestState_DuplicateDataBeforeAndAfterAck(t *testing.T) {
 // Past the dedupe horizon the id is forgotten: memory is reclaimed, and a
 // copy arriving that late is a new message (the horizon bounds the
 // guarantee; its default outlasts any default sender).
+// Past a handful of remembered ids the state indexes them in a map; Compact
+// drops it again once few are left. Either way no duplicate is delivered.
+func TestState_DedupeManyIDsAcrossCompact(t *testing.T) {
+	cfg := testConfig()
+	cfg.RecvWindow, cfg.HoldLimit = 64, 64
+	h := newHarness(t, cfg, true)
+	const n = 20
+	deliverAndAck := func(i int) {
+		id := wire.ID{0, 0, 0, byte(i)}
+		h.recv(wire.Data, id, fmt.Sprint(i))
+		h.deliverAll()
+		h.recv(wire.Ack, id, "")
+	}
+	for i := range n {
+		h.at(time.Duration(i) * time.Second / 4) // ids expire a quarter second apart
+		deliverAndAck(i)
+	}
+	h.packets()
+	dupes := func(from int) {
+		t.Helper()
+		for i := from; i < n; i++ {
+			h.recv(wire.Data, wire.ID{0, 0, 0, byte(i)}, fmt.Sprint(i))
+			if got := h.deliverAll(); len(got) != 0 {
+				t.Fatalf("duplicate of %d delivered: %q", i, got)
+			}
+		}
+	}
+	dupes(0)
+	h.s.Compact() // 20 remembered: the map stays
+	dupes(0)
+	// At 10 s + 3.5 s the first 15 have expired; 5 are left, without a map.
+	h.at(cfg.DedupeHorizon + 14*time.Second/4)
+	h.s.Compact()
+	if st := h.s.Stats(); st.Remembered != n-15 {
+		t.Fatalf("remembered %d, want %d", st.Remembered, n-15)
+	}
+	dupes(15)
+	h.recv(wire.Data, wire.ID{0, 0, 0, 0}, "0") // forgotten: a new message
+	if got := h.deliverAll(); len(got) != 1 {
+		t.Fatalf("expired id: delivered %q, want it once more", got)
+	}
+	if st := h.s.Stats(); st.Duplicates != 2*n+5 {
+		t.Fatalf("duplicates %d, want %d", st.Duplicates, 2*n+5)
+	}
+}
+
 func TestState_DedupeHorizonExpires(t *testing.T) {
 	h := newHarness(t, testConfig(), true)
 	id := wire.ID{1, 1, 1, 1}
