@@ -42,11 +42,14 @@ var (
 // protocol state belongs to its goroutine alone. Inbox and Receipts are
 // closed by Close, last; the Outbox is never closed by the endpoint.
 type Endpoint struct {
-	conn  net.PacketConn
-	udp   *net.UDPConn // conn, when it is one: reads and writes without allocating
-	own   bool         // Close closes conn
-	cfg   settings
-	local netip.AddrPort
+	conn net.PacketConn
+	udp  *net.UDPConn // conn, when it is one: reads and writes without allocating
+	// writer is what peers write through: conn, or a sendmmsg writer
+	// for it (Config.Batch).
+	writer peer.Writer
+	own    bool // Close closes conn
+	cfg    settings
+	local  netip.AddrPort
 
 	inbox    chan peer.Message
 	outbox   chan peer.Message
@@ -110,6 +113,12 @@ func New(conn net.PacketConn, cfg *Config, own bool) (*Endpoint, error) {
 		ack:       make([]byte, 0, s.format.HeaderLen()),
 	}
 	e.udp, _ = conn.(*net.UDPConn)
+	e.writer = conn
+	if e.udp != nil && s.batch > 1 {
+		if w := newBatchWriter(e.udp, s.batch); w != nil {
+			e.writer = w
+		}
+	}
 	if _, err := rand.Read(e.seeds[:]); err != nil {
 		return nil, fmt.Errorf("gtudp: seeding message ids: %w", err)
 	}
@@ -340,7 +349,7 @@ func (e *Endpoint) startLocked(addr netip.AddrPort, validated bool) (*peer.Peer,
 		Config:          e.cfg.peer,
 		Format:          e.cfg.format,
 		Clock:           e.cfg.clock,
-		Conn:            e.conn,
+		Conn:            e.writer,
 		Inbox:           e.inbox,
 		Receipts:        e.receipts,
 		DroppedReceipts: &e.ctr.receiptsDropped,

@@ -65,16 +65,20 @@ func (c *collect) snapshot() []gtudp.Message {
 }
 
 func TestEndpoint_Loopback10k(t *testing.T) {
-	for _, tc := range []struct{ network, addr string }{
-		{"udp4", "127.0.0.1:0"},
-		{"udp6", "[::1]:0"},
+	for _, tc := range []struct {
+		network, addr string
+		batch         int // 1: one datagram per system call
+	}{
+		{"udp4", "127.0.0.1:0", 0},
+		{"udp6", "[::1]:0", 0},
+		{"udp4", "127.0.0.1:0", 1},
 	} {
-		t.Run(tc.network, func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s/batch%d", tc.network, tc.batch), func(t *testing.T) {
 			const n = 10000
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			a := listen(t, tc.network, tc.addr, nil)
-			b := listen(t, tc.network, tc.addr, nil)
+			a := listen(t, tc.network, tc.addr, &gtudp.Config{Batch: tc.batch})
+			b := listen(t, tc.network, tc.addr, &gtudp.Config{Batch: tc.batch})
 			got := make(chan gtudp.Message, n)
 			go func() {
 				for m := range b.Inbox() {

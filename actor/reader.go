@@ -30,28 +30,16 @@ const (
 // waiting on a peer. It returns when Close stops it, or when the socket
 // fails underneath the endpoint.
 //
-// Ownership: buf is the reader's alone. DATA payloads, and raw datagrams,
-// are copied out of it before they leave the reader; RECV and ACK carry
-// nothing that outlives the read.
+// Ownership: the read buffers are the reader's alone. DATA payloads, and
+// raw datagrams, are copied out of them before they leave the reader; RECV
+// and ACK carry nothing that outlives the read.
 func (e *Endpoint) readLoop() {
 	defer e.wg.Done()
-	buf := make([]byte, wire.MaxDatagram+1) // one byte spare: see dispatch
+	r := e.newDatagramReader()
 	backoff := time.Duration(0)
 	var lastLog time.Time
-	// A *net.UDPConn reads the source as a netip.AddrPort without
-	// allocating; other conns give a net.Addr.
-	fast := e.udp
 	for {
-		var n int
-		var src netip.AddrPort
-		var from net.Addr
-		var err error
-		if fast != nil {
-			n, src, err = fast.ReadFromUDPAddrPort(buf)
-			src = unmap(src)
-		} else {
-			n, from, err = e.conn.ReadFrom(buf)
-		}
+		n, err := r.read()
 		if err != nil {
 			select {
 			case <-e.stop:
@@ -82,14 +70,75 @@ func (e *Endpoint) readLoop() {
 			continue
 		}
 		backoff = 0
-		if fast == nil {
-			if src, err = addrPort(from); err != nil {
-				e.ctr.foreign.Add(1)
+		for i := range n {
+			b, src, ok := r.datagram(i)
+			if !ok {
+				e.ctr.foreign.Add(1) // a source that is not an IP address
 				continue
 			}
+			e.dispatch(unmap(src), b)
 		}
-		e.dispatch(src, buf[:n])
 	}
+}
+
+// datagramReader reads the socket: read waits for one or more datagrams
+// and returns how many; datagram(i) returns the i-th, valid until the next
+// read, and its source (false if that is not an IP address and port).
+type datagramReader interface {
+	read() (int, error)
+	datagram(i int) ([]byte, netip.AddrPort, bool)
+}
+
+// newDatagramReader reads in batches with recvmmsg where it can (a
+// *net.UDPConn on 64-bit Linux, Config.Batch above 1), else one datagram
+// per call.
+func (e *Endpoint) newDatagramReader() datagramReader {
+	if e.udp != nil && e.cfg.batch > 1 {
+		if b := newBatchReader(e.udp, e.cfg.batch); b != nil {
+			return b
+		}
+	}
+	return newSingleReader(e.udp, e.conn)
+}
+
+func newSingleReader(udp *net.UDPConn, conn net.PacketConn) *singleReader {
+	if udp != nil {
+		conn = udp
+	}
+	return &singleReader{udp: udp, conn: conn, buf: make([]byte, wire.MaxDatagram+1)} // one byte spare: see dispatch
+}
+
+// singleReader reads one datagram per call. A *net.UDPConn gives the
+// source as a netip.AddrPort without allocating; other conns give a
+// net.Addr.
+type singleReader struct {
+	udp  *net.UDPConn
+	conn net.PacketConn
+	buf  []byte
+	n    int
+	src  netip.AddrPort
+	from net.Addr
+}
+
+func (r *singleReader) read() (int, error) {
+	var err error
+	if r.udp != nil {
+		r.n, r.src, err = r.udp.ReadFromUDPAddrPort(r.buf)
+	} else {
+		r.n, r.from, err = r.conn.ReadFrom(r.buf)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return 1, nil
+}
+
+func (r *singleReader) datagram(int) ([]byte, netip.AddrPort, bool) {
+	if r.udp != nil {
+		return r.buf[:r.n], r.src, true
+	}
+	src, err := addrPort(r.from)
+	return r.buf[:r.n], src, err == nil
 }
 
 // fail records that the socket was closed underneath the endpoint: every

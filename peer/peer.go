@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -20,6 +21,17 @@ import (
 // Writer writes one datagram to an address. net.PacketConn satisfies it.
 type Writer interface {
 	WriteTo(b []byte, addr net.Addr) (int, error)
+}
+
+// BatchWriter is a Writer that also writes several datagrams to one
+// address in one call, as sendmmsg(2) does. A peer whose Conn is one
+// writes everything a wake-up produced in one batch. WriteBatch returns
+// how many of bufs were written, and the error that stopped it, if any;
+// it must be safe for concurrent use (every peer writes through it) and
+// must not keep bufs.
+type BatchWriter interface {
+	Writer
+	WriteBatch(bufs [][]byte, addr netip.AddrPort) (int, error)
 }
 
 // Inbound is a decoded packet from the peer, as the socket reader hands it
@@ -91,6 +103,7 @@ type Options struct {
 // Send and Cancel (user sends), Drain and Stats.
 type Peer struct {
 	opt  Options
+	bw   BatchWriter  // opt.Conn when it is one
 	udp  *net.UDPConn // opt.Conn when it is one: writes to opt.Addr without converting it
 	addr *net.UDPAddr // otherwise, made once: WriteTo needs a net.Addr
 	log  *slog.Logger // opt.Logger with the peer's address, or nil
@@ -121,7 +134,8 @@ type Peer struct {
 	tick  chan struct{} // buffered(1)
 
 	// Owned by Run (whichever goroutine runs it; a resume hands them on).
-	buf         []byte
+	buf         []byte   // packets of one flush, encoded back to back
+	bufs        [][]byte // and each of them, for WriteBatch
 	inb         []Inbound
 	outb        []Outgoing
 	cancb       []cancel
@@ -167,7 +181,8 @@ func New(opt Options) *Peer {
 	}
 	p.timer = opt.Clock.AfterFunc(time.Hour, p.alarm)
 	p.timer.Stop()
-	if p.udp, _ = opt.Conn.(*net.UDPConn); p.udp == nil {
+	p.bw, _ = opt.Conn.(BatchWriter)
+	if p.udp, _ = opt.Conn.(*net.UDPConn); p.udp == nil && p.bw == nil {
 		p.addr = net.UDPAddrFromAddrPort(opt.Addr)
 	}
 	if opt.Logger != nil {
@@ -336,10 +351,10 @@ func (p *Peer) Run(ctx context.Context) (parked bool) {
 			if !st.Idle() {
 				p.idleSince = time.Time{}
 			} else if p.idleSince.IsZero() {
+				// Memory is given back when the peer parks, a second
+				// from now: a stream whose window drains for a moment
+				// must not reallocate its tables every time.
 				p.idleSince = now
-				st.Compact()
-				p.net.Shrink()
-				p.buf = nil
 			}
 			if !p.idleSince.IsZero() && !now.Before(p.idleSince.Add(p.opt.IdleTimeout)) {
 				if p.opt.Retire(p) {
@@ -446,7 +461,7 @@ func (p *Peer) park(ctx context.Context, now time.Time) bool {
 	p.net.Shrink()
 	p.sends.Shrink()
 	p.cancels.Shrink()
-	p.buf, p.inb, p.outb, p.cancb, p.pkts, p.outs, p.late = nil, nil, nil, nil, nil, nil, nil
+	p.buf, p.bufs, p.inb, p.outb, p.cancb, p.pkts, p.outs, p.late = nil, nil, nil, nil, nil, nil, nil, nil
 	p.publish()
 	p.timer.Stop()
 	p.armed = ok
@@ -486,11 +501,7 @@ func (p *Peer) takeSends(now time.Time) {
 // first: a DATA aliases its message's Data, which is the user's again once
 // the outcome is out.
 func (p *Peer) flush(now time.Time) {
-	p.pkts = p.st.TakePackets(p.pkts[:0])
-	for _, pkt := range p.pkts {
-		p.write(pkt)
-	}
-	clear(p.pkts)
+	p.writePackets()
 
 	p.outs = p.st.TakeOutcomes(p.outs[:0])
 	// Stats first: whoever gets an outcome finds it counted.
@@ -519,14 +530,53 @@ func (p *Peer) flush(now time.Time) {
 		}
 		break
 	}
-	// Deliveries produce RECVs.
-	p.pkts = p.st.TakePackets(p.pkts[:0])
-	for _, pkt := range p.pkts {
-		p.write(pkt)
-	}
-	clear(p.pkts)
-
+	p.writePackets() // deliveries produce RECVs
 	p.publish()
+}
+
+// writePackets writes the packets the state has produced: in one batch
+// through a BatchWriter, else one by one.
+func (p *Peer) writePackets() {
+	p.pkts = p.st.TakePackets(p.pkts[:0])
+	if len(p.pkts) == 0 {
+		return
+	}
+	if p.bw == nil {
+		for _, pkt := range p.pkts {
+			p.write(pkt)
+		}
+		clear(p.pkts)
+		return
+	}
+	p.buf = p.buf[:0]
+	for _, pkt := range p.pkts {
+		n := len(p.buf)
+		p.buf = p.opt.Format.Append(p.buf, pkt)
+		p.logPacket("OUT", pkt, len(p.buf)-n)
+	}
+	// Slice only now: appending may have moved p.buf.
+	p.bufs = p.bufs[:0]
+	off := 0
+	for _, pkt := range p.pkts {
+		n := p.opt.Format.HeaderLen() + len(pkt.Payload)
+		p.bufs = append(p.bufs, p.buf[off:off+n:off+n])
+		off += n
+	}
+	for sent := 0; sent < len(p.bufs); {
+		n, err := p.bw.WriteBatch(p.bufs[sent:], p.opt.Addr)
+		sent += n
+		if sent < len(p.bufs) && (err != nil || n == 0) {
+			// The datagram at sent failed: count it and go on with the
+			// rest, as one-by-one writes would.
+			if err == nil {
+				err = io.ErrShortWrite
+			}
+			p.writeFailed(p.pkts[sent].Kind, err)
+			sent++
+		}
+	}
+	clear(p.bufs)
+	clear(p.pkts)
 }
 
 func (p *Peer) write(pkt wire.Packet) {
@@ -539,10 +589,14 @@ func (p *Peer) write(pkt wire.Packet) {
 		_, err = p.opt.Conn.WriteTo(p.buf, p.addr)
 	}
 	if err != nil {
-		p.writeErrors++
-		if p.log != nil && !errors.Is(err, net.ErrClosed) {
-			p.log.Warn("gtudp: write failed", "kind", pkt.Kind, "err", err)
-		}
+		p.writeFailed(pkt.Kind, err)
+	}
+}
+
+func (p *Peer) writeFailed(k wire.Kind, err error) {
+	p.writeErrors++
+	if p.log != nil && !errors.Is(err, net.ErrClosed) {
+		p.log.Warn("gtudp: write failed", "kind", k, "err", err)
 	}
 }
 

@@ -534,3 +534,70 @@ func TestPeer_CrashFailsEverything(t *testing.T) {
 		}
 	})
 }
+
+// batchWriter records WriteBatch calls and fails the datagram at failAt
+// (counting every datagram offered), as sendmmsg stops at a failing one.
+type batchWriter struct {
+	mu      sync.Mutex
+	calls   int
+	offered int
+	written []wire.Kind
+	failAt  int
+}
+
+func (w *batchWriter) WriteTo([]byte, net.Addr) (int, error) {
+	panic("a BatchWriter's peer writes batches")
+}
+
+func (w *batchWriter) WriteBatch(bufs [][]byte, _ netip.AddrPort) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.calls++
+	for i, b := range bufs {
+		w.offered++
+		if w.offered == w.failAt {
+			return i, errors.New("no buffer space")
+		}
+		p, err := wire.DefaultFormat().Decode(b)
+		if err != nil {
+			panic(err)
+		}
+		w.written = append(w.written, p.Kind)
+	}
+	return len(bufs), nil
+}
+
+// A peer whose Conn writes batches writes what one wake-up produced in one
+// call; a datagram that fails is counted and the rest still go out.
+func TestPeer_WritesBatchesAndCountsFailures(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		w := &batchWriter{failAt: 2}
+		cfg := peerConfig()
+		cfg.Window = 8
+		p := peer.New(peer.Options{
+			Addr: addrB, Config: cfg, Format: wire.DefaultFormat(), Clock: clock.NewMock(), Conn: w,
+			Inbox: make(chan peer.Message, 1), Receipts: make(chan peer.Receipt, 8), IdleTimeout: time.Hour,
+			Validated: true, Retire: func(*peer.Peer) bool { return false },
+		})
+		for i := range 5 {
+			if err := p.Send(ctx, peer.Outgoing{ID: uuid.New(), Data: []byte{byte(i)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		go p.Run(ctx)
+		synctest.Wait()
+		w.mu.Lock()
+		calls, written := w.calls, len(w.written)
+		w.mu.Unlock()
+		if calls > 2 || written != 4 {
+			t.Fatalf("%d WriteBatch calls wrote %d DATA; want the 5 in one or two calls (after the failure), 4 written", calls, written)
+		}
+		if st := p.Stats(); st.WriteErrors != 1 || st.InFlight != 5 {
+			t.Fatalf("write errors %d, in flight %d; want 1 and 5 (the failed DATA is re-sent later)", st.WriteErrors, st.InFlight)
+		}
+		cancel()
+		<-p.Done()
+	})
+}

@@ -1,0 +1,63 @@
+package actor
+
+import (
+	"net"
+	"net/netip"
+)
+
+// BatchConn reads and writes a UDP socket the way an Endpoint does: in
+// batches, with recvmmsg(2) and sendmmsg(2), on 64-bit Linux, and one
+// datagram per call elsewhere. Neither path allocates. An application
+// needs only the Endpoint; BatchConn exists so that a tool can measure
+// against the same system calls ("gtudp bench" runs the bare exchange on
+// it).
+//
+// Read and Datagram belong to one goroutine; WriteBatch is safe for
+// concurrent use.
+type BatchConn struct {
+	r datagramReader
+	w *batchWriter
+	c *net.UDPConn
+}
+
+// NewBatchConn wraps c, reading up to batch datagrams per call (1: one at
+// a time, and writes one at a time too). The read buffers take 64 KiB
+// per datagram of the batch.
+func NewBatchConn(c *net.UDPConn, batch int) *BatchConn {
+	b := &BatchConn{c: c}
+	if batch > 1 {
+		if r := newBatchReader(c, batch); r != nil {
+			b.r = r
+		}
+		b.w = newBatchWriter(c, batch)
+	}
+	if b.r == nil {
+		b.r = newSingleReader(c, c)
+	}
+	return b
+}
+
+// Read waits for datagrams and returns how many arrived (at least one when
+// err is nil).
+func (b *BatchConn) Read() (int, error) { return b.r.read() }
+
+// Datagram returns the i-th datagram of the last Read, valid until the
+// next, and its sender.
+func (b *BatchConn) Datagram(i int) ([]byte, netip.AddrPort) {
+	d, src, _ := b.r.datagram(i) // a *net.UDPConn always knows the source
+	return d, unmap(src)
+}
+
+// WriteBatch writes each of bufs to addr and returns how many were
+// written, with the error that stopped it.
+func (b *BatchConn) WriteBatch(bufs [][]byte, addr netip.AddrPort) (int, error) {
+	if b.w != nil {
+		return b.w.WriteBatch(bufs, addr)
+	}
+	for i, d := range bufs {
+		if _, err := b.c.WriteToUDPAddrPort(d, addr); err != nil {
+			return i, err
+		}
+	}
+	return len(bufs), nil
+}

@@ -1,0 +1,301 @@
+//go:build linux && (amd64 || arm64 || ppc64 || ppc64le || mips64 || mips64le || riscv64 || s390x || loong64)
+
+package actor
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gtudp/gtudp/wire"
+)
+
+// mmsghdr is the kernel's struct mmsghdr on 64-bit Linux: a msghdr and the
+// length received, padded to 8 bytes.
+type mmsghdr struct {
+	hdr unix.Msghdr
+	n   uint32
+	_   [4]byte
+}
+
+// batchReader reads up to len(hdrs) datagrams per recvmmsg(2) from a UDP
+// socket, through the socket's RawConn so that the runtime's poller still
+// does the waiting (and deadlines and Close still work).
+//
+// golang.org/x/net/ipv4's ReadBatch does the same but allocates a
+// *net.UDPAddr per datagram; this decodes the sender into a netip.AddrPort
+// in place, so a batch allocates nothing.
+//
+// Each slot has a buffer of the largest datagram (plus one byte, to spot a
+// larger one): a datagram truncated to a smaller buffer would be lost for
+// good, as each of its re-sends would be truncated too.
+//
+// A batchReader is owned by the reader goroutine.
+type batchReader struct {
+	raw   syscall.RawConn
+	hdrs  []mmsghdr
+	iovs  []unix.Iovec
+	names []unix.RawSockaddrInet6 // large enough for either family
+	bufs  [][]byte
+	zones map[uint32]string // IPv6 scope ids seen, by interface name
+
+	got   int
+	errno syscall.Errno
+	recv  func(fd uintptr) bool // b.recvmmsg, bound once
+}
+
+// newBatchReader returns a reader of batches of size datagrams from c, or
+// nil if c has no usable RawConn (the caller then reads one at a time).
+func newBatchReader(c *net.UDPConn, size int) *batchReader {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	b := &batchReader{
+		raw:   raw,
+		hdrs:  make([]mmsghdr, size),
+		iovs:  make([]unix.Iovec, size),
+		names: make([]unix.RawSockaddrInet6, size),
+		bufs:  make([][]byte, size),
+	}
+	for i := range size {
+		b.bufs[i] = make([]byte, wire.MaxDatagram+1)
+		b.iovs[i].Base = &b.bufs[i][0]
+		b.iovs[i].SetLen(len(b.bufs[i]))
+		b.hdrs[i].hdr.Iov = &b.iovs[i]
+		b.hdrs[i].hdr.SetIovlen(1)
+		b.hdrs[i].hdr.Name = (*byte)(unsafe.Pointer(&b.names[i]))
+	}
+	b.recv = b.recvmmsg
+	return b
+}
+
+// recvmmsg is the RawConn.Read callback: false asks the poller to wait
+// for the socket to become readable.
+func (b *batchReader) recvmmsg(fd uintptr) bool {
+	for {
+		n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(len(b.hdrs)), 0, 0, 0)
+		switch errno {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		}
+		b.got, b.errno = int(n), errno
+		return true
+	}
+}
+
+// read waits for datagrams and returns how many arrived, at least one
+// unless err is set. They stay valid until the next read.
+func (b *batchReader) read() (int, error) {
+	for i := range b.hdrs {
+		b.hdrs[i].hdr.Namelen = unix.SizeofSockaddrInet6
+		b.hdrs[i].hdr.Flags = 0
+		b.hdrs[i].n = 0
+	}
+	b.got, b.errno = 0, 0
+	if err := b.raw.Read(b.recv); err != nil {
+		return 0, err
+	}
+	if b.errno != 0 {
+		return 0, os.NewSyscallError("recvmmsg", b.errno)
+	}
+	return b.got, nil
+}
+
+// datagram returns the i-th datagram of the last read and its sender.
+func (b *batchReader) datagram(i int) ([]byte, netip.AddrPort, bool) {
+	src, ok := b.source(&b.names[i])
+	return b.bufs[i][:b.hdrs[i].n], src, ok
+}
+
+func (b *batchReader) source(sa *unix.RawSockaddrInet6) (netip.AddrPort, bool) {
+	switch sa.Family {
+	case unix.AF_INET:
+		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), port(&sa4.Port)), true
+	case unix.AF_INET6:
+		a := netip.AddrFrom16(sa.Addr)
+		if sa.Scope_id != 0 {
+			a = a.WithZone(b.zone(sa.Scope_id))
+		}
+		return netip.AddrPortFrom(a, port(&sa.Port)), true
+	}
+	return netip.AddrPort{}, false
+}
+
+// port reads a port stored in network byte order.
+func port(p *uint16) uint16 {
+	b := (*[2]byte)(unsafe.Pointer(p))
+	return uint16(b[0])<<8 | uint16(b[1])
+}
+
+// zone names an IPv6 scope as the net package does (the interface's name,
+// else its index), so that one link-local peer is one key whichever way
+// its address was read.
+func (b *batchReader) zone(id uint32) string {
+	if z, ok := b.zones[id]; ok {
+		return z
+	}
+	z := strconv.FormatUint(uint64(id), 10)
+	if ifi, err := net.InterfaceByIndex(int(id)); err == nil {
+		z = ifi.Name
+	}
+	if b.zones == nil {
+		b.zones = make(map[uint32]string)
+	}
+	b.zones[id] = z
+	return z
+}
+
+// batchWriter writes datagrams to one address with sendmmsg(2), through
+// the socket's RawConn so that the runtime's poller waits when the send
+// buffer is full. It is safe for concurrent use: every peer writes through
+// it, each call with scratch headers from a pool.
+type batchWriter struct {
+	*net.UDPConn // WriteTo, for whoever needs one datagram
+	raw          syscall.RawConn
+	inet6        bool // an AF_INET6 socket: IPv4 peers are written as mapped addresses
+	max          int  // datagrams per sendmmsg
+	scratch      sync.Pool
+}
+
+// sendScratch is one call's headers and destination.
+type sendScratch struct {
+	hdrs []mmsghdr
+	iovs []unix.Iovec
+	sa   unix.RawSockaddrInet6 // or a RawSockaddrInet4, in its first bytes
+	todo []mmsghdr             // the part of hdrs still to send
+	sent int
+	err  syscall.Errno
+	send func(fd uintptr) bool // s.sendmmsg, bound once
+}
+
+// newBatchWriter returns a writer for c that writes up to max datagrams
+// per call, or nil if its socket cannot be reached (the caller then writes
+// one datagram per call). A few dozen per call take nearly all the gain:
+// a window's worth at once (1,024) measured slower on loopback, as the
+// receiver then gets the whole burst before it can answer any of it.
+func newBatchWriter(c *net.UDPConn, max int) *batchWriter {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	domain := -1
+	if err := raw.Control(func(fd uintptr) {
+		domain, err = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DOMAIN)
+	}); err != nil || domain == -1 {
+		return nil
+	}
+	w := &batchWriter{UDPConn: c, raw: raw, inet6: domain == unix.AF_INET6, max: max}
+	w.scratch.New = func() any {
+		s := new(sendScratch)
+		s.send = s.sendmmsg
+		return s
+	}
+	return w
+}
+
+// WriteBatch writes each of bufs to addr and returns how many were
+// written, with the error that stopped it.
+func (w *batchWriter) WriteBatch(bufs [][]byte, addr netip.AddrPort) (int, error) {
+	s := w.scratch.Get().(*sendScratch)
+	defer func() {
+		clear(s.iovs) // the buffers are the caller's again
+		w.scratch.Put(s)
+	}()
+	namelen, err := s.setAddr(addr, w.inet6)
+	if err != nil {
+		return 0, err
+	}
+	if cap(s.hdrs) < len(bufs) {
+		s.hdrs = make([]mmsghdr, len(bufs))
+		s.iovs = make([]unix.Iovec, len(bufs))
+	}
+	s.hdrs, s.iovs = s.hdrs[:len(bufs)], s.iovs[:len(bufs)]
+	for i, b := range bufs {
+		if len(b) == 0 {
+			// sendmmsg could send an empty datagram, but nothing sends one.
+			return 0, errors.New("gtudp: empty datagram")
+		}
+		s.iovs[i].Base = &b[0]
+		s.iovs[i].SetLen(len(b))
+		s.hdrs[i] = mmsghdr{}
+		s.hdrs[i].hdr.Name = (*byte)(unsafe.Pointer(&s.sa))
+		s.hdrs[i].hdr.Namelen = namelen
+		s.hdrs[i].hdr.Iov = &s.iovs[i]
+		s.hdrs[i].hdr.SetIovlen(1)
+	}
+	total := 0
+	for total < len(bufs) {
+		s.todo, s.sent, s.err = s.hdrs[total:min(total+w.max, len(bufs))], 0, 0
+		if err := w.raw.Write(s.send); err != nil {
+			return total, err
+		}
+		if s.err != 0 {
+			return total, os.NewSyscallError("sendmmsg", s.err)
+		}
+		if s.sent == 0 {
+			return total, io.ErrShortWrite
+		}
+		total += s.sent // the rest, if any, in another call: it reports the error that stopped this one
+	}
+	return total, nil
+}
+
+// setAddr encodes addr as the socket's family wants it and returns its
+// length.
+func (s *sendScratch) setAddr(addr netip.AddrPort, inet6 bool) (uint32, error) {
+	a := addr.Addr()
+	if !inet6 {
+		if !a.Is4() && !a.Is4In6() {
+			return 0, fmt.Errorf("gtudp: cannot write to %v from an IPv4 socket", addr)
+		}
+		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(&s.sa))
+		*sa4 = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: a.Unmap().As4()}
+		setPort(&sa4.Port, addr.Port())
+		return unix.SizeofSockaddrInet4, nil
+	}
+	s.sa = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: a.As16()} // As16 maps IPv4
+	setPort(&s.sa.Port, addr.Port())
+	if z := a.Zone(); z != "" {
+		if ifi, err := net.InterfaceByName(z); err == nil {
+			s.sa.Scope_id = uint32(ifi.Index)
+		} else if id, err := strconv.ParseUint(z, 10, 32); err == nil {
+			s.sa.Scope_id = uint32(id)
+		}
+	}
+	return unix.SizeofSockaddrInet6, nil
+}
+
+// sendmmsg is the RawConn.Write callback: false asks the poller to wait
+// until the socket can take more.
+func (s *sendScratch) sendmmsg(fd uintptr) bool {
+	for {
+		n, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.todo[0])), uintptr(len(s.todo)), 0, 0, 0)
+		switch errno {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		}
+		s.sent, s.err = int(n), errno
+		return true
+	}
+}
+
+// setPort stores a port in network byte order.
+func setPort(p *uint16, port uint16) {
+	b := (*[2]byte)(unsafe.Pointer(p))
+	b[0], b[1] = byte(port>>8), byte(port)
+}
