@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,6 +23,7 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/google/uuid"
 	"github.com/gtudp/gtudp"
+	"github.com/gtudp/gtudp/actor"
 	"github.com/gtudp/gtudp/actor/actortest"
 	"github.com/gtudp/gtudp/wire"
 )
@@ -42,7 +44,7 @@ type benchResult struct {
 	name     string
 	messages int64
 	elapsed  time.Duration
-	cpu      time.Duration // user+system time of the whole process
+	cpu      time.Duration // user+system time of the process, and of the child receiver if any
 	hist     *hdrhistogram.Histogram
 }
 
@@ -127,6 +129,15 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// runFor returns a channel closed after d. Both sides' loops wait on it
+// next to their sockets and channels: a plain channel, which costs a
+// select less than a timer's does.
+func runFor(d time.Duration) (over <-chan struct{}, stop func()) {
+	c := make(chan struct{})
+	t := time.AfterFunc(d, func() { close(c) })
+	return c, func() { t.Stop() }
+}
+
 // startCPUProfile profiles this process into file until the returned
 // function is called.
 func startCPUProfile(file string) (stop func(), err error) {
@@ -167,62 +178,84 @@ func benchBare(ctx context.Context, o benchOptions) (benchResult, error) {
 		return r, err
 	}
 	defer far.stop()
-	rcvAddr := net.UDPAddrFromAddrPort(far.addr)
+	bc := actor.NewBatchConn(snd, o.common.batch)
+	hl := f.HeaderLen()
 
 	var wg sync.WaitGroup
 	window := make(chan struct{}, o.window)
 	sentAt := make([]atomic.Int64, 1<<16) // by the low 16 bits of the id
 	var done atomic.Int64
-	stop := make(chan struct{})
-	// The sender's reader: ACK for every RECV.
+	// The sender's reader: ACK for every RECV, written at once as
+	// gtudp's reader does.
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		buf := make([]byte, 64)
-		out := make([]byte, 0, f.HeaderLen())
+		ack := make([][]byte, 1)
+		buf := make([]byte, 0, hl)
 		for {
-			n, _, err := snd.ReadFrom(buf)
+			k, err := bc.Read()
 			if err != nil {
 				return
 			}
-			p, err := f.Decode(buf[:n])
-			if err != nil || p.Kind != wire.Recv {
-				continue
+			for i := range k {
+				b, _ := bc.Datagram(i)
+				p, err := f.Decode(b)
+				if err != nil || p.Kind != wire.Recv {
+					continue
+				}
+				ack[0] = f.Append(buf[:0], wire.Packet{Kind: wire.Ack, ID: p.ID})
+				bc.WriteBatch(ack, far.addr)
+				seq := binary.BigEndian.Uint32(p.ID[:])
+				r.hist.RecordValue(max(time.Duration(time.Now().UnixNano()-sentAt[seq&0xffff].Load()).Microseconds(), 1))
+				done.Add(1)
+				<-window
 			}
-			out = f.Append(out[:0], wire.Packet{Kind: wire.Ack, ID: p.ID})
-			snd.WriteTo(out, rcvAddr)
-			seq := binary.BigEndian.Uint32(p.ID[:])
-			r.hist.RecordValue(max(time.Duration(time.Now().UnixNano()-sentAt[seq&0xffff].Load()).Microseconds(), 1))
-			done.Add(1)
-			<-window
 		}
 	}()
+	// The sender: DATA while the window has room, as many at once as it
+	// has (a gtudp peer writes what a wake-up produced in one batch).
 	payload := make([]byte, o.size)
-	pkt := make([]byte, 0, f.HeaderLen()+o.size)
-	start, cpu0 := time.Now(), cpuTime()
-	deadline := time.NewTimer(o.duration)
-	defer deadline.Stop()
+	pkt := make([]byte, 0, o.window*(hl+o.size))
+	pkts := make([][]byte, 0, o.window)
+	start, cpu0, farCPU0 := time.Now(), cpuTime(), far.cpu()
+	over, stopClock := runFor(o.duration)
+	defer stopClock()
 	var seq uint32
 send:
 	for {
 		select {
 		case window <- struct{}{}:
-		case <-deadline.C:
+		case <-over:
 			break send
 		case <-ctx.Done():
 			break send
 		}
-		var id wire.ID
-		binary.BigEndian.PutUint32(id[:], seq)
-		sentAt[seq&0xffff].Store(time.Now().UnixNano())
-		seq++
-		pkt = f.Append(pkt[:0], wire.Packet{Kind: wire.Data, ID: id, Payload: payload})
-		if _, err := snd.WriteTo(pkt, rcvAddr); err != nil {
+		n := 1
+	more:
+		for n < o.window {
+			select {
+			case window <- struct{}{}:
+				n++
+			default:
+				break more
+			}
+		}
+		pkt, pkts = pkt[:0], pkts[:0]
+		now := time.Now().UnixNano()
+		for range n {
+			var id wire.ID
+			binary.BigEndian.PutUint32(id[:], seq)
+			sentAt[seq&0xffff].Store(now)
+			seq++
+			off := len(pkt)
+			pkt = f.Append(pkt, wire.Packet{Kind: wire.Data, ID: id, Payload: payload})
+			pkts = append(pkts, pkt[off:])
+		}
+		if _, err := bc.WriteBatch(pkts, far.addr); err != nil {
 			return r, err
 		}
 	}
-	r.messages, r.elapsed, r.cpu = done.Load(), time.Since(start), cpuTime()-cpu0
-	close(stop)
+	r.messages, r.elapsed, r.cpu = done.Load(), time.Since(start), cpuTime()-cpu0+far.cpu()-farCPU0
 	snd.Close()
 	wg.Wait()
 	if ctx.Err() != nil {
@@ -266,51 +299,14 @@ func benchGtudp(ctx context.Context, o benchOptions, relayed bool, loss float64)
 	// buffer's slot is in the message's ID, so finding it again costs
 	// neither a map nor a lock: the bench measures gtudp, not its own
 	// bookkeeping. (Any unique ID will do; gtudp only matches receipts.)
-	bufs := make([][]byte, o.window)
-	free := make(chan uint32, o.window)
+	// There are twice as many buffers as the window, so that gtudp's own
+	// window, not the buffers, limits what is in flight.
+	bufs := make([][]byte, 2*o.window)
+	free := make([]uint32, len(bufs))
 	for i := range bufs {
 		bufs[i] = make([]byte, o.size)
-		free <- uint32(i)
+		free[i] = uint32(i)
 	}
-	var done atomic.Int64
-	var failedMu sync.Mutex // rare: failures only
-	var failed error
-	receiptsDone := make(chan struct{})
-	stop := make(chan struct{})
-	var sent atomic.Int64
-	go func() {
-		defer close(receiptsDone)
-		got := int64(0)
-		for {
-			select {
-			case rc := <-send.Receipts():
-				got++
-				if rc.Err != nil {
-					failedMu.Lock()
-					failed = rc.Err
-					failedMu.Unlock()
-				} else {
-					r.hist.RecordValue(max(rc.RTT.Microseconds(), 1))
-					done.Add(1)
-				}
-				free <- binary.BigEndian.Uint32(rc.ID[:4])
-			case <-stop:
-				// Wait for the receipts of what was sent, then end.
-				if got >= sent.Load() {
-					return
-				}
-				select {
-				case rc := <-send.Receipts():
-					got++
-					if rc.Err == nil {
-						done.Add(1)
-					}
-				case <-time.After(10 * time.Second):
-					return
-				}
-			}
-		}
-	}()
 	if o.profile != "" && !relayed {
 		stopProfile, err := startCPUProfile(o.profile)
 		if err != nil {
@@ -318,32 +314,48 @@ func benchGtudp(ctx context.Context, o benchOptions, relayed bool, loss float64)
 		}
 		defer stopProfile()
 	}
-	start, cpu0 := time.Now(), cpuTime()
-	deadline := time.NewTimer(o.duration)
-	defer deadline.Stop()
+	// One goroutine sends and takes receipts, as an application streaming
+	// through the Outbox would.
+	var failed error
+	pending := 0 // sent, receipt not in yet
 	var seq uint64
-send:
-	for {
-		var slot uint32
-		select {
-		case slot = <-free:
-		case <-deadline.C:
-			break send
-		case <-ctx.Done():
-			break send
+	start, cpu0, farCPU0 := time.Now(), cpuTime(), far.cpu()
+	end, stopClock := runFor(o.duration)
+	defer stopClock()
+	var giveUp <-chan time.Time // after the run: the last receipts' deadline
+	for end != nil || pending > 0 {
+		var outbox chan<- gtudp.Message
+		var m gtudp.Message
+		if end != nil && len(free) > 0 {
+			slot := free[len(free)-1]
+			var id uuid.UUID
+			binary.BigEndian.PutUint32(id[:4], slot)
+			binary.BigEndian.PutUint64(id[8:], seq+1)
+			outbox, m = send.Outbox(), gtudp.Message{ID: id, Addr: to, Data: bufs[slot]}
 		}
-		var id uuid.UUID
-		binary.BigEndian.PutUint32(id[:4], slot)
-		seq++
-		binary.BigEndian.PutUint64(id[8:], seq)
-		send.Outbox() <- gtudp.Message{ID: id, Addr: to, Data: bufs[slot]}
-		sent.Add(1)
+		select {
+		case outbox <- m:
+			free = free[:len(free)-1]
+			seq++
+			pending++
+		case rc := <-send.Receipts():
+			pending--
+			if rc.Err != nil {
+				failed = rc.Err
+			} else if end != nil {
+				r.hist.RecordValue(max(rc.RTT.Microseconds(), 1))
+				r.messages++
+			}
+			free = append(free, binary.BigEndian.Uint32(rc.ID[:4]))
+		case <-end:
+			r.elapsed, r.cpu = time.Since(start), cpuTime()-cpu0+far.cpu()-farCPU0
+			end, giveUp = nil, time.After(10*time.Second)
+		case <-giveUp:
+			pending = 0
+		case <-ctx.Done():
+			return r, ctx.Err()
+		}
 	}
-	r.messages, r.elapsed, r.cpu = done.Load(), time.Since(start), cpuTime()-cpu0
-	close(stop)
-	<-receiptsDone
-	failedMu.Lock()
-	defer failedMu.Unlock()
 	if failed != nil && !errors.Is(failed, gtudp.ErrClosed) {
 		return r, fmt.Errorf("a message failed: %w", failed)
 	}
@@ -354,6 +366,9 @@ send:
 type receiver struct {
 	addr netip.AddrPort
 	stop func()
+	// cpu returns the CPU time a child receiver has used so far; zero in
+	// this process, whose CPU time counts it already.
+	cpu func() time.Duration
 }
 
 // startReceiver starts the receiving side: "bare" answers every DATA with
@@ -381,20 +396,42 @@ func serveReceiver(mode string, c common) (receiver, error) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			buf := make([]byte, 65536)
-			out := make([]byte, 0, f.HeaderLen())
+			// RECV for every DATA of a read, written in one batch as a
+			// gtudp peer writes the RECVs of one wake-up.
+			bc := actor.NewBatchConn(rcv, c.batch)
+			hl := f.HeaderLen()
+			buf := make([]byte, 0, max(c.batch, 1)*hl)
+			var out [][]byte
+			var to netip.AddrPort
+			flush := func() {
+				if len(out) > 0 {
+					bc.WriteBatch(out, to)
+				}
+				buf, out = buf[:0], out[:0]
+			}
 			for {
-				n, from, err := rcv.ReadFromUDPAddrPort(buf)
+				k, err := bc.Read()
 				if err != nil {
 					return
 				}
-				if p, err := f.Decode(buf[:n]); err == nil && p.Kind == wire.Data {
-					out = f.Append(out[:0], wire.Packet{Kind: wire.Recv, ID: p.ID})
-					rcv.WriteToUDPAddrPort(out, from)
+				for i := range k {
+					b, from := bc.Datagram(i)
+					p, err := f.Decode(b)
+					if err != nil || p.Kind != wire.Data {
+						continue
+					}
+					if from != to {
+						flush()
+						to = from
+					}
+					off := len(buf)
+					buf = f.Append(buf, wire.Packet{Kind: wire.Recv, ID: p.ID})
+					out = append(out, buf[off:])
 				}
+				flush()
 			}
 		}()
-		return receiver{addr: rcv.LocalAddr().(*net.UDPAddr).AddrPort(), stop: func() { rcv.Close(); <-done }}, nil
+		return receiver{addr: rcv.LocalAddr().(*net.UDPAddr).AddrPort(), stop: func() { rcv.Close(); <-done }, cpu: noCPU}, nil
 	case "gtudp":
 		cfg, err := c.config(io.Discard)
 		if err != nil {
@@ -415,7 +452,7 @@ func serveReceiver(mode string, c common) (receiver, error) {
 			defer cancel()
 			ep.Close(ctx)
 			<-done
-		}}, nil
+		}, cpu: noCPU}, nil
 	}
 	return receiver{}, fmt.Errorf("unknown receiver mode %q", mode)
 }
@@ -427,7 +464,7 @@ func startChildReceiver(ctx context.Context, o benchOptions, mode string) (recei
 	if err != nil {
 		return receiver{}, err
 	}
-	args := []string{"bench-receiver", "-mode", mode, "-magic", o.common.magic, "-types", o.common.types}
+	args := []string{"bench-receiver", "-mode", mode, "-magic", o.common.magic, "-types", o.common.types, "-batch", strconv.Itoa(o.common.batch)}
 	if o.profile != "" && mode == "gtudp" {
 		args = append(args, "-cpuprofile", o.profile+".receiver")
 	}
@@ -444,7 +481,8 @@ func startChildReceiver(ctx context.Context, o benchOptions, mode string) (recei
 	if err := cmd.Start(); err != nil {
 		return receiver{}, err
 	}
-	line, err := bufio.NewReader(stdout).ReadString('\n')
+	out := bufio.NewReader(stdout)
+	line, err := out.ReadString('\n')
 	if err != nil {
 		cmd.Process.Kill()
 		cmd.Wait()
@@ -456,8 +494,22 @@ func startChildReceiver(ctx context.Context, o benchOptions, mode string) (recei
 		cmd.Wait()
 		return receiver{}, fmt.Errorf("child receiver said %q: %w", line, err)
 	}
-	return receiver{addr: addr, stop: func() { stdin.Close(); cmd.Wait() }}, nil
+	// Each line to the child asks for its CPU time, which it prints.
+	cpu := func() time.Duration {
+		if _, err := io.WriteString(stdin, "cpu\n"); err != nil {
+			return 0
+		}
+		line, err := out.ReadString('\n')
+		if err != nil {
+			return 0
+		}
+		ns, _ := strconv.ParseInt(strings.TrimSpace(line), 10, 64)
+		return time.Duration(ns)
+	}
+	return receiver{addr: addr, stop: func() { stdin.Close(); cmd.Wait() }, cpu: cpu}, nil
 }
+
+func noCPU() time.Duration { return 0 }
 
 // runBenchReceiver is the child side of "gtudp bench -procs 2" (not listed
 // in the usage): it serves until stdin is closed.
@@ -484,7 +536,14 @@ func runBenchReceiver(ctx context.Context, args []string, stdin io.Reader, stdou
 	defer r.stop()
 	fmt.Fprintln(stdout, r.addr)
 	gone := make(chan struct{})
-	go func() { io.Copy(io.Discard, stdin); close(gone) }()
+	go func() {
+		// Every line read asks for this process's CPU time so far.
+		lines := bufio.NewScanner(stdin)
+		for lines.Scan() {
+			fmt.Fprintln(stdout, int64(cpuTime()))
+		}
+		close(gone)
+	}()
 	select {
 	case <-gone:
 	case <-ctx.Done():

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gtudp/gtudp"
+	"github.com/gtudp/gtudp/actor"
 )
 
 // common holds the flags every command shares: the wire format, logging,
@@ -26,6 +27,7 @@ type common struct {
 	attempts     int
 	lifetime     time.Duration
 	window       int
+	batch        int
 }
 
 func (c *common) register(fs *flag.FlagSet) {
@@ -39,6 +41,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.attempts, "attempts", 0, "DATA transmissions before a message fails (default 20)")
 	fs.DurationVar(&c.lifetime, "lifetime", 0, "longest a message is tried (default 30s)")
 	fs.IntVar(&c.window, "window", 0, "messages in flight per peer (default 1024)")
+	fs.IntVar(&c.batch, "batch", actor.DefaultBatch, "datagrams per system call on Linux (recvmmsg/sendmmsg); 1 reads and writes one at a time")
 }
 
 // config turns the flags into a gtudp.Config, or says which flag is wrong.
@@ -52,6 +55,7 @@ func (c *common) config(stderr io.Writer) (*gtudp.Config, error) {
 		Passthrough: c.passthrough,
 		InitialRTO:  c.rtoInitial, MinRTO: c.rtoMin, MaxRTO: c.rtoMax,
 		MaxAttempts: c.attempts, Lifetime: c.lifetime, Window: c.window,
+		Batch: c.batch,
 	}
 	if c.debug {
 		cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
