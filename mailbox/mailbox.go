@@ -56,6 +56,21 @@ func New[T any](capacity int) *Mailbox[T] {
 	return &Mailbox[T]{capacity: capacity, ready: make(chan struct{}, 1)}
 }
 
+// NewShared is New with the ready channel given, so that the mailboxes of
+// one owner can share it: the owner then waits on a single channel and, on
+// a token, drains every box (a token may come from any of them). ready
+// must be buffered; the owner may leave tokens on it itself, from a timer
+// say. It panics if capacity < 1 or ready is unbuffered.
+func NewShared[T any](capacity int, ready chan struct{}) *Mailbox[T] {
+	if capacity < 1 {
+		panic("mailbox: capacity must be at least 1")
+	}
+	if cap(ready) < 1 {
+		panic("mailbox: the ready channel must be buffered")
+	}
+	return &Mailbox[T]{capacity: capacity, ready: ready}
+}
+
 // Cap returns the capacity given to New.
 func (m *Mailbox[T]) Cap() int { return m.capacity }
 

@@ -389,3 +389,45 @@ func TestMailbox_StateMachine(t *testing.T) {
 		})
 	})
 }
+
+// Mailboxes sharing a ready channel: a put into any of them leaves the one
+// token; the owner drains them all.
+func TestNewShared(t *testing.T) {
+	ready := make(chan struct{}, 1)
+	a, b := mailbox.NewShared[int](4, ready), mailbox.NewShared[string](4, ready)
+	if err := a.TryPut(1); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.TryPut("x"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ready:
+	default:
+		t.Fatal("no token after puts")
+	}
+	if got, got2 := a.Drain(nil, 0), b.Drain(nil, 0); len(got) != 1 || len(got2) != 1 {
+		t.Fatalf("drained %v %v", got, got2)
+	}
+	if err := b.TryPut("y"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ready:
+	default:
+		t.Fatal("no token after a put into an emptied box")
+	}
+	for _, f := range []func(){
+		func() { mailbox.NewShared[int](1, make(chan struct{})) },
+		func() { mailbox.NewShared[int](0, ready) },
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Error("no panic")
+				}
+			}()
+			f()
+		}()
+	}
+}

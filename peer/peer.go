@@ -38,7 +38,8 @@ type BatchWriter interface {
 // over. For Data, Packet.Payload is a copy the peer owns.
 type Inbound struct {
 	Packet wire.Packet
-	Size   int // bytes on the wire
+	Size   int       // bytes on the wire
+	At     time.Time // when it was read from the socket; zero: when the peer takes it
 }
 
 // cancel asks the peer to end a message early.
@@ -117,7 +118,7 @@ type Peer struct {
 	window chan struct{}
 
 	drainOnce sync.Once
-	drain     atomic.Bool   // set by Drain, which then ticks the loop
+	drain     atomic.Bool   // set by Drain, which then wakes the loop
 	closing   chan struct{} // closed when the peer takes no more sends
 	closeOnce sync.Once
 	done      chan struct{} // closed when Run returns
@@ -129,9 +130,13 @@ type Peer struct {
 	// (CompareAndSwap) calls Resume.
 	parked atomic.Bool
 	// timer is the peer's one timer, for every deadline: it calls alarm,
-	// which ticks the running loop or resumes a parked peer.
+	// which wakes the running loop or resumes a parked peer.
 	timer *clock.Timer
-	tick  chan struct{} // buffered(1)
+	// wake is the loop's one wake-up channel, buffered(1): the three
+	// mailboxes share it as their ready channel, and alarm and Drain
+	// leave a token on it too. One channel, not four, keeps the select
+	// the loop parks in cheap.
+	wakeup chan struct{}
 
 	// Owned by Run (whichever goroutine runs it; a resume hands them on).
 	buf         []byte   // packets of one flush, encoded back to back
@@ -165,15 +170,16 @@ const netMailboxSize = 2048
 
 // New returns a peer ready to Run.
 func New(opt Options) *Peer {
+	wake := make(chan struct{}, 1)
 	p := &Peer{
 		opt:     opt,
-		net:     mailbox.New[Inbound](netMailboxSize),
-		sends:   mailbox.New[Outgoing](opt.Config.Window),
-		cancels: mailbox.New[cancel](64),
+		net:     mailbox.NewShared[Inbound](netMailboxSize, wake),
+		sends:   mailbox.NewShared[Outgoing](opt.Config.Window, wake),
+		cancels: mailbox.NewShared[cancel](64, wake),
 		window:  make(chan struct{}, opt.Config.Window),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
-		tick:    make(chan struct{}, 1),
+		wakeup:  wake,
 	}
 	p.st = newState(&p.opt.Config, opt.Addr, opt.Clock.Now(), opt.Seed, opt.Validated)
 	if p.opt.ParkAfter <= 0 {
@@ -221,8 +227,8 @@ func (p *Peer) alarm() {
 		return
 	}
 	select {
-	case p.tick <- struct{}{}:
-	default: // a tick is pending already
+	case p.wakeup <- struct{}{}:
+	default: // a wake-up is pending already
 	}
 }
 
@@ -274,7 +280,7 @@ func (p *Peer) Drain() {
 	p.drainOnce.Do(func() {
 		p.stopSends()
 		p.drain.Store(true)
-		p.alarm() // tick the loop, or resume the parked peer
+		p.alarm() // wake the loop, or resume the parked peer
 	})
 }
 
@@ -385,8 +391,11 @@ func (p *Peer) Run(ctx context.Context) (parked bool) {
 			receipts, late = p.opt.Receipts, p.late[0]
 		}
 		select {
-		case <-p.net.Ready():
+		case <-p.wakeup:
 			now = p.opt.Clock.Now()
+			if p.armed && !now.Before(p.armedFor) {
+				p.armed = false // the timer has fired, or is about to: re-arm
+			}
 			p.inb = p.net.Drain(p.inb[:0], 0)
 			for _, in := range p.inb {
 				if p.opt.BeforePacket != nil {
@@ -395,14 +404,9 @@ func (p *Peer) Run(ctx context.Context) (parked bool) {
 				if in.Packet.Kind != wire.Recv || !p.opt.Config.AckOnArrival {
 					p.logPacket("IN", in.Packet, in.Size) // else the owner logged it with its ACK
 				}
-				st.Receive(now, in.Packet, in.Size)
+				st.ReceiveAt(now, in.At, in.Packet, in.Size)
 			}
 			clear(p.inb)
-		case <-p.sends.Ready():
-			now = p.opt.Clock.Now()
-			p.takeSends(now)
-		case <-p.cancels.Ready():
-			now = p.opt.Clock.Now()
 			// Cancels first, then sends: a message is put before its
 			// cancel, so every cancel taken finds its message taken too.
 			p.cancb = p.cancels.Drain(p.cancb[:0], 0)
@@ -411,9 +415,6 @@ func (p *Peer) Run(ctx context.Context) (parked bool) {
 				st.Cancel(now, c.id, c.err)
 			}
 			clear(p.cancb)
-		case <-p.tick:
-			p.armed = false
-			now = p.opt.Clock.Now()
 		case inbox <- next:
 			now = p.opt.Clock.Now()
 			st.Delivered(now)
