@@ -70,13 +70,16 @@ func (e *Endpoint) readLoop() {
 			continue
 		}
 		backoff = 0
+		// One arrival time for the batch: round-trip times are measured
+		// to it, not to when a peer gets to the packet.
+		at := e.cfg.clock.Now()
 		for i := range n {
 			b, src, ok := r.datagram(i)
 			if !ok {
 				e.ctr.foreign.Add(1) // a source that is not an IP address
 				continue
 			}
-			e.dispatch(unmap(src), b)
+			e.dispatch(unmap(src), b, at)
 		}
 	}
 }
@@ -154,7 +157,7 @@ func (e *Endpoint) fail(err error) {
 	e.abort()
 }
 
-// dispatch handles one datagram from src.
+// dispatch handles one datagram from src, read at at.
 //
 // Every RECV is answered with its ACK here, before the peer sees it (the
 // peer's state counts that ACK: peer.Config.AckOnArrival). The answer
@@ -162,7 +165,7 @@ func (e *Endpoint) fail(err error) {
 // too, and an ACK is no larger than the RECV, so it cannot amplify.
 // Writing it from the reader leaves the peer's goroutine only DATA and
 // RECV to write, which on a busy stream is the sender's bottleneck.
-func (e *Endpoint) dispatch(src netip.AddrPort, b []byte) {
+func (e *Endpoint) dispatch(src netip.AddrPort, b []byte, at time.Time) {
 	pkt, err := e.cfg.format.Decode(b)
 	if err == nil && len(b) > wire.MaxDatagram {
 		// Larger than any UDP datagram on IPv4: not ours.
@@ -179,7 +182,7 @@ func (e *Endpoint) dispatch(src netip.AddrPort, b []byte) {
 		}
 		return
 	}
-	in := peer.Inbound{Packet: pkt, Size: len(b)}
+	in := peer.Inbound{Packet: pkt, Size: len(b), At: at}
 	if pkt.Kind == wire.Recv {
 		e.answerRecv(src, pkt.ID, len(b))
 	}

@@ -233,16 +233,28 @@ func (s *State) Cancel(now time.Time, id uuid.UUID, err error) bool {
 // wire. For Data, ownership of p.Payload passes to the state: it becomes
 // the delivered message's Data.
 func (s *State) Receive(now time.Time, p wire.Packet, size int) {
+	s.ReceiveAt(now, now, p, size)
+}
+
+// ReceiveAt is Receive for a packet that arrived at the socket at arrived,
+// before now: round-trip times are measured to its arrival, not to when
+// the state got to it, as TCP measures them on reception. An arrival
+// outside [the exchange's start, now] counts as now.
+func (s *State) ReceiveAt(now, arrived time.Time, p wire.Packet, size int) {
 	t := s.at(now)
+	at := t
+	if !arrived.IsZero() && arrived.Before(now) {
+		at = s.at(arrived)
+	}
 	s.stats.PacketsIn++
 	s.stats.BytesIn += uint64(size)
 	switch p.Kind {
 	case wire.Data:
 		s.onData(t, p.ID, p.Payload)
 	case wire.Recv:
-		s.onRecv(t, p.ID)
+		s.onRecv(t, at, p.ID)
 	case wire.Ack:
-		s.onAck(t, p.ID)
+		s.onAck(t, at, p.ID)
 	}
 }
 
@@ -296,7 +308,7 @@ func (s *State) dedupeFull() bool {
 	return s.doneQ.len() >= s.cfg.DedupeLimit && !s.doneQ.front().acked
 }
 
-func (s *State) onRecv(t int64, id wire.ID) {
+func (s *State) onRecv(t, at int64, id wire.ID) {
 	o, ok := s.out[id]
 	if !ok {
 		// The original answers ACK here: our earlier ACK was lost.
@@ -305,16 +317,17 @@ func (s *State) onRecv(t int64, id wire.ID) {
 		return
 	}
 	s.validate(t)
+	rtt := time.Duration(max(at, o.first) - o.first)
 	if o.attempts == 1 {
-		s.rtt.sample(time.Duration(t - o.first)) // Karn: only sent once
+		s.rtt.sample(rtt) // Karn: only sent once
 	}
 	s.answer(id)
 	s.outQ.remove(o.index)
 	delete(s.out, id)
-	s.finish(o, nil, time.Duration(t-o.first))
+	s.finish(o, nil, rtt)
 }
 
-func (s *State) onAck(t int64, id wire.ID) {
+func (s *State) onAck(t, at int64, id wire.ID) {
 	e, ok := s.in[id]
 	if !ok || e.held {
 		s.stats.UnknownAck++
@@ -322,7 +335,7 @@ func (s *State) onAck(t int64, id wire.ID) {
 	}
 	s.validate(t)
 	if e.attempts == 1 && !e.resent {
-		s.rtt.sample(time.Duration(t - e.first))
+		s.rtt.sample(time.Duration(max(at, e.first) - e.first))
 	}
 	s.end(e, t, true)
 }

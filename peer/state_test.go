@@ -402,6 +402,28 @@ func TestState_AckOnArrivalCountsWithoutEmitting(t *testing.T) {
 	}
 }
 
+// Round trips are measured to the RECV's arrival at the socket, not to when
+// the state got to it; an arrival time that cannot be right counts as now.
+func TestState_RTTToArrival(t *testing.T) {
+	h := newHarness(t, testConfig(), true)
+	h.send(1, "a")
+	data := h.onePacket(wire.Data)
+	h.now = epoch.Add(15 * time.Millisecond)
+	h.s.ReceiveAt(h.now, epoch.Add(10*time.Millisecond), wire.Packet{Kind: wire.Recv, ID: data.ID}, 5)
+	out := h.outcomes()
+	if len(out) != 1 || out[0].Receipt.RTT != 10*time.Millisecond || h.s.Stats().SRTT != 10*time.Millisecond {
+		t.Fatalf("outcomes %+v, SRTT %v; want RTT and SRTT 10ms (to the arrival)", out, h.s.Stats().SRTT)
+	}
+	h.onePacket(wire.Ack)
+	h.send(2, "b")
+	data = h.onePacket(wire.Data)
+	h.now = epoch.Add(20 * time.Millisecond)
+	h.s.ReceiveAt(h.now, epoch.Add(time.Millisecond), wire.Packet{Kind: wire.Recv, ID: data.ID}, 5) // before it was sent
+	if out := h.outcomes(); len(out) != 1 || out[0].Receipt.RTT != 0 {
+		t.Fatalf("outcomes %+v: an arrival before the send gives RTT 0, not a negative one", out)
+	}
+}
+
 // A full Inbox holds the message back unanswered; the RECV goes out only
 // when the application takes it. Beyond HoldLimit, DATA is not answered and
 // comes back with the sender's next re-send.
