@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -36,6 +37,7 @@ type benchOptions struct {
 	loss     float64
 	procs    int    // 2: the receiving side runs in a child process
 	profile  string // CPU profile of the gtudp run (and FILE.receiver of a child)
+	maxprocs int    // GOMAXPROCS of each process; 0: the cores shared out among them
 	common   common
 }
 
@@ -70,6 +72,7 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	fs.DurationVar(&o.duration, "duration", 3*time.Second, "how long each side runs")
 	fs.Float64Var(&o.loss, "loss", 0, "also run gtudp through a relay dropping this fraction each way")
 	fs.IntVar(&o.procs, "procs", 1, "1: both sides in this process; 2: the receiving side in a child process")
+	fs.IntVar(&o.maxprocs, "gomaxprocs", 0, "GOMAXPROCS of each process (default: $GOMAXPROCS, else the cores shared out among the processes)")
 	fs.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of the gtudp run to `file` (and of a child receiver to file.receiver)")
 	o.common.register(fs)
 	if err := parse(fs, args); err != nil {
@@ -84,6 +87,17 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	if o.size < 0 || o.window <= 0 || o.duration <= 0 || o.loss < 0 || o.loss >= 1 || (o.procs != 1 && o.procs != 2) {
 		return usageError("bench: -size must not be negative, -window and -duration must be positive, -loss in [0, 1), -procs 1 or 2")
 	}
+	if o.maxprocs <= 0 && os.Getenv("GOMAXPROCS") != "" {
+		o.maxprocs = runtime.GOMAXPROCS(0) // the environment's choice stands
+	}
+	if o.maxprocs <= 0 {
+		// Two processes that each think they own every core oversubscribe
+		// the machine: the Go scheduler's idle threads then spin and wake
+		// each other across processes. Share the cores out instead, as
+		// one would deploy two processes on one machine.
+		o.maxprocs = max(1, runtime.NumCPU()/o.procs)
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(o.maxprocs))
 	bare, err := benchBare(ctx, o)
 	if err != nil {
 		return fmt.Errorf("bare exchange: %w", err)
@@ -104,17 +118,20 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 			results = append(results, gl)
 		}
 	}
-	procs := "one process"
+	var procs string
 	if o.procs == 2 {
-		procs = "receiver in a second process"
+		procs = fmt.Sprintf("receiver in a second process, GOMAXPROCS %d each", o.maxprocs)
+	} else {
+		procs = fmt.Sprintf("one process, GOMAXPROCS %d", o.maxprocs)
 	}
-	fmt.Fprintf(stdout, "payload %d bytes, window %d, %v per run, %s, loopback\n\n", o.size, o.window, o.duration, procs)
+	fmt.Fprintf(stdout, "payload %d bytes, window %d, batch %d, %v per run, %s, loopback\n\n",
+		o.size, o.window, o.common.batch, o.duration, procs)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "\tmessages/s\tCPU/message\tp50\tp99\tvs ceiling\t")
 	for _, r := range results {
 		fmt.Fprintf(tw, "%s\t%.0f\t%v\t%v\t%v\t%.2fx\t\n", r.name, r.rate(), r.cpuPerMessage(),
-			time.Duration(r.hist.ValueAtQuantile(50))*time.Microsecond,
-			time.Duration(r.hist.ValueAtQuantile(99))*time.Microsecond,
+			time.Duration(r.hist.ValueAtQuantile(50)).Round(100*time.Nanosecond),
+			time.Duration(r.hist.ValueAtQuantile(99)).Round(100*time.Nanosecond),
 			r.rate()/bare.rate())
 	}
 	return tw.Flush()
@@ -152,8 +169,10 @@ func startCPUProfile(file string) (stop func(), err error) {
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
+// newHist records latencies in nanoseconds, to three significant digits:
+// a single message in flight takes a few microseconds.
 func newHist() *hdrhistogram.Histogram {
-	return hdrhistogram.New(1, int64(time.Minute/time.Microsecond), 3)
+	return hdrhistogram.New(1, int64(time.Minute), 3)
 }
 
 // benchBare runs the 3-packet exchange with plain sockets: the sender
@@ -203,10 +222,12 @@ func benchBare(ctx context.Context, o benchOptions) (benchResult, error) {
 				if err != nil || p.Kind != wire.Recv {
 					continue
 				}
+				// The round trip ends when the RECV is read, as gtudp
+				// measures it.
+				seq := binary.BigEndian.Uint32(p.ID[:])
+				r.hist.RecordValue(max(time.Now().UnixNano()-sentAt[seq&0xffff].Load(), 1))
 				ack[0] = f.Append(buf[:0], wire.Packet{Kind: wire.Ack, ID: p.ID})
 				bc.WriteBatch(ack, far.addr)
-				seq := binary.BigEndian.Uint32(p.ID[:])
-				r.hist.RecordValue(max(time.Duration(time.Now().UnixNano()-sentAt[seq&0xffff].Load()).Microseconds(), 1))
 				done.Add(1)
 				<-window
 			}
@@ -343,7 +364,7 @@ func benchGtudp(ctx context.Context, o benchOptions, relayed bool, loss float64)
 			if rc.Err != nil {
 				failed = rc.Err
 			} else if end != nil {
-				r.hist.RecordValue(max(rc.RTT.Microseconds(), 1))
+				r.hist.RecordValue(max(rc.RTT.Nanoseconds(), 1))
 				r.messages++
 			}
 			free = append(free, binary.BigEndian.Uint32(rc.ID[:4]))
@@ -464,7 +485,7 @@ func startChildReceiver(ctx context.Context, o benchOptions, mode string) (recei
 	if err != nil {
 		return receiver{}, err
 	}
-	args := []string{"bench-receiver", "-mode", mode, "-magic", o.common.magic, "-types", o.common.types, "-batch", strconv.Itoa(o.common.batch)}
+	args := []string{"bench-receiver", "-mode", mode, "-magic", o.common.magic, "-types", o.common.types, "-batch", strconv.Itoa(o.common.batch), "-gomaxprocs", strconv.Itoa(o.maxprocs)}
 	if o.profile != "" && mode == "gtudp" {
 		args = append(args, "-cpuprofile", o.profile+".receiver")
 	}
@@ -518,9 +539,13 @@ func runBenchReceiver(ctx context.Context, args []string, stdin io.Reader, stdou
 	fs := newFlagSet("bench-receiver", "-mode bare|gtudp", "The receiving side of gtudp bench -procs 2.", "gtudp bench -procs 2", stderr)
 	mode := fs.String("mode", "gtudp", "bare or gtudp")
 	profile := fs.String("cpuprofile", "", "write a CPU profile to `file`")
+	maxprocs := fs.Int("gomaxprocs", 0, "GOMAXPROCS (default: Go's)")
 	c.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *maxprocs > 0 {
+		runtime.GOMAXPROCS(*maxprocs)
 	}
 	if *profile != "" {
 		stopProfile, err := startCPUProfile(*profile)
