@@ -284,3 +284,48 @@ func TestEndpoint_QuietPeersParkAndResume(t *testing.T) {
 		p.close(t) // synctest fails the test if a goroutine is left
 	})
 }
+
+// A burst of a whole large window fits in the receiving peer's mailbox:
+// none of it is dropped and re-sent.
+func TestEndpoint_LargeWindowBurstIsNotDropped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const window = 4096
+		mock := clock.NewMock()
+		network := actortest.NewNetwork(mock)
+		network.SetQueueLen(4 * window) // the sockets hold the burst
+		ca, _ := network.Listen("10.0.0.1:4323")
+		cb, _ := network.Listen("10.0.0.2:4323")
+		a, err := gtudp.New(ca, &gtudp.Config{Clock: mock, Window: window})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := gtudp.New(cb, &gtudp.Config{Clock: mock, InboxSize: window})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for range b.Inbox() {
+			}
+		}()
+		for i := range window {
+			a.Outbox() <- gtudp.Message{Addr: b.LocalAddr(), Data: []byte{byte(i)}}
+		}
+		synctest.Wait() // the whole exchange, without time passing
+		if st := a.Stats(); st.Confirmed != window {
+			t.Fatalf("a burst of %d stalls until a re-send: sender %+v, receiver %+v", window, st, b.Stats())
+		}
+		for range window {
+			if r := <-a.Receipts(); r.Err != nil {
+				t.Fatal(r.Err)
+			}
+		}
+		if st := a.Stats(); st.DataResent != 0 || b.Stats().MailboxFull != 0 {
+			t.Fatalf("%d DATA re-sent, %d packets dropped at a full mailbox; want none", st.DataResent, b.Stats().MailboxFull)
+		}
+		for _, ep := range []*gtudp.Endpoint{a, b} {
+			if err := ep.Close(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}

@@ -163,17 +163,23 @@ const defaultParkAfter = time.Second
 // each. Remembering an id a little longer is harmless.
 const parkSlack = time.Second
 
-// netMailboxSize bounds the packets waiting for a peer. It is larger than
-// the default window so that a burst of a full window of DATA, RECV or ACK
-// from a fast sender is not dropped.
-const netMailboxSize = 2048
+// flushEvery is how many packets the loop takes from its mailbox before
+// it flushes: a quarter of the default HoldLimit.
+const flushEvery = 256
+
+// netMailbox bounds the packets waiting for a peer: a burst of a full
+// window of DATA from the remote (up to RecvWindow of them are taken) and
+// the RECV and ACK for a full window of ours must fit, or the burst is
+// dropped and costs the sender a timeout. The ring grows only as far as it
+// is used.
+func netMailbox(c Config) int { return max(2048, c.RecvWindow+2*c.Window) }
 
 // New returns a peer ready to Run.
 func New(opt Options) *Peer {
 	wake := make(chan struct{}, 1)
 	p := &Peer{
 		opt:     opt,
-		net:     mailbox.NewShared[Inbound](netMailboxSize, wake),
+		net:     mailbox.NewShared[Inbound](netMailbox(opt.Config), wake),
 		sends:   mailbox.NewShared[Outgoing](opt.Config.Window, wake),
 		cancels: mailbox.NewShared[cancel](64, wake),
 		window:  make(chan struct{}, opt.Config.Window),
@@ -397,7 +403,13 @@ func (p *Peer) Run(ctx context.Context) (parked bool) {
 				p.armed = false // the timer has fired, or is about to: re-arm
 			}
 			p.inb = p.net.Drain(p.inb[:0], 0)
-			for _, in := range p.inb {
+			for i, in := range p.inb {
+				if i > 0 && i%flushEvery == 0 {
+					// A long batch: deliver and answer what it has so
+					// far, so a burst beyond HoldLimit is not withheld
+					// while the Inbox has room, and RECVs go out sooner.
+					p.flush(now)
+				}
 				if p.opt.BeforePacket != nil {
 					p.opt.BeforePacket(in)
 				}
