@@ -70,16 +70,17 @@ func (e *Endpoint) readLoop() {
 			continue
 		}
 		backoff = 0
-		// One arrival time for the batch: round-trip times are measured
-		// to it, not to when a peer gets to the packet.
-		at := e.cfg.clock.Now()
+		// One arrival time for the batch, read when a RECV or ACK needs
+		// it: round-trip times are measured to it, not to when a peer
+		// gets to the packet.
+		var at time.Time
 		for i := range n {
 			b, src, ok := r.datagram(i)
 			if !ok {
 				e.ctr.foreign.Add(1) // a source that is not an IP address
 				continue
 			}
-			e.dispatch(unmap(src), b, at)
+			e.dispatch(unmap(src), b, &at)
 		}
 	}
 }
@@ -157,7 +158,8 @@ func (e *Endpoint) fail(err error) {
 	e.abort()
 }
 
-// dispatch handles one datagram from src, read at at.
+// dispatch handles one datagram from src. at is the time its read
+// returned, taken on first need.
 //
 // Every RECV is answered with its ACK here, before the peer sees it (the
 // peer's state counts that ACK: peer.Config.AckOnArrival). The answer
@@ -165,7 +167,7 @@ func (e *Endpoint) fail(err error) {
 // too, and an ACK is no larger than the RECV, so it cannot amplify.
 // Writing it from the reader leaves the peer's goroutine only DATA and
 // RECV to write, which on a busy stream is the sender's bottleneck.
-func (e *Endpoint) dispatch(src netip.AddrPort, b []byte, at time.Time) {
+func (e *Endpoint) dispatch(src netip.AddrPort, b []byte, at *time.Time) {
 	pkt, err := e.cfg.format.Decode(b)
 	if err == nil && len(b) > wire.MaxDatagram {
 		// Larger than any UDP datagram on IPv4: not ours.
@@ -182,7 +184,13 @@ func (e *Endpoint) dispatch(src netip.AddrPort, b []byte, at time.Time) {
 		}
 		return
 	}
-	in := peer.Inbound{Packet: pkt, Size: len(b), At: at}
+	in := peer.Inbound{Packet: pkt, Size: len(b)}
+	if pkt.Kind != wire.Data {
+		if at.IsZero() {
+			*at = e.cfg.clock.Now()
+		}
+		in.At = *at
+	}
 	if pkt.Kind == wire.Recv {
 		e.answerRecv(src, pkt.ID, len(b))
 	}

@@ -422,7 +422,12 @@ func (p *Peer) Run(ctx context.Context) (parked bool) {
 			// Cancels first, then sends: a message is put before its
 			// cancel, so every cancel taken finds its message taken too.
 			p.cancb = p.cancels.Drain(p.cancb[:0], 0)
-			p.takeSends(now)
+			if p.sends.Len() > 0 {
+				// A DATA's round trip starts when it is written, just
+				// after: not when the loop woke up.
+				now = p.opt.Clock.Now()
+				p.takeSends(now)
+			}
 			for _, c := range p.cancb {
 				st.Cancel(now, c.id, c.err)
 			}
