@@ -99,6 +99,12 @@
 // Encoding and decoding allocate nothing; receiving allocates the copy
 // handed to the application.
 //
+// On a *net.UDPConn on 64-bit Linux the endpoint reads up to Config.Batch
+// datagrams per recvmmsg(2) and each peer writes what one wake-up produced
+// with sendmmsg(2); any other net.PacketConn is read and written one
+// datagram per call. Round-trip times, and Receipt.RTT, run from a DATA's
+// first transmission to its RECV's arrival at the socket reader.
+//
 // # Cancellation and errors
 //
 // Send blocks until the outcome and returns nil, an error matching
