@@ -3,7 +3,6 @@
 package actor
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -236,37 +235,43 @@ func (w *batchWriter) WriteBatch(bufs [][]byte, addr netip.AddrPort) (int, error
 	if err != nil {
 		return 0, err
 	}
-	if cap(s.hdrs) < len(bufs) {
-		s.hdrs = make([]mmsghdr, len(bufs))
-		s.iovs = make([]unix.Iovec, len(bufs))
-	}
-	s.hdrs, s.iovs = s.hdrs[:len(bufs)], s.iovs[:len(bufs)]
-	for i, b := range bufs {
-		if len(b) == 0 {
-			// sendmmsg could send an empty datagram, but nothing sends one.
-			return 0, errors.New("gtudp: empty datagram")
-		}
-		s.iovs[i].Base = &b[0]
-		s.iovs[i].SetLen(len(b))
-		s.hdrs[i] = mmsghdr{}
-		s.hdrs[i].hdr.Name = (*byte)(unsafe.Pointer(&s.sa))
-		s.hdrs[i].hdr.Namelen = namelen
-		s.hdrs[i].hdr.Iov = &s.iovs[i]
-		s.hdrs[i].hdr.SetIovlen(1)
-	}
+	// At most w.max per call: the scratch stays small, and the receiver
+	// can start on the first datagrams before the last are written.
 	total := 0
 	for total < len(bufs) {
-		s.todo, s.sent, s.err = s.hdrs[total:min(total+w.max, len(bufs))], 0, 0
-		if err := w.raw.Write(s.send); err != nil {
-			return total, err
+		chunk := bufs[total:min(total+w.max, len(bufs))]
+		if cap(s.hdrs) < len(chunk) {
+			s.hdrs, s.iovs = make([]mmsghdr, w.max), make([]unix.Iovec, w.max)
 		}
-		if s.err != 0 {
-			return total, os.NewSyscallError("sendmmsg", s.err)
+		s.hdrs, s.iovs = s.hdrs[:len(chunk)], s.iovs[:len(chunk)]
+		for i, b := range chunk {
+			s.iovs[i] = unix.Iovec{}
+			if len(b) > 0 {
+				s.iovs[i].Base = &b[0]
+				s.iovs[i].SetLen(len(b))
+			}
+			s.hdrs[i] = mmsghdr{}
+			s.hdrs[i].hdr.Name = (*byte)(unsafe.Pointer(&s.sa))
+			s.hdrs[i].hdr.Namelen = namelen
+			s.hdrs[i].hdr.Iov = &s.iovs[i]
+			s.hdrs[i].hdr.SetIovlen(1)
 		}
-		if s.sent == 0 {
-			return total, io.ErrShortWrite
+		for done := 0; done < len(chunk); {
+			s.todo, s.sent, s.err = s.hdrs[done:], 0, 0
+			if err := w.raw.Write(s.send); err != nil {
+				return total + done, err
+			}
+			if s.err != 0 {
+				return total + done, os.NewSyscallError("sendmmsg", s.err)
+			}
+			if s.sent == 0 {
+				return total + done, io.ErrShortWrite
+			}
+			// The rest, if any, in another call: it reports the error
+			// that stopped this one.
+			done += s.sent
 		}
-		total += s.sent // the rest, if any, in another call: it reports the error that stopped this one
+		total += len(chunk)
 	}
 	return total, nil
 }

@@ -136,3 +136,16 @@ func TestBatchConn_OversizedIsNotTruncatedToFit(t *testing.T) {
 		t.Fatalf("read %d bytes of a 65,527-byte datagram: it could pass for a packet", len(got[0]))
 	}
 }
+
+// An empty datagram is a datagram too.
+func TestBatchConn_EmptyDatagram(t *testing.T) {
+	a, b := listenUDP(t, "udp4", "127.0.0.1:0"), listenUDP(t, "udp4", "127.0.0.1:0")
+	ba, bb := actor.NewBatchConn(a, 16), actor.NewBatchConn(b, 16)
+	if n, err := ba.WriteBatch([][]byte{{}, []byte("x"), {}}, b.LocalAddr().(*net.UDPAddr).AddrPort()); n != 3 || err != nil {
+		t.Fatalf("WriteBatch = %d, %v", n, err)
+	}
+	got, _ := readN(t, b, bb, 3)
+	if len(got[0]) != 0 || string(got[1]) != "x" || len(got[2]) != 0 {
+		t.Fatalf("got %q", got)
+	}
+}
