@@ -101,8 +101,8 @@
 //
 // On a *net.UDPConn on 64-bit Linux the endpoint reads up to Config.Batch
 // datagrams per recvmmsg(2) and each peer writes what one wake-up produced
-// with sendmmsg(2); any other net.PacketConn is read and written one
-// datagram per call. Round-trip times, and Receipt.RTT, run from a DATA's
+// with sendmmsg(2), as many per call; any other net.PacketConn is read and
+// written one datagram per call. Round-trip times, and Receipt.RTT, run from a DATA's
 // first transmission to its RECV's arrival at the socket reader.
 //
 // # Cancellation and errors

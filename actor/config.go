@@ -81,8 +81,9 @@ type Config struct {
 	SocketBuffer int
 	// Batch is how many datagrams the endpoint reads from the socket per
 	// system call (recvmmsg) when the conn is a *net.UDPConn on 64-bit
-	// Linux; there, too, a peer writes what one wake-up produced in one
-	// sendmmsg. Default 16; 1 reads and writes one datagram per call.
+	// Linux; there, too, a peer writes what one wake-up produced with
+	// sendmmsg, Batch datagrams per call. Default 16; 1 reads and writes
+	// one datagram per call.
 	// Each read slot is a 64 KiB buffer (a datagram must never be
 	// truncated), so the default costs 1 MiB per endpoint; in return a
 	// burst is read, and handed to its peer, in a sixteenth of the system
