@@ -260,7 +260,12 @@ func TestEndpoint_CloseDrainsPending(t *testing.T) {
 	if ok != n {
 		t.Fatalf("%d receipts, want %d", ok, n)
 	}
-	// Every RECV seen by a was sent after the delivery.
+	// Every RECV seen by a was sent after the delivery: once b has
+	// closed, its Inbox has given up all it held.
+	if err := b.Close(ctx); err != nil {
+		t.Fatalf("Close b: %v", err)
+	}
+	<-in.done
 	if got := len(in.snapshot()); got != n {
 		t.Fatalf("b got %d messages, want %d", got, n)
 	}

@@ -191,9 +191,6 @@ func (e *Endpoint) dispatch(src netip.AddrPort, b []byte, at *time.Time) {
 		}
 		in.At = *at
 	}
-	if pkt.Kind == wire.Recv {
-		e.answerRecv(src, pkt.ID, len(b))
-	}
 	if pkt.Kind == wire.Data {
 		// The payload leaves the reader: the peer gets its own copy,
 		// which becomes the user's on delivery.
@@ -201,6 +198,7 @@ func (e *Endpoint) dispatch(src netip.AddrPort, b []byte, at *time.Time) {
 	} else {
 		in.Packet.Payload = nil
 	}
+	answered := false
 	for range 2 {
 		e.mu.Lock()
 		p := e.peers[src]
@@ -208,9 +206,11 @@ func (e *Endpoint) dispatch(src netip.AddrPort, b []byte, at *time.Time) {
 			switch pkt.Kind {
 			case wire.Recv:
 				// No exchange with src at all: our ACK may have been
-				// lost after the exchange ended. Answered above.
+				// lost after the exchange ended. Counted before it is
+				// answered, so whoever sees the ACK finds it counted.
 				e.mu.Unlock()
 				e.ctr.strayRecv.Add(1)
+				e.answerRecv(src, pkt.ID, len(b))
 				return
 			case wire.Ack:
 				e.mu.Unlock()
@@ -227,6 +227,10 @@ func (e *Endpoint) dispatch(src netip.AddrPort, b []byte, at *time.Time) {
 			}
 		}
 		e.mu.Unlock()
+		if pkt.Kind == wire.Recv && !answered {
+			e.answerRecv(src, pkt.ID, len(b))
+			answered = true // not twice if the peer must be looked up again
+		}
 		switch err := p.Put(in); {
 		case err == nil:
 			return
