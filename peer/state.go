@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"encoding/binary"
 	"fmt"
 	"hash/maphash"
 	"net/netip"
@@ -41,11 +42,13 @@ type State struct {
 
 	// Finished exchanges remembered for the dedupe horizon, by id and
 	// payload digest (a reused id with another payload is another
-	// message), oldest first in doneQ. Up to smallDone of them are
-	// found by scanning doneQ, without the map: most peers remember a
-	// few ids, and a map costs them a few hundred bytes each.
-	done  map[doneKey]int64 // expiry; nil while doneQ is small
-	doneQ fifo[doneRef]
+	// message), oldest first in doneQ and indexed in done. Up to
+	// smallDone of them are found by scanning doneQ, without the index:
+	// most peers remember a few ids.
+	done      doneSet
+	indexed   bool // done holds every key of doneQ
+	doneDupes int  // refs in doneQ whose key an earlier ref holds too
+	doneQ     fifo[doneRef]
 
 	// Outputs since the last Take.
 	packets  []wire.Packet
@@ -87,13 +90,21 @@ type inbound struct {
 func (e *inbound) deadline() int64 { return e.due }
 func (e *inbound) setIndex(i int)  { e.index = i }
 
-type doneKey struct {
-	id     wire.ID
-	digest uint64
+// doneKey is a finished exchange's key: its id mixed into its payload's
+// digest, which is keyed by digestSeed, so no remote host can aim two
+// keys at each other. Two different (id, payload) pairs share a key only
+// if their digests collide, as likely as a 64-bit hash collision; the
+// same payload under two ids never does.
+func doneKey(id wire.ID, digest uint64) uint64 {
+	k := digest ^ uint64(binary.BigEndian.Uint32(id[:]))*0x9E3779B97F4A7C15
+	if k == 0 {
+		k = 1 // 0 marks an empty slot of doneSet
+	}
+	return k
 }
 
 type doneRef struct {
-	key    doneKey
+	key    uint64
 	expire int64
 	acked  bool // ended by ACK: the sender has stopped re-sending
 }
@@ -260,7 +271,7 @@ func (s *State) ReceiveAt(now, arrived time.Time, p wire.Packet, size int) {
 
 func (s *State) onData(t int64, id wire.ID, payload []byte) {
 	d := digest(payload)
-	if s.remembered(doneKey{id, d}) {
+	if s.remembered(doneKey(id, d)) {
 		// A late repeat of a finished message: never delivered again.
 		// Answer RECV in case the sender is still waiting for one (our
 		// RECVs may all have been lost).
@@ -442,14 +453,13 @@ func (s *State) end(e *inbound, t int64, acked bool) {
 	s.freeInbound(e)
 }
 
-// smallDone is the most remembered ids kept without the map.
+// smallDone is the most remembered ids kept without the index.
 const smallDone = 8
 
 // remembered reports whether the finished exchange k is remembered.
-func (s *State) remembered(k doneKey) bool {
-	if s.done != nil {
-		_, ok := s.done[k]
-		return ok
+func (s *State) remembered(k uint64) bool {
+	if s.indexed {
+		return s.done.has(k)
 	}
 	for _, r := range s.doneQ.all() {
 		if r.key == k {
@@ -464,31 +474,45 @@ func (s *State) remember(id wire.ID, digest uint64, t int64, acked bool) {
 		s.stats.DedupeEvicted++
 		s.forgetOldest()
 	}
-	k := doneKey{id, digest}
-	exp := t + int64(s.cfg.DedupeHorizon)
-	if s.done == nil && s.doneQ.len() >= smallDone {
-		s.done = make(map[doneKey]int64, 2*smallDone)
+	k := doneKey(id, digest)
+	if !s.indexed && s.doneQ.len() >= smallDone {
+		s.indexed = true
 		for _, r := range s.doneQ.all() {
-			s.done[r.key] = r.expire // oldest first: the latest expiry wins
+			s.index(r.key)
 		}
 	}
-	if s.done != nil {
-		s.done[k] = exp
+	if s.indexed {
+		s.index(k)
 	}
-	s.doneQ.push(doneRef{key: k, expire: exp, acked: acked})
+	s.doneQ.push(doneRef{key: k, expire: t + int64(s.cfg.DedupeHorizon), acked: acked})
+}
+
+// index adds k to the index, or counts a second reference to it.
+func (s *State) index(k uint64) {
+	if s.done.has(k) {
+		s.doneDupes++
+		return
+	}
+	s.done.add(k)
 }
 
 func (s *State) forgetOldest() {
 	r := s.doneQ.pop()
-	if s.done == nil {
+	if !s.indexed {
 		return // the queue is the record
 	}
 	// The same message may have been remembered again since (it was
-	// re-delivered after an earlier horizon); only the entry this
-	// reference made is forgotten.
-	if exp, ok := s.done[r.key]; ok && exp == r.expire {
-		delete(s.done, r.key)
+	// re-delivered after an earlier horizon): then a later reference
+	// keeps it.
+	if s.doneDupes > 0 {
+		for _, later := range s.doneQ.all() {
+			if later.key == r.key {
+				s.doneDupes--
+				return
+			}
+		}
 	}
+	s.done.del(r.key)
 }
 
 // finish ends an outgoing message with err (nil: delivered).
@@ -604,7 +628,9 @@ func (s *State) Compact() {
 		s.held.reset(true)
 	}
 	if s.doneQ.len() <= smallDone {
-		s.done = nil // the queue alone will do
+		s.done, s.indexed, s.doneDupes = doneSet{}, false, 0 // the queue alone will do
+	} else {
+		s.done.shrink()
 	}
 	if s.doneQ.len() == 0 {
 		s.doneQ.reset(true)
@@ -622,10 +648,7 @@ func (s *State) Compact() {
 // Stats returns the peer's counters and gauges.
 func (s *State) Stats() Stats {
 	st := s.stats
-	st.InFlight, st.Open, st.Remembered = len(s.out), len(s.in), len(s.done)
-	if s.done == nil {
-		st.Remembered = s.doneQ.len()
-	}
+	st.InFlight, st.Open, st.Remembered = len(s.out), len(s.in), s.doneQ.len()-s.doneDupes
 	st.SRTT, st.RTTVar, st.RTO = s.rtt.srtt, s.rtt.rttvar, s.rtt.rto
 	st.Validated = s.validated
 	return st
