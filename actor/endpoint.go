@@ -79,7 +79,11 @@ type Endpoint struct {
 
 	ctr counters
 
-	ack []byte // the reader's buffer for the ACKs it writes
+	// The reader's own: its buffer for the ACKs it writes, and the peer
+	// of the last datagram it handed over.
+	ack      []byte
+	lastSrc  netip.AddrPort
+	lastPeer *peer.Peer
 }
 
 // New returns an endpoint serving conn. If own is true, Close closes conn;

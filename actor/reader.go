@@ -199,40 +199,23 @@ func (e *Endpoint) dispatch(src netip.AddrPort, b []byte, at *time.Time) {
 		in.Packet.Payload = nil
 	}
 	answered := false
-	for range 2 {
-		e.mu.Lock()
-		p := e.peers[src]
-		if p == nil {
-			switch pkt.Kind {
-			case wire.Recv:
-				// No exchange with src at all: our ACK may have been
-				// lost after the exchange ended. Counted before it is
-				// answered, so whoever sees the ACK finds it counted.
-				e.mu.Unlock()
-				e.ctr.strayRecv.Add(1)
-				e.answerRecv(src, pkt.ID, len(b))
-				return
-			case wire.Ack:
-				e.mu.Unlock()
-				e.ctr.strayAck.Add(1)
-				return
-			}
-			var err error
-			if p, err = e.startLocked(src, false); err != nil {
-				e.mu.Unlock()
-				if errors.Is(err, ErrPeerLimit) {
-					e.ctr.peerLimited.Add(1)
-				}
+	for attempt := range 2 {
+		// The peer of the last datagram is likely this one's too: no
+		// lock, no lookup. One that has ended refuses the Put, and the
+		// table is asked again.
+		p := e.lastPeer
+		if attempt > 0 || p == nil || src != e.lastSrc {
+			if p = e.peerFor(src, pkt, len(b)); p == nil {
 				return
 			}
 		}
-		e.mu.Unlock()
 		if pkt.Kind == wire.Recv && !answered {
 			e.answerRecv(src, pkt.ID, len(b))
 			answered = true // not twice if the peer must be looked up again
 		}
 		switch err := p.Put(in); {
 		case err == nil:
+			e.lastSrc, e.lastPeer = src, p
 			return
 		case errors.Is(err, mailbox.ErrFull):
 			e.ctr.mailboxFull.Add(1)
@@ -240,6 +223,7 @@ func (e *Endpoint) dispatch(src netip.AddrPort, b []byte, at *time.Time) {
 		}
 		// The peer has ended and left the table (or is about to): look
 		// again, once.
+		e.lastPeer = nil
 		e.mu.Lock()
 		if e.peers[src] == p {
 			delete(e.peers, src)
@@ -247,6 +231,39 @@ func (e *Endpoint) dispatch(src netip.AddrPort, b []byte, at *time.Time) {
 		e.mu.Unlock()
 	}
 	e.ctr.mailboxFull.Add(1)
+}
+
+// peerFor returns the peer of src from the table, starting one for a DATA
+// from a new address. It returns nil when the packet needs no peer (a RECV
+// or ACK from an address without one: the RECV is counted and answered
+// here) or cannot have one (MaxPeers, closing).
+func (e *Endpoint) peerFor(src netip.AddrPort, pkt wire.Packet, size int) *peer.Peer {
+	e.mu.Lock()
+	p := e.peers[src]
+	if p != nil {
+		e.mu.Unlock()
+		return p
+	}
+	switch pkt.Kind {
+	case wire.Recv:
+		// No exchange with src at all: our ACK may have been lost after
+		// the exchange ended. Counted before it is answered, so whoever
+		// sees the ACK finds it counted.
+		e.mu.Unlock()
+		e.ctr.strayRecv.Add(1)
+		e.answerRecv(src, pkt.ID, size)
+		return nil
+	case wire.Ack:
+		e.mu.Unlock()
+		e.ctr.strayAck.Add(1)
+		return nil
+	}
+	p, err := e.startLocked(src, false)
+	e.mu.Unlock()
+	if errors.Is(err, ErrPeerLimit) {
+		e.ctr.peerLimited.Add(1)
+	}
+	return p
 }
 
 // answerRecv writes the ACK for a RECV of size bytes from src. It runs in

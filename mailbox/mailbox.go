@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 )
 
 // Errors returned by puts.
@@ -43,6 +44,7 @@ type Mailbox[T any] struct {
 	buf    []T        // ring buffer, len(buf) a power of two ≤ roundup(capacity)
 	head   int        // index of the oldest item
 	n      int        // items queued
+	count  atomic.Int64 // n, read without the lock by Len and an empty Drain
 	closed bool
 	space  chan struct{} // closed to wake blocked Puts when room appears; nil if none wait
 }
@@ -75,11 +77,7 @@ func NewShared[T any](capacity int, ready chan struct{}) *Mailbox[T] {
 func (m *Mailbox[T]) Cap() int { return m.capacity }
 
 // Len returns the number of items waiting.
-func (m *Mailbox[T]) Len() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.n
-}
+func (m *Mailbox[T]) Len() int { return int(m.count.Load()) }
 
 // TryPut adds v if there is room, without waiting. It returns ErrFull if the
 // mailbox is at capacity and ErrClosed after Close. It does not allocate
@@ -145,6 +143,7 @@ func (m *Mailbox[T]) push(v T) bool {
 	}
 	m.buf[(m.head+m.n)&(len(m.buf)-1)] = v
 	m.n++
+	m.count.Store(int64(m.n))
 	return m.n == 1
 }
 
@@ -180,6 +179,11 @@ func (m *Mailbox[T]) Ready() <-chan struct{} { return m.ready }
 // If items remain after Drain (because of max), Ready keeps a token so the
 // owner comes back for them.
 func (m *Mailbox[T]) Drain(dst []T, max int) []T {
+	if m.count.Load() == 0 {
+		// Nothing to take (the owner's loop looks at every box on each
+		// wake-up): no lock. A put racing with this signals Ready.
+		return dst
+	}
 	m.mu.Lock()
 	k := m.n
 	if max > 0 && max < k {
@@ -193,6 +197,7 @@ func (m *Mailbox[T]) Drain(dst []T, max int) []T {
 		m.head = (m.head + 1) & mask
 	}
 	m.n -= k
+	m.count.Store(int64(m.n))
 	left := m.n
 	space := m.space
 	if k > 0 {
