@@ -1,7 +1,5 @@
 package peer
 
-import "container/heap"
-
 // deadlined is an entry of a deadlineHeap: it knows its deadline and keeps
 // its index in the heap, so it can be fixed or removed in O(log n).
 type deadlined interface {
@@ -9,44 +7,86 @@ type deadlined interface {
 	setIndex(int)
 }
 
-// deadlineHeap is a min-heap of entries by deadline, for container/heap.
-// A peer has two (its messages in flight, its exchanges awaiting ACK), so
-// finding the next timer is O(1) and re-arming it O(log n) however many
-// messages are pending: one timer per peer, never one per message.
+// deadlineHeap is a min-heap of entries by deadline. A peer has two (its
+// messages in flight, its exchanges awaiting ACK), so finding the next
+// timer is O(1) and re-arming it O(log n) however many messages are
+// pending: one timer per peer, never one per message. It is written out
+// rather than built on container/heap, whose interface calls cost a
+// message's round trip tens of nanoseconds at each push and removal.
 type deadlineHeap[T deadlined] []T
-
-func (h deadlineHeap[T]) Len() int           { return len(h) }
-func (h deadlineHeap[T]) Less(i, j int) bool { return h[i].deadline() < h[j].deadline() }
-func (h deadlineHeap[T]) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].setIndex(i)
-	h[j].setIndex(j)
-}
-
-func (h *deadlineHeap[T]) Push(x any) {
-	e := x.(T)
-	e.setIndex(len(*h))
-	*h = append(*h, e)
-}
-
-func (h *deadlineHeap[T]) Pop() any {
-	old := *h
-	n := len(old) - 1
-	e := old[n]
-	var zero T
-	old[n] = zero
-	*h = old[:n]
-	e.setIndex(-1)
-	return e
-}
 
 // min returns the entry with the earliest deadline; the heap must not be
 // empty.
 func (h deadlineHeap[T]) min() T { return h[0] }
 
-func (h *deadlineHeap[T]) push(e T)     { heap.Push(h, e) }
-func (h *deadlineHeap[T]) fix(i int)    { heap.Fix(h, i) }
-func (h *deadlineHeap[T]) remove(i int) { heap.Remove(h, i) }
+func (h *deadlineHeap[T]) push(e T) {
+	*h = append(*h, e)
+	e.setIndex(len(*h) - 1)
+	h.up(len(*h) - 1)
+}
+
+// fix restores the order after the deadline of the entry at i changed.
+func (h *deadlineHeap[T]) fix(i int) {
+	if !h.down(i) {
+		h.up(i)
+	}
+}
+
+// remove takes out the entry at i.
+func (h *deadlineHeap[T]) remove(i int) {
+	old := *h
+	n := len(old) - 1
+	e := old[i]
+	if i != n {
+		old[i] = old[n]
+		old[i].setIndex(i)
+	}
+	var zero T
+	old[n] = zero
+	*h = old[:n]
+	if i != n {
+		h.fix(i)
+	}
+	e.setIndex(-1)
+}
+
+func (h deadlineHeap[T]) up(i int) {
+	e := h[i]
+	for i > 0 {
+		parent := (i - 1) / 2
+		if h[parent].deadline() <= e.deadline() {
+			break
+		}
+		h[i] = h[parent]
+		h[i].setIndex(i)
+		i = parent
+	}
+	h[i] = e
+	e.setIndex(i)
+}
+
+// down sifts the entry at i down and reports whether it moved.
+func (h deadlineHeap[T]) down(i int) bool {
+	start, n, e := i, len(h), h[i]
+	for {
+		child := 2*i + 1
+		if child >= n {
+			break
+		}
+		if r := child + 1; r < n && h[r].deadline() < h[child].deadline() {
+			child = r
+		}
+		if e.deadline() <= h[child].deadline() {
+			break
+		}
+		h[i] = h[child]
+		h[i].setIndex(i)
+		i = child
+	}
+	h[i] = e
+	e.setIndex(i)
+	return i > start
+}
 
 // fifo is a first-in first-out queue on a slice that reuses its array.
 type fifo[T any] struct {
