@@ -40,10 +40,10 @@ type Mailbox[T any] struct {
 	capacity int
 	ready    chan struct{} // buffered(1): a token means "look at the box"
 
-	mu     sync.Mutex // held for queue operations only, never across a wait
-	buf    []T        // ring buffer, len(buf) a power of two ≤ roundup(capacity)
-	head   int        // index of the oldest item
-	n      int        // items queued
+	mu     sync.Mutex   // held for queue operations only, never across a wait
+	buf    []T          // ring buffer, len(buf) a power of two ≤ roundup(capacity)
+	head   int          // index of the oldest item
+	n      int          // items queued
 	count  atomic.Int64 // n, read without the lock by Len and an empty Drain
 	closed bool
 	space  chan struct{} // closed to wake blocked Puts when room appears; nil if none wait
