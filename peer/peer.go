@@ -330,9 +330,10 @@ func (p *Peer) Stats() Stats {
 // Options.Resume): the peer has not ended, and Resume will ask for Run
 // again.
 //
-// One select waits on the mailboxes, the single timer (armed to the
-// earliest deadline of the state, or the idle or park deadline), the
-// Inbox when a delivery is held back, the drain signal and ctx. A timer
+// The loop waits on one wake-up channel, where the mailboxes, the single
+// timer (armed to the earliest deadline of the state, or the idle or park
+// deadline), Drain and the end of ctx all leave a token; also on the Inbox
+// when a delivery is held back and on Receipts when a receipt is. A timer
 // fire only wakes the loop; due work is found by comparing deadlines with
 // now.
 func (p *Peer) Run(ctx context.Context) (parked bool) {
@@ -341,6 +342,10 @@ func (p *Peer) Run(ctx context.Context) (parked bool) {
 			close(p.done)
 		}
 	}()
+	// The loop waits on its wake-up channel alone: ctx ending leaves a
+	// token there too.
+	stop := context.AfterFunc(ctx, p.alarm)
+	defer stop()
 	st := p.st
 	now := p.opt.Clock.Now()
 	st.Tick(now)    // a resumed peer may have been woken for a deadline
@@ -396,58 +401,73 @@ func (p *Peer) Run(ctx context.Context) (parked bool) {
 		if len(p.late) > 0 {
 			receipts, late = p.opt.Receipts, p.late[0]
 		}
-		select {
-		case <-p.wakeup:
-			now = p.opt.Clock.Now()
-			if p.armed && !now.Before(p.armedFor) {
-				p.armed = false // the timer has fired, or is about to: re-arm
-			}
-			p.inb = p.net.Drain(p.inb[:0], 0)
-			for i, in := range p.inb {
-				if i > 0 && i%flushEvery == 0 {
-					// A long batch: deliver and answer what it has so
-					// far, so a burst beyond HoldLimit is not withheld
-					// while the Inbox has room, and RECVs go out sooner.
-					p.flush(now)
-				}
-				if p.opt.BeforePacket != nil {
-					p.opt.BeforePacket(in)
-				}
-				if in.Packet.Kind != wire.Recv || !p.opt.Config.AckOnArrival {
-					p.logPacket("IN", in.Packet, in.Size) // else the owner logged it with its ACK
-				}
-				st.ReceiveAt(now, in.At, in.Packet, in.Size)
-			}
-			clear(p.inb)
-			// Cancels first, then sends: a message is put before its
-			// cancel, so every cancel taken finds its message taken too.
-			p.cancb = p.cancels.Drain(p.cancb[:0], 0)
-			if p.sends.Len() > 0 {
-				// A DATA's round trip starts when it is written, just
-				// after: not when the loop woke up.
+		if inbox == nil && receipts == nil {
+			// Nothing to hand over: a plain receive parks and wakes
+			// cheaper than a select.
+			<-p.wakeup
+			now = p.onWakeup()
+		} else {
+			select {
+			case <-p.wakeup:
+				now = p.onWakeup()
+			case inbox <- next:
 				now = p.opt.Clock.Now()
-				p.takeSends(now)
+				st.Delivered(now)
+			case receipts <- late:
+				now = p.opt.Clock.Now()
+				p.late[0] = Receipt{}
+				p.late = p.late[1:]
+				p.handLate()
 			}
-			for _, c := range p.cancb {
-				st.Cancel(now, c.id, c.err)
-			}
-			clear(p.cancb)
-		case inbox <- next:
-			now = p.opt.Clock.Now()
-			st.Delivered(now)
-		case receipts <- late:
-			now = p.opt.Clock.Now()
-			p.late[0] = Receipt{}
-			p.late = p.late[1:]
-			p.handLate()
-		case <-ctx.Done():
-			now = p.opt.Clock.Now()
+		}
+		if ctx.Err() != nil {
 			p.flush(now)
 			p.shut(ErrClosed)
 			return false
 		}
 		st.Tick(now)
 	}
+}
+
+// onWakeup handles a token on the wake-up channel: packets, cancels and
+// sends waiting in the mailboxes, and the timer. It returns the time now.
+func (p *Peer) onWakeup() time.Time {
+	st := p.st
+	now := p.opt.Clock.Now()
+	if p.armed && !now.Before(p.armedFor) {
+		p.armed = false // the timer has fired, or is about to: re-arm
+	}
+	p.inb = p.net.Drain(p.inb[:0], 0)
+	for i, in := range p.inb {
+		if i > 0 && i%flushEvery == 0 {
+			// A long batch: deliver and answer what it has so far, so a
+			// burst beyond HoldLimit is not withheld while the Inbox has
+			// room, and RECVs go out sooner.
+			p.flush(now)
+		}
+		if p.opt.BeforePacket != nil {
+			p.opt.BeforePacket(in)
+		}
+		if in.Packet.Kind != wire.Recv || !p.opt.Config.AckOnArrival {
+			p.logPacket("IN", in.Packet, in.Size) // else the owner logged it with its ACK
+		}
+		st.ReceiveAt(now, in.At, in.Packet, in.Size)
+	}
+	clear(p.inb)
+	// Cancels first, then sends: a message is put before its cancel, so
+	// every cancel taken finds its message taken too.
+	p.cancb = p.cancels.Drain(p.cancb[:0], 0)
+	if p.sends.Len() > 0 {
+		// A DATA's round trip starts when it is written, just after: not
+		// when the loop woke up.
+		now = p.opt.Clock.Now()
+		p.takeSends(now)
+	}
+	for _, c := range p.cancb {
+		st.Cancel(now, c.id, c.err)
+	}
+	clear(p.cancb)
+	return now
 }
 
 // park gives the peer's goroutine up, if nothing is waiting for it: it
