@@ -45,12 +45,12 @@ type batchReader struct {
 	iovs  []unix.Iovec
 	names []unix.RawSockaddrInet6 // large enough for either family
 	bufs  [][]byte
-	zones map[uint32]string // IPv6 scope ids seen, by interface name
+	zones map[uint32]string // interface names of the IPv6 scope ids seen
 
 	// vlen is how many datagrams the next call asks for: it doubles while
-	// calls come back full and falls to what the last one got, so a lone
-	// datagram is read without the kernel looking for a second one (a
-	// quarter microsecond on every packet of a quiet link).
+	// calls come back full and falls to what the last one got, so a call
+	// prepares and asks for about what is there (measured: a few per cent
+	// more throughput on loopback than always asking for len(hdrs)).
 	vlen  int
 	got   int
 	errno syscall.Errno
