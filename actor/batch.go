@@ -54,8 +54,14 @@ func (b *BatchConn) WriteBatch(bufs [][]byte, addr netip.AddrPort) (int, error) 
 	if b.w != nil {
 		return b.w.WriteBatch(bufs, addr)
 	}
+	return writeEach(b.c, bufs, addr)
+}
+
+// writeEach writes bufs to addr one datagram per call, and returns how
+// many were written, with the error that stopped it.
+func writeEach(c *net.UDPConn, bufs [][]byte, addr netip.AddrPort) (int, error) {
 	for i, d := range bufs {
-		if _, err := b.c.WriteToUDPAddrPort(d, addr); err != nil {
+		if _, err := c.WriteToUDPAddrPort(d, addr); err != nil {
 			return i, err
 		}
 	}

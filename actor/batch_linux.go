@@ -84,20 +84,27 @@ func newBatchReader(c *net.UDPConn, size int) *batchReader {
 	return b
 }
 
-// recvmmsg is the RawConn.Read callback: false asks the poller to wait
-// for the socket to become readable.
-func (b *batchReader) recvmmsg(fd uintptr) bool {
+// mmsg makes the recvmmsg or sendmmsg system call (trap) on hdrs,
+// again when a signal interrupts it. ready is false when the socket would
+// block: a RawConn callback then returns false, for the poller to wait.
+func mmsg(trap, fd uintptr, hdrs []mmsghdr) (n int, errno syscall.Errno, ready bool) {
 	for {
-		n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(b.vlen), 0, 0, 0)
+		r, _, errno := unix.Syscall6(trap, fd, uintptr(unsafe.Pointer(&hdrs[0])), uintptr(len(hdrs)), 0, 0, 0)
 		switch errno {
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
-			return false
+			return 0, 0, false
 		}
-		b.got, b.errno = int(n), errno
-		return true
+		return int(r), errno, true
 	}
+}
+
+// recvmmsg is the RawConn.Read callback.
+func (b *batchReader) recvmmsg(fd uintptr) bool {
+	var ready bool
+	b.got, b.errno, ready = mmsg(unix.SYS_RECVMMSG, fd, b.hdrs[:b.vlen])
+	return ready
 }
 
 // read waits for datagrams and returns how many arrived, at least one
@@ -219,12 +226,10 @@ func newBatchWriter(c *net.UDPConn, max int) *batchWriter {
 // WriteBatch writes each of bufs to addr and returns how many were
 // written, with the error that stopped it.
 func (w *batchWriter) WriteBatch(bufs [][]byte, addr netip.AddrPort) (int, error) {
-	if len(bufs) == 1 {
-		// One datagram: sendto is the shorter way.
-		if _, err := w.WriteToUDPAddrPort(bufs[0], addr); err != nil {
-			return 0, err
-		}
-		return 1, nil
+	if len(bufs) == 1 || addr.Addr().Zone() != "" {
+		// One datagram: sendto is the shorter way. A zoned (link-local)
+		// address: the net package knows its interface's index.
+		return writeEach(w.UDPConn, bufs, addr)
 	}
 	s := w.scratch.Get().(*sendScratch)
 	defer func() {
@@ -289,32 +294,16 @@ func (s *sendScratch) setAddr(addr netip.AddrPort, inet6 bool) (uint32, error) {
 		setPort(&sa4.Port, addr.Port())
 		return unix.SizeofSockaddrInet4, nil
 	}
-	s.sa = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: a.As16()} // As16 maps IPv4
+	s.sa = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: a.As16()} // As16 maps IPv4; no zone here
 	setPort(&s.sa.Port, addr.Port())
-	if z := a.Zone(); z != "" {
-		if ifi, err := net.InterfaceByName(z); err == nil {
-			s.sa.Scope_id = uint32(ifi.Index)
-		} else if id, err := strconv.ParseUint(z, 10, 32); err == nil {
-			s.sa.Scope_id = uint32(id)
-		}
-	}
 	return unix.SizeofSockaddrInet6, nil
 }
 
-// sendmmsg is the RawConn.Write callback: false asks the poller to wait
-// until the socket can take more.
+// sendmmsg is the RawConn.Write callback.
 func (s *sendScratch) sendmmsg(fd uintptr) bool {
-	for {
-		n, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.todo[0])), uintptr(len(s.todo)), 0, 0, 0)
-		switch errno {
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false
-		}
-		s.sent, s.err = int(n), errno
-		return true
-	}
+	var ready bool
+	s.sent, s.err, ready = mmsg(unix.SYS_SENDMMSG, fd, s.todo)
+	return ready
 }
 
 // setPort stores a port in network byte order.
