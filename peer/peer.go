@@ -218,18 +218,19 @@ func (p *Peer) Put(in Inbound) error {
 	return err
 }
 
-// wake resumes the peer if it is parked. Call it after putting work where
-// the peer's loop looks.
-func (p *Peer) wake() {
+// wake resumes the peer if it is parked, and reports whether it did.
+// Call it after putting work where the peer's loop looks.
+func (p *Peer) wake() bool {
 	if p.parked.Load() && p.parked.CompareAndSwap(true, false) {
 		p.opt.Resume(p)
+		return true
 	}
+	return false
 }
 
 // alarm is the timer's function: it wakes the loop, or the parked peer.
 func (p *Peer) alarm() {
-	if p.parked.Load() && p.parked.CompareAndSwap(true, false) {
-		p.opt.Resume(p)
+	if p.wake() {
 		return
 	}
 	select {
@@ -572,18 +573,11 @@ func (p *Peer) flush(now time.Time) {
 	p.publish()
 }
 
-// writePackets writes the packets the state has produced: in one batch
-// through a BatchWriter, else one by one.
+// writePackets writes the packets the state has produced, encoded back to
+// back in p.buf: in one batch through a BatchWriter, else one by one.
 func (p *Peer) writePackets() {
 	p.pkts = p.st.TakePackets(p.pkts[:0])
 	if len(p.pkts) == 0 {
-		return
-	}
-	if p.bw == nil {
-		for _, pkt := range p.pkts {
-			p.write(pkt)
-		}
-		clear(p.pkts)
 		return
 	}
 	p.buf = p.buf[:0]
@@ -601,7 +595,7 @@ func (p *Peer) writePackets() {
 		off += n
 	}
 	for sent := 0; sent < len(p.bufs); {
-		n, err := p.bw.WriteBatch(p.bufs[sent:], p.opt.Addr)
+		n, err := p.writeBatch(p.bufs[sent:])
 		sent += n
 		if sent < len(p.bufs) && (err != nil || n == 0) {
 			// The datagram at sent failed: count it and go on with the
@@ -617,18 +611,25 @@ func (p *Peer) writePackets() {
 	clear(p.pkts)
 }
 
-func (p *Peer) write(pkt wire.Packet) {
-	p.buf = p.opt.Format.Append(p.buf[:0], pkt)
-	p.logPacket("OUT", pkt, len(p.buf))
-	var err error
-	if p.udp != nil {
-		_, err = p.udp.WriteToUDPAddrPort(p.buf, p.opt.Addr)
-	} else {
-		_, err = p.opt.Conn.WriteTo(p.buf, p.addr)
+// writeBatch writes bufs to the peer: in one call through a BatchWriter,
+// else one datagram per call. It returns how many were written, with the
+// error that stopped it.
+func (p *Peer) writeBatch(bufs [][]byte) (int, error) {
+	if p.bw != nil {
+		return p.bw.WriteBatch(bufs, p.opt.Addr)
 	}
-	if err != nil {
-		p.writeFailed(pkt.Kind, err)
+	for i, b := range bufs {
+		var err error
+		if p.udp != nil {
+			_, err = p.udp.WriteToUDPAddrPort(b, p.opt.Addr)
+		} else {
+			_, err = p.opt.Conn.WriteTo(b, p.addr)
+		}
+		if err != nil {
+			return i, err
+		}
 	}
+	return len(bufs), nil
 }
 
 func (p *Peer) writeFailed(k wire.Kind, err error) {
