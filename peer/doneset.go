@@ -17,6 +17,10 @@ type doneSet struct {
 	shift uint // 64 - log2(len(slots))
 }
 
+// inUse reports whether the set has a table: it keeps it, empty or not,
+// until shrink drops it or it is reset.
+func (d *doneSet) inUse() bool { return d.slots != nil }
+
 // minDoneSlots is the smallest table.
 const minDoneSlots = 32
 

@@ -21,8 +21,13 @@ func (h deadlineHeap[T]) min() T { return h[0] }
 
 func (h *deadlineHeap[T]) push(e T) {
 	*h = append(*h, e)
-	e.setIndex(len(*h) - 1)
 	h.up(len(*h) - 1)
+}
+
+// put stores e at i and tells it so.
+func (h deadlineHeap[T]) put(i int, e T) {
+	h[i] = e
+	e.setIndex(i)
 }
 
 // fix restores the order after the deadline of the entry at i changed.
@@ -38,8 +43,7 @@ func (h *deadlineHeap[T]) remove(i int) {
 	n := len(old) - 1
 	e := old[i]
 	if i != n {
-		old[i] = old[n]
-		old[i].setIndex(i)
+		old.put(i, old[n])
 	}
 	var zero T
 	old[n] = zero
@@ -57,12 +61,10 @@ func (h deadlineHeap[T]) up(i int) {
 		if h[parent].deadline() <= e.deadline() {
 			break
 		}
-		h[i] = h[parent]
-		h[i].setIndex(i)
+		h.put(i, h[parent])
 		i = parent
 	}
-	h[i] = e
-	e.setIndex(i)
+	h.put(i, e)
 }
 
 // down sifts the entry at i down and reports whether it moved.
@@ -79,12 +81,10 @@ func (h deadlineHeap[T]) down(i int) bool {
 		if e.deadline() <= h[child].deadline() {
 			break
 		}
-		h[i] = h[child]
-		h[i].setIndex(i)
+		h.put(i, h[child])
 		i = child
 	}
-	h[i] = e
-	e.setIndex(i)
+	h.put(i, e)
 	return i > start
 }
 

@@ -45,9 +45,8 @@ type State struct {
 	// message), oldest first in doneQ and indexed in done. Up to
 	// smallDone of them are found by scanning doneQ, without the index:
 	// most peers remember a few ids.
-	done      doneSet
-	indexed   bool // done holds every key of doneQ
-	doneDupes int  // refs in doneQ whose key an earlier ref holds too
+	done      doneSet // in use (holding every key of doneQ) past smallDone
+	doneDupes int     // refs in doneQ whose key an earlier ref holds too
 	doneQ     fifo[doneRef]
 
 	// Outputs since the last Take.
@@ -458,7 +457,7 @@ const smallDone = 8
 
 // remembered reports whether the finished exchange k is remembered.
 func (s *State) remembered(k uint64) bool {
-	if s.indexed {
+	if s.done.inUse() {
 		return s.done.has(k)
 	}
 	for _, r := range s.doneQ.all() {
@@ -475,13 +474,12 @@ func (s *State) remember(id wire.ID, digest uint64, t int64, acked bool) {
 		s.forgetOldest()
 	}
 	k := doneKey(id, digest)
-	if !s.indexed && s.doneQ.len() >= smallDone {
-		s.indexed = true
+	if !s.done.inUse() && s.doneQ.len() >= smallDone {
 		for _, r := range s.doneQ.all() {
 			s.index(r.key)
 		}
 	}
-	if s.indexed {
+	if s.done.inUse() {
 		s.index(k)
 	}
 	s.doneQ.push(doneRef{key: k, expire: t + int64(s.cfg.DedupeHorizon), acked: acked})
@@ -498,7 +496,7 @@ func (s *State) index(k uint64) {
 
 func (s *State) forgetOldest() {
 	r := s.doneQ.pop()
-	if !s.indexed {
+	if !s.done.inUse() {
 		return // the queue is the record
 	}
 	// The same message may have been remembered again since (it was
@@ -628,7 +626,7 @@ func (s *State) Compact() {
 		s.held.reset(true)
 	}
 	if s.doneQ.len() <= smallDone {
-		s.done, s.indexed, s.doneDupes = doneSet{}, false, 0 // the queue alone will do
+		s.done, s.doneDupes = doneSet{}, 0 // the queue alone will do
 	} else {
 		s.done.shrink()
 	}
