@@ -40,11 +40,12 @@ type Mailbox[T any] struct {
 	capacity int
 	ready    chan struct{} // buffered(1): a token means "look at the box"
 
-	mu     sync.Mutex   // held for queue operations only, never across a wait
-	buf    []T          // ring buffer, len(buf) a power of two ≤ roundup(capacity)
-	head   int          // index of the oldest item
-	n      int          // items queued
-	count  atomic.Int64 // n, read without the lock by Len and an empty Drain
+	mu   sync.Mutex // held for queue operations only, never across a wait
+	buf  []T        // ring buffer, len(buf) a power of two ≤ roundup(capacity)
+	head int        // index of the oldest item
+	// n is the number of items queued: changed under mu, read without
+	// it by Len and by a Drain that finds the box empty.
+	n      atomic.Int64
 	closed bool
 	space  chan struct{} // closed to wake blocked Puts when room appears; nil if none wait
 }
@@ -77,7 +78,7 @@ func NewShared[T any](capacity int, ready chan struct{}) *Mailbox[T] {
 func (m *Mailbox[T]) Cap() int { return m.capacity }
 
 // Len returns the number of items waiting.
-func (m *Mailbox[T]) Len() int { return int(m.count.Load()) }
+func (m *Mailbox[T]) Len() int { return int(m.n.Load()) }
 
 // TryPut adds v if there is room, without waiting. It returns ErrFull if the
 // mailbox is at capacity and ErrClosed after Close. It does not allocate
@@ -89,7 +90,7 @@ func (m *Mailbox[T]) TryPut(v T) error {
 	case m.closed:
 		m.mu.Unlock()
 		return ErrClosed
-	case m.n >= m.capacity:
+	case m.Len() >= m.capacity:
 		m.mu.Unlock()
 		return ErrFull
 	}
@@ -112,7 +113,7 @@ func (m *Mailbox[T]) Put(ctx context.Context, v T) error {
 			m.mu.Unlock()
 			return ErrClosed
 		}
-		if m.n < m.capacity {
+		if m.Len() < m.capacity {
 			wake := m.push(v)
 			m.mu.Unlock()
 			if wake {
@@ -138,20 +139,20 @@ func (m *Mailbox[T]) Put(ctx context.Context, v T) error {
 // whether the box went from empty to non-empty, in which case the caller
 // must signal the owner after unlocking.
 func (m *Mailbox[T]) push(v T) bool {
-	if m.n == len(m.buf) {
+	n := m.Len()
+	if n == len(m.buf) {
 		m.grow()
 	}
-	m.buf[(m.head+m.n)&(len(m.buf)-1)] = v
-	m.n++
-	m.count.Store(int64(m.n))
-	return m.n == 1
+	m.buf[(m.head+n)&(len(m.buf)-1)] = v
+	m.n.Store(int64(n + 1))
+	return n == 0
 }
 
 // grow doubles the ring buffer, keeping the items in order.
 func (m *Mailbox[T]) grow() {
 	size := max(initialSlots, 2*len(m.buf))
 	buf := make([]T, size)
-	for i := range m.n {
+	for i := range m.Len() {
 		buf[i] = m.buf[(m.head+i)&(len(m.buf)-1)]
 	}
 	m.buf, m.head = buf, 0
@@ -179,13 +180,13 @@ func (m *Mailbox[T]) Ready() <-chan struct{} { return m.ready }
 // If items remain after Drain (because of max), Ready keeps a token so the
 // owner comes back for them.
 func (m *Mailbox[T]) Drain(dst []T, max int) []T {
-	if m.count.Load() == 0 {
+	if m.Len() == 0 {
 		// Nothing to take (the owner's loop looks at every box on each
 		// wake-up): no lock. A put racing with this signals Ready.
 		return dst
 	}
 	m.mu.Lock()
-	k := m.n
+	k := m.Len()
 	if max > 0 && max < k {
 		k = max
 	}
@@ -196,9 +197,8 @@ func (m *Mailbox[T]) Drain(dst []T, max int) []T {
 		m.buf[m.head] = zero
 		m.head = (m.head + 1) & mask
 	}
-	m.n -= k
-	m.count.Store(int64(m.n))
-	left := m.n
+	left := m.Len() - k
+	m.n.Store(int64(left))
 	space := m.space
 	if k > 0 {
 		m.space = nil
@@ -218,7 +218,7 @@ func (m *Mailbox[T]) Drain(dst []T, max int) []T {
 // nothing to release.
 func (m *Mailbox[T]) Shrink() {
 	m.mu.Lock()
-	if m.n == 0 {
+	if m.Len() == 0 {
 		m.buf, m.head = nil, 0
 	}
 	m.mu.Unlock()
@@ -240,7 +240,7 @@ func (m *Mailbox[T]) Close() {
 func (m *Mailbox[T]) CloseIfEmpty() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.n > 0 {
+	if m.Len() > 0 {
 		return false
 	}
 	m.closeLocked()
