@@ -80,9 +80,9 @@
 // about 3.3 KB instead of 8.4; its next packet, send or deadline starts a
 // goroutine again (Stats.PeersParked counts them). The reader never waits on a
 // peer: a packet for a peer that is behind is dropped, counted, and
-// recovered by re-sending. The reader answers every RECV with its ACK
-// itself, as it arrives (the answer needs no state, and an ACK is no
-// larger than its RECV); a peer's goroutine writes its DATA and RECV.
+// recovered by re-sending. A peer's goroutine writes every packet of its
+// exchanges, DATA, RECV and ACK, so once it has written ACK(id) it never
+// writes DATA(id) again (the original would deliver that DATA twice).
 //
 // Close(ctx) stops taking sends (they fail with ErrClosed), lets every peer
 // finish the exchanges under way as the original's cleanup() does, fails
@@ -128,7 +128,7 @@
 // (ErrTooLarge beyond). The peers, each peer's window of messages in
 // flight, its open received exchanges, its held deliveries and its dedupe
 // window are capped by Config; the defaults and their reasons are on the
-// Config fields and on peer.Config.
+// Config fields.
 //
 // # Testing
 //

@@ -1,47 +1,89 @@
 package gtudp
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"net"
+	"net/netip"
+	"time"
 
+	"github.com/benbjohnson/clock"
+	"github.com/google/uuid"
 	"github.com/gtudp/gtudp/actor"
 	"github.com/gtudp/gtudp/peer"
 	"github.com/gtudp/gtudp/wire"
 )
 
-// Endpoint is a gtUDP endpoint on one socket; see the package
-// documentation for its lifecycle and guarantees. All its methods are safe
-// for concurrent use.
-type Endpoint = actor.Endpoint
+// Endpoint is a gtUDP endpoint on one socket: it sends messages reliably
+// to any number of remote addresses and delivers what they send. See the
+// package documentation for its lifecycle and guarantees.
+//
+// All its methods are safe for concurrent use.
+type Endpoint struct {
+	ep  *actor.Endpoint
+	app *app
+}
 
-// Config configures an Endpoint; the zero value (or nil) works.
-type Config = actor.Config
+// Message is a datagram: one to send (on the Outbox), or one received (from
+// the Inbox).
+type Message struct {
+	// ID identifies a message to send; the endpoint assigns a random
+	// version-4 UUID when it is zero, and its Receipt carries it.
+	// Received messages have a zero ID: the wire carries only the
+	// sender's 4-byte exchange id.
+	ID uuid.UUID
+	// Addr is the remote address: the destination of a message to send,
+	// the true source of a received one. IPv4-mapped IPv6 addresses are
+	// unmapped, so one remote host is one address whatever the socket's
+	// family.
+	Addr netip.AddrPort
+	// Data is the payload. A received message's Data is a fresh copy the
+	// application owns. A message to send is read by the endpoint until
+	// its outcome is known (its Receipt, or Send returning): do not
+	// modify it before.
+	Data []byte
+	// Raw marks a datagram outside the gtUDP protocol: a foreign datagram
+	// received with Config.Passthrough on, or one to send as is, without
+	// framing and without any delivery guarantee.
+	Raw bool
+}
 
-// Message is a datagram to send, or one received from the Inbox.
-type Message = peer.Message
+// Receipt is the outcome of one message put on the Outbox.
+type Receipt struct {
+	// Message is the message as it was sent: its ID (the one the endpoint
+	// assigned, if it was zero), destination, Data and Raw. Data is the
+	// caller's again: match the receipt to the message by it, by Addr or
+	// by ID, and reuse the buffer.
+	Message
+	// Err is nil if the peer answered RECV: the message is in the peer's
+	// Inbox. Otherwise it says why the endpoint stopped trying: an error
+	// matching ErrUndelivered (an *UndeliveredError), ErrClosed,
+	// ErrTooLarge or ErrPeerLimit. For a Raw message, nil says only that
+	// the socket took the datagram.
+	Err error
+	// Attempts is the number of times the DATA was transmitted.
+	Attempts int
+	// RTT is the time from the first transmission to the arrival of the
+	// RECV (zero on failure).
+	RTT time.Duration
+}
 
-// Receipt is the outcome of one message sent through the Outbox.
-type Receipt = peer.Receipt
-
-// Stats are an endpoint's counters, with the totals over its peers.
-type Stats = actor.Stats
-
-// PeerStats are the counters of one remote peer.
-type PeerStats = peer.Stats
-
-// Format is the wire format: magic prefix and type identifiers.
+// Format is the wire format: the magic prefix and the three type
+// identifiers (fields Magic, Data, Recv, Ack of package wire's Format,
+// which also has the codec). Both ends of a conversation must use the
+// same Format.
 type Format = wire.Format
 
-// UndeliveredError is the error of a message the endpoint gave up on: it
-// names the peer, the message and the attempts made, and matches
-// ErrUndelivered.
-type UndeliveredError = peer.UndeliveredError
+// DefaultFormat returns the Python original's format: type identifiers
+// 0x1D (DATA), 0x5F (RECV), 0xAE (ACK) and no magic prefix.
+func DefaultFormat() Format { return wire.DefaultFormat() }
 
 // Errors, for use with errors.Is. A Send can also return its context's
 // error.
 var (
-	// ErrClosed: the endpoint is closed or closing, or its socket failed.
-	// It also matches net.ErrClosed.
+	// ErrClosed: the endpoint is closed or closing, or its socket failed
+	// underneath it. It also matches net.ErrClosed.
 	ErrClosed = peer.ErrClosed
 	// ErrUndelivered: the peer never answered RECV within MaxAttempts or
 	// Lifetime. The error is an *UndeliveredError.
@@ -53,24 +95,57 @@ var (
 	ErrPeerLimit = actor.ErrPeerLimit
 )
 
-// DefaultFormat returns the Python original's format: type identifiers
-// 0x1D (DATA), 0x5F (RECV), 0xAE (ACK) and no magic prefix.
-func DefaultFormat() Format { return wire.DefaultFormat() }
+// UndeliveredError is the error of a message the endpoint gave up on. It
+// matches ErrUndelivered.
+type UndeliveredError struct {
+	// Addr is the destination; ID the message's ID.
+	Addr netip.AddrPort
+	ID   uuid.UUID
+	// Attempts is the number of transmissions made.
+	Attempts int
+	// Reason says why the endpoint stopped: the attempt limit, the
+	// lifetime, or a failure of the peer's actor.
+	Reason string
+}
+
+func (e *UndeliveredError) Error() string {
+	return fmt.Sprintf("gtudp: message %v to %v undelivered after %d attempts: %s", e.ID, e.Addr, e.Attempts, e.Reason)
+}
+
+// Is reports that e matches ErrUndelivered.
+func (e *UndeliveredError) Is(target error) bool { return target == ErrUndelivered }
+
+// publicErr turns the protocol's error types into the ones this package
+// documents.
+func publicErr(err error) error {
+	if u, ok := err.(*peer.UndeliveredError); ok {
+		return &UndeliveredError{Addr: u.Addr, ID: u.ID, Attempts: u.Attempts, Reason: u.Reason}
+	}
+	return err
+}
 
 // Listen opens a UDP socket on address ("udp", "udp4" or "udp6" network,
 // as net.ListenPacket takes them) and returns an endpoint serving it; Close
 // closes the socket. cfg may be nil.
+//
+// It starts two goroutines, the socket reader and the Outbox loop; each
+// remote peer gets one more while it has work (see the package
+// documentation).
 func Listen(network, address string, cfg *Config) (*Endpoint, error) {
 	switch network {
 	case "udp", "udp4", "udp6":
 	default:
 		return nil, fmt.Errorf("gtudp: network %q is not UDP (want udp, udp4 or udp6)", network)
 	}
+	s, err := cfg.resolve()
+	if err != nil {
+		return nil, err
+	}
 	conn, err := net.ListenPacket(network, address)
 	if err != nil {
 		return nil, err
 	}
-	ep, err := actor.New(conn, cfg, true)
+	ep, err := start(conn, s, true)
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -82,5 +157,561 @@ func Listen(network, address string, cfg *Config) (*Endpoint, error) {
 // (actortest.Network gives in-memory ones). Close leaves conn open; until
 // then the endpoint is its only reader. cfg may be nil.
 func New(conn net.PacketConn, cfg *Config) (*Endpoint, error) {
-	return actor.New(conn, cfg, false)
+	s, err := cfg.resolve()
+	if err != nil {
+		return nil, err
+	}
+	return start(conn, s, false)
+}
+
+func start(conn net.PacketConn, s *resolved, own bool) (*Endpoint, error) {
+	a := &app{
+		inbox:    make(chan Message, s.inbox),
+		outbox:   make(chan Message),
+		receipts: make(chan Receipt, s.receipts),
+	}
+	ep, err := actor.New(conn, &s.Settings, a, own)
+	if err != nil {
+		return nil, err
+	}
+	return &Endpoint{ep: ep, app: a}, nil
+}
+
+// Inbox returns the channel of received messages: each message delivered
+// once, with a fresh copy of its payload that the receiver owns. It is
+// closed when Close has finished. While nobody reads it, peers hold
+// deliveries back and do not answer RECV; senders re-send until their
+// limits: backpressure, not loss.
+func (e *Endpoint) Inbox() <-chan Message { return e.app.inbox }
+
+// Outbox returns the channel on which to send messages without waiting for
+// their outcome: each gets exactly one Receipt on Receipts. A send on it
+// waits while the destination's window is full. The endpoint never closes
+// it; once Close has begun, messages get ErrClosed receipts, and after
+// Close has finished nobody reads it: select on Done.
+//
+// A message's Data must not be modified until its receipt is out.
+func (e *Endpoint) Outbox() chan<- Message { return e.app.outbox }
+
+// Receipts returns the channel of outcomes of messages sent through the
+// Outbox. It is buffered (Config.ReceiptsSize); a receipt that finds it
+// full waits in its peer until there is room. If nobody reads it,
+// receipts past Window waiting per peer, and those still waiting when
+// their peer ends, are dropped and counted in Stats.ReceiptsDropped. It is
+// closed when Close has finished.
+func (e *Endpoint) Receipts() <-chan Receipt { return e.app.receipts }
+
+// Done returns a channel closed when Close begins.
+func (e *Endpoint) Done() <-chan struct{} { return e.ep.Done() }
+
+// LocalAddr returns the address the socket is bound to.
+func (e *Endpoint) LocalAddr() netip.AddrPort { return e.ep.LocalAddr() }
+
+// Send sends data to addr and waits for its outcome: nil once the peer has
+// answered RECV (the message is in its Inbox), or why not: an error
+// matching ErrUndelivered (an *UndeliveredError with the attempts made),
+// ErrClosed, ErrTooLarge, ErrPeerLimit, or ctx.Err().
+//
+// It waits while the peer's window is full (backpressure for that
+// destination only). If ctx ends, the endpoint stops re-sending the
+// message; a RECV that arrived first still wins. data must not be modified
+// until Send returns. Send allocates the channel its outcome comes back
+// on; the message itself is not copied.
+func (e *Endpoint) Send(ctx context.Context, addr netip.AddrPort, data []byte) error {
+	return publicErr(e.ep.Send(ctx, addr, data))
+}
+
+// SendRaw writes data to addr as one datagram, without gtUDP framing and
+// without any guarantee: the raw send of the original's passthrough. It
+// returns the socket's error, ErrClosed once Close has begun, or
+// ErrTooLarge.
+func (e *Endpoint) SendRaw(addr netip.AddrPort, data []byte) error {
+	return e.ep.SendRaw(addr, data)
+}
+
+// Close shuts the endpoint down in order and returns when no goroutine of
+// the endpoint is left:
+//
+//  1. It stops taking sends: Send, SendRaw and the Outbox fail with
+//     ErrClosed from now on; a send already accepted is carried out.
+//  2. Every peer finishes the exchanges under way, as the original's
+//     cleanup() does: a message in flight ends at its RECV, or at its
+//     limits (MaxAttempts, Lifetime); a delivered message waits for its
+//     ACK, or RecvAttempts re-sends of RECV. New DATA is not taken.
+//  3. If ctx ends first, what is left fails with ErrClosed and Close
+//     returns ctx.Err().
+//  4. The socket reader stops; a socket from Listen is closed, one given
+//     to New is left open.
+//  5. Inbox and Receipts are closed, last.
+//
+// Keep reading the Inbox while Close drains, or held messages are dropped
+// unanswered (their senders are not told they arrived). Close is
+// idempotent: later calls wait for the first (or for their own ctx) and
+// return its result.
+func (e *Endpoint) Close(ctx context.Context) error { return e.ep.Close(ctx) }
+
+// Stats returns the endpoint's counters: its own, and the totals over its
+// peers, live and gone, as of their last wake-up.
+func (e *Endpoint) Stats() Stats {
+	s := e.ep.Stats()
+	return Stats{
+		PeerStats:       PeerStats(s.Stats),
+		Peers:           s.Peers,
+		PeersStarted:    s.PeersStarted,
+		PeersRetired:    s.PeersRetired,
+		PeersParked:     s.PeersParked,
+		PeerCrashes:     s.PeerCrashes,
+		PeerLimited:     s.PeerLimited,
+		MailboxFull:     s.MailboxFull,
+		Foreign:         s.Foreign,
+		Malformed:       s.Malformed,
+		RawDelivered:    s.RawDelivered,
+		RawDropped:      s.RawDropped,
+		RawSent:         s.RawSent,
+		StrayRecv:       s.StrayRecv,
+		StrayAck:        s.StrayAck,
+		ReceiptsDropped: s.ReceiptsDropped,
+		ReadErrors:      s.ReadErrors,
+	}
+}
+
+// PeerStats returns the counters of the live peer of addr, if there is
+// one.
+func (e *Endpoint) PeerStats(addr netip.AddrPort) (PeerStats, bool) {
+	s, ok := e.ep.PeerStats(addr)
+	return PeerStats(s), ok
+}
+
+// Stats are the counters of an Endpoint. The embedded PeerStats are the
+// totals over every peer the endpoint has had, live or gone (their Addr,
+// SRTT, RTTVar, RTO and Validated mean nothing there; see
+// Endpoint.PeerStats).
+type Stats struct {
+	PeerStats
+
+	// Peers is the number of live peers; PeersStarted and PeersRetired
+	// count peers started and ended since the endpoint began.
+	Peers                      int
+	PeersStarted, PeersRetired uint64
+	// PeersParked is the number of live peers that are parked: quiet for
+	// a second with nothing in flight, they keep their state (the ids
+	// they remember) but no goroutine, until traffic or a deadline
+	// resumes them.
+	PeersParked int
+	// PeerCrashes counts peer actors that panicked and were recovered.
+	PeerCrashes uint64
+	// PeerLimited counts packets from new addresses dropped because
+	// MaxPeers peers were live.
+	PeerLimited uint64
+	// MailboxFull counts packets dropped because their peer was behind;
+	// the protocol re-sends them.
+	MailboxFull uint64
+	// Foreign counts datagrams that are not gtUDP under the Format
+	// (dropped, or delivered raw with Passthrough), the empty datagram
+	// among them; Malformed counts those that begin as gtUDP but end
+	// before the id.
+	Foreign, Malformed uint64
+	// RawDelivered counts foreign datagrams handed to the Inbox with
+	// Passthrough; RawDropped those dropped because the Inbox was full.
+	RawDelivered, RawDropped uint64
+	// RawSent counts raw datagrams the socket accepted.
+	RawSent uint64
+	// StrayRecv counts RECV from addresses without a peer (answered ACK,
+	// as the original does); StrayAck counts ignored ACK from them.
+	StrayRecv, StrayAck uint64
+	// ReceiptsDropped counts receipts lost because nobody read Receipts
+	// (see Endpoint.Receipts).
+	ReceiptsDropped uint64
+	// ReadErrors counts socket read errors other than the socket closing.
+	ReadErrors uint64
+}
+
+// PeerStats are the counters of one remote peer, cumulative over its
+// life, and its gauges.
+//
+// Its fields are those of the protocol's own counters, in the same order,
+// so that one converts to the other: the compiler checks they agree.
+type PeerStats struct {
+	// Addr is the peer's address.
+	Addr netip.AddrPort
+
+	// Sent counts messages handed to the peer; Confirmed those the peer
+	// answered RECV; Failed those that ended with a failure.
+	Sent, Confirmed, Failed uint64
+	// Delivered counts received messages handed to the Inbox.
+	Delivered uint64
+	// DataResent and RecvResent count re-transmissions.
+	DataResent, RecvResent uint64
+	// Duplicates counts DATA received for a message already delivered
+	// (or waiting for room in the Inbox): not delivered again.
+	Duplicates uint64
+	// UnknownRecv counts RECV with no matching message (answered ACK, as
+	// the original does); UnknownAck counts ignored ACK.
+	UnknownRecv, UnknownAck uint64
+	// Withheld counts new DATA not answered because the Inbox and the
+	// hold queue were full, or RecvWindow or the dedupe window was: the
+	// sender re-sends later.
+	Withheld uint64
+	// RecvGaveUp counts exchanges whose RECV was never ACKed.
+	RecvGaveUp uint64
+	// DedupeEvicted counts finished ids forgotten early at DedupeLimit.
+	DedupeEvicted uint64
+	// Limited counts packets not sent because the peer has not proven its
+	// address and they would take what it was sent past 3× what it sent.
+	Limited uint64
+	// Packets and bytes in and out, gtUDP only.
+	PacketsIn, PacketsOut uint64
+	BytesIn, BytesOut     uint64
+	// WriteErrors counts datagrams the socket refused to send; the
+	// protocol re-sends them like lost ones.
+	WriteErrors uint64
+
+	// InFlight is the messages awaiting RECV (window use); Open the
+	// received exchanges not finished; Remembered the dedupe window.
+	InFlight, Open, Remembered int
+	// SRTT, RTTVar and RTO are the RFC 6298 estimator's state.
+	SRTT, RTTVar, RTO time.Duration
+	// Validated: the peer has answered one of our DATA with its RECV,
+	// proving it receives what we send to its address.
+	Validated bool
+}
+
+// app is the application's side of the endpoint (actor.App) over the
+// channels this package hands out. The peers and the reader call it; it
+// converts their values into this package's types.
+type app struct {
+	inbox    chan Message
+	outbox   chan Message
+	receipts chan Receipt
+}
+
+func receiptOf(r peer.Receipt) Receipt {
+	return Receipt{
+		Message:  Message{ID: r.ID, Addr: r.Addr, Data: r.Data, Raw: r.Raw},
+		Err:      publicErr(r.Err),
+		Attempts: r.Attempts,
+		RTT:      r.RTT,
+	}
+}
+
+func (a *app) Deliver(d peer.Delivery) bool {
+	select {
+	case a.inbox <- Message{Addr: d.Addr, Data: d.Data, Raw: d.Raw}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (a *app) Report(r peer.Receipt) bool {
+	select {
+	case a.receipts <- receiptOf(r):
+		return true
+	default:
+		return false
+	}
+}
+
+func (a *app) Wait(wake <-chan struct{}, d *peer.Delivery, r *peer.Receipt) peer.Handed {
+	var inbox chan<- Message
+	var m Message
+	if d != nil {
+		inbox, m = a.inbox, Message{Addr: d.Addr, Data: d.Data, Raw: d.Raw}
+	}
+	var receipts chan<- Receipt
+	var rc Receipt
+	if r != nil {
+		receipts, rc = a.receipts, receiptOf(*r)
+	}
+	select {
+	case <-wake:
+		return peer.Woken
+	case inbox <- m:
+		return peer.DeliveryHanded
+	case receipts <- rc:
+		return peer.ReceiptHanded
+	}
+}
+
+func (a *app) Next(stop <-chan struct{}) (actor.Post, bool) {
+	select {
+	case m := <-a.outbox:
+		return actor.Post{ID: m.ID, Addr: m.Addr, Data: m.Data, Raw: m.Raw}, true
+	case <-stop:
+		return actor.Post{}, false
+	}
+}
+
+func (a *app) Closed() {
+	close(a.inbox)
+	close(a.receipts)
+}
+
+// Config configures an Endpoint. The zero value (or nil) works: every zero
+// field takes the default its comment names, chosen to work unchanged on
+// loopback (RTT ≈ 50 µs) and on a 100 ms path. A negative value, or a
+// combination that cannot work, is refused by New, Listen and Validate
+// with a *ConfigError naming the field.
+//
+// Settings are read once, when the endpoint starts.
+type Config struct {
+	// Format is the wire format: magic prefix and type identifiers. If
+	// its type identifiers are all empty, those of DefaultFormat (the
+	// Python original's 0x1D, 0x5F, 0xAE) are used with its Magic: the
+	// zero Format is the original's.
+	Format Format
+	// Clock is the source of time for every timer. Default clock.New();
+	// tests pass clock.NewMock().
+	Clock clock.Clock
+	// Logger receives warnings (write and read errors, recovered panics)
+	// and, at Debug level, one line per packet IN and OUT with its kind,
+	// id and size, as the original's debug mode prints. Nil logs nothing
+	// and costs nothing.
+	Logger *slog.Logger
+
+	// InitialRTO is the retransmission timeout before the first RTT
+	// sample (RFC 6298). Default 250 ms: above the 100 ms RTT of a
+	// distant path plus its jitter, so the first message there is not
+	// re-sent needlessly, and a loss on loopback costs a quarter second
+	// only until the first sample.
+	InitialRTO time.Duration
+	// MinRTO bounds the adaptive timeout from below. Default 10 ms: above
+	// the scheduling and GC pauses of a busy Go process, so loopback does
+	// not re-send spuriously, yet 20× below TCP's 200 ms so a LAN
+	// recovers from loss quickly.
+	MinRTO time.Duration
+	// MaxRTO bounds the timeout, and its exponential backoff, from above.
+	// Default 2 s: a peer that comes back is noticed within 2 s, and a
+	// dead one costs at most one packet every 2 s per message.
+	MaxRTO time.Duration
+	// MaxAttempts is how many times a DATA is transmitted before its
+	// message fails with ErrUndelivered (one RTO after the last attempt).
+	// Default 20: at 50% loss each way a message still gets through with
+	// probability 1-0.75^20 ≈ 99.7%; Lifetime usually ends it first.
+	MaxAttempts int
+	// Lifetime is the longest a message is tried, from its first
+	// transmission. Default 30 s.
+	Lifetime time.Duration
+	// RecvAttempts is how many times a RECV is transmitted while waiting
+	// for its ACK. Default 8 (about 2.5 s on loopback, 12 s at 100 ms): a
+	// lost ACK only delays the end of an exchange the sender has already
+	// completed, so fewer tries are needed than for DATA.
+	RecvAttempts int
+	// DedupeHorizon is how long a finished exchange's id and payload
+	// digest are remembered, so that a late duplicate DATA is not
+	// delivered again. Default 40 s: longer than the 30 s Lifetime of a
+	// default sender, which can re-send for that long if it never sees a
+	// RECV, plus 10 s for a copy delayed in the network. Keep it above the
+	// senders' Lifetime.
+	DedupeHorizon time.Duration
+
+	// Window is the most messages in flight to one peer (sent, outcome
+	// not yet known); beyond it Send and the Outbox wait. Default 1024:
+	// enough to fill a 100 ms path at 10,000 messages/s, and to keep
+	// loopback busy.
+	Window int
+	// RecvWindow is the most received exchanges one peer can keep open
+	// (held for the Inbox, or delivered and awaiting their ACK). A DATA
+	// beyond it is not answered; the sender re-sends. Default 4096.
+	RecvWindow int
+	// HoldLimit is the most received messages one peer keeps while the
+	// Inbox is full. They are delivered, and answered RECV, as soon as the
+	// Inbox has room; DATA beyond them is not answered. Default 1024, a
+	// default sender's Window: a burst of a full window that outruns the
+	// reader of the Inbox is held, not refused (refusing it costs the
+	// sender an RTO and, on loopback, a third of a 10,000-message stream
+	// re-sent). Held payloads are memory: lower it for large payloads. At
+	// most RecvWindow.
+	HoldLimit int
+	// DedupeLimit caps the finished ids one peer remembers. At the cap the
+	// oldest id whose exchange ended with an ACK is forgotten (its sender
+	// has provably stopped re-sending) and counted in
+	// PeerStats.DedupeEvicted; if none has, new DATA is not answered until
+	// one expires. Default 16384.
+	DedupeLimit int
+
+	// InboxSize is the buffer of the Inbox channel. Default 256. When it
+	// is full, peers hold deliveries back and withhold RECV: the senders
+	// re-send later, nothing is lost.
+	InboxSize int
+	// ReceiptsSize is the buffer of the Receipts channel. Default 1024.
+	// A receipt that finds it full waits in its peer, which hands it over
+	// when there is room; see Endpoint.Receipts.
+	ReceiptsSize int
+	// MaxPeers caps the peers (remote addresses with state) at once.
+	// Default 1024. A DATA from a new address beyond it is not answered
+	// and counted in Stats.PeerLimited; a send to a new address fails
+	// with ErrPeerLimit.
+	MaxPeers int
+	// IdleTimeout is how long a peer with nothing pending and nothing
+	// remembered stays before it exits. Default 10 s. (A peer quiet for a
+	// second already gives its goroutine up: Stats.PeersParked.)
+	IdleTimeout time.Duration
+	// SocketBuffer is the receive and send buffer size asked of the
+	// kernel for the socket, when the conn is a socket. Default 4 MiB: a
+	// burst of a full default window of small DATA costs about 1 KiB of
+	// kernel memory per datagram, beyond the usual 208 KiB default, so
+	// smaller buffers turn bursts into losses the protocol must then
+	// repair. A negative value leaves the system's default. If the kernel
+	// grants less, the endpoint logs it once at Warn.
+	SocketBuffer int
+	// Batch is how many datagrams the endpoint reads from the socket per
+	// system call (recvmmsg) when the conn is a *net.UDPConn on 64-bit
+	// Linux; there, too, a peer writes what one wake-up produced with
+	// sendmmsg, Batch datagrams per call. Default 16; 1 reads and writes
+	// one datagram per call. Each read slot is a 64 KiB buffer (a
+	// datagram must never be truncated), so the default costs 1 MiB per
+	// endpoint; in return a burst is read, and handed to its peer, in a
+	// sixteenth of the system calls and wake-ups.
+	Batch int
+	// Passthrough delivers datagrams that are not gtUDP under Format to
+	// the Inbox as Messages with Raw set, instead of dropping them.
+	Passthrough bool
+}
+
+// ConfigError is the error of a Config that cannot work: it names the
+// field at fault.
+type ConfigError struct {
+	Field  string // the Config field, e.g. "MinRTO"
+	Reason string // e.g. "5s is above MaxRTO 1s"
+}
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("gtudp: invalid config: %s %s", e.Field, e.Reason)
+}
+
+// Defaults of Config: a zero field takes these. Each is documented, with
+// its reason, on its field.
+const (
+	DefaultInitialRTO    = 250 * time.Millisecond
+	DefaultMinRTO        = 10 * time.Millisecond
+	DefaultMaxRTO        = 2 * time.Second
+	DefaultMaxAttempts   = 20
+	DefaultLifetime      = 30 * time.Second
+	DefaultRecvAttempts  = 8
+	DefaultDedupeHorizon = 40 * time.Second
+	DefaultWindow        = 1024
+	DefaultRecvWindow    = 4096
+	DefaultHoldLimit     = 1024
+	DefaultDedupeLimit   = 16384
+	DefaultInboxSize     = 256
+	DefaultReceiptsSize  = 1024
+	DefaultMaxPeers      = 1024
+	DefaultIdleTimeout   = 10 * time.Second
+	DefaultSocketBuffer  = 4 << 20
+	DefaultBatch         = 16
+)
+
+// Validate reports the first setting of c that cannot work, as a
+// *ConfigError, or nil. A nil c is valid.
+func (c *Config) Validate() error {
+	_, err := c.resolve()
+	return err
+}
+
+// resolved is a Config with its defaults applied and checked: the
+// endpoint's settings, and the sizes of the channels this package owns.
+type resolved struct {
+	actor.Settings
+	inbox, receipts int
+}
+
+// resolve applies the defaults of c (nil is the zero Config) and checks
+// the result. It is the one place a setting's default is applied and its
+// value checked.
+func (c *Config) resolve() (*resolved, error) {
+	if c == nil {
+		c = &Config{}
+	}
+	f := c.Format
+	if len(f.Data) == 0 && len(f.Recv) == 0 && len(f.Ack) == 0 {
+		d := wire.DefaultFormat()
+		f.Data, f.Recv, f.Ack = d.Data, d.Recv, d.Ack
+	}
+	if err := f.Validate(); err != nil {
+		return nil, &ConfigError{Field: "Format", Reason: err.Error()}
+	}
+	r := &resolved{
+		Settings: actor.Settings{
+			Params: peer.Params{
+				Format:        f.Clone(), // the caller may reuse its slices
+				InitialRTO:    c.InitialRTO,
+				MinRTO:        c.MinRTO,
+				MaxRTO:        c.MaxRTO,
+				MaxAttempts:   c.MaxAttempts,
+				Lifetime:      c.Lifetime,
+				RecvAttempts:  c.RecvAttempts,
+				DedupeHorizon: c.DedupeHorizon,
+				Window:        c.Window,
+				RecvWindow:    c.RecvWindow,
+				HoldLimit:     c.HoldLimit,
+				DedupeLimit:   c.DedupeLimit,
+			},
+			Clock:        c.Clock,
+			Logger:       c.Logger,
+			MaxPeers:     c.MaxPeers,
+			IdleTimeout:  c.IdleTimeout,
+			SocketBuffer: c.SocketBuffer,
+			Batch:        c.Batch,
+			Passthrough:  c.Passthrough,
+		},
+		inbox:    c.InboxSize,
+		receipts: c.ReceiptsSize,
+	}
+	p := &r.Params
+	if r.Clock == nil {
+		r.Clock = clock.New()
+	}
+	if r.SocketBuffer == 0 {
+		r.SocketBuffer = DefaultSocketBuffer // negative: leave the system's
+	}
+	for _, d := range []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"InitialRTO", &p.InitialRTO, DefaultInitialRTO},
+		{"MinRTO", &p.MinRTO, DefaultMinRTO},
+		{"MaxRTO", &p.MaxRTO, DefaultMaxRTO},
+		{"Lifetime", &p.Lifetime, DefaultLifetime},
+		{"DedupeHorizon", &p.DedupeHorizon, DefaultDedupeHorizon},
+		{"IdleTimeout", &r.IdleTimeout, DefaultIdleTimeout},
+	} {
+		if *d.v < 0 {
+			return nil, &ConfigError{Field: d.name, Reason: fmt.Sprintf("is %v, must not be negative", *d.v)}
+		}
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	for _, n := range []struct {
+		name string
+		v    *int
+		def  int
+	}{
+		{"MaxAttempts", &p.MaxAttempts, DefaultMaxAttempts},
+		{"RecvAttempts", &p.RecvAttempts, DefaultRecvAttempts},
+		{"Window", &p.Window, DefaultWindow},
+		{"RecvWindow", &p.RecvWindow, DefaultRecvWindow},
+		{"HoldLimit", &p.HoldLimit, DefaultHoldLimit},
+		{"DedupeLimit", &p.DedupeLimit, DefaultDedupeLimit},
+		{"InboxSize", &r.inbox, DefaultInboxSize},
+		{"ReceiptsSize", &r.receipts, DefaultReceiptsSize},
+		{"MaxPeers", &r.MaxPeers, DefaultMaxPeers},
+		{"Batch", &r.Batch, DefaultBatch},
+	} {
+		if *n.v < 0 {
+			return nil, &ConfigError{Field: n.name, Reason: fmt.Sprintf("is %d, must not be negative", *n.v)}
+		}
+		if *n.v == 0 {
+			*n.v = n.def
+		}
+	}
+	if p.MinRTO > p.MaxRTO {
+		return nil, &ConfigError{Field: "MinRTO", Reason: fmt.Sprintf("%v is above MaxRTO %v", p.MinRTO, p.MaxRTO)}
+	}
+	if p.HoldLimit > p.RecvWindow {
+		return nil, &ConfigError{Field: "HoldLimit", Reason: fmt.Sprintf("%d is above RecvWindow %d", p.HoldLimit, p.RecvWindow)}
+	}
+	return r, nil
 }

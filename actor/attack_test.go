@@ -19,7 +19,6 @@ import (
 	"github.com/benbjohnson/clock"
 	"github.com/gtudp/gtudp"
 	"github.com/gtudp/gtudp/actor/actortest"
-	"github.com/gtudp/gtudp/peer"
 	"github.com/gtudp/gtudp/wire"
 )
 
@@ -66,8 +65,8 @@ func TestAttack_OnePeerCannotExhaustState(t *testing.T) {
 		if !ok {
 			t.Fatal("no peer for the flooding address")
 		}
-		if st.Open > peer.DefaultRecvWindow || st.Remembered > peer.DefaultDedupeLimit {
-			t.Fatalf("flooder holds %d open and %d remembered exchanges, caps %d and %d", st.Open, st.Remembered, peer.DefaultRecvWindow, peer.DefaultDedupeLimit)
+		if st.Open > gtudp.DefaultRecvWindow || st.Remembered > gtudp.DefaultDedupeLimit {
+			t.Fatalf("flooder holds %d open and %d remembered exchanges, caps %d and %d", st.Open, st.Remembered, gtudp.DefaultRecvWindow, gtudp.DefaultDedupeLimit)
 		}
 		if st.Withheld == 0 {
 			t.Fatalf("nothing withheld from %d DATA: %+v", flood, st)

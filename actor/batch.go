@@ -3,6 +3,8 @@ package actor
 import (
 	"net"
 	"net/netip"
+
+	"github.com/gtudp/gtudp/peer"
 )
 
 // BatchConn reads and writes a UDP socket the way an Endpoint does: in
@@ -62,6 +64,43 @@ func (b *BatchConn) WriteBatch(bufs [][]byte, addr netip.AddrPort) (int, error) 
 func writeEach(c *net.UDPConn, bufs [][]byte, addr netip.AddrPort) (int, error) {
 	for i, d := range bufs {
 		if _, err := c.WriteToUDPAddrPort(d, addr); err != nil {
+			return i, err
+		}
+	}
+	return len(bufs), nil
+}
+
+// newSender returns the write path of conn, the one every datagram the
+// endpoint sends takes: sendmmsg(2) on 64-bit Linux for a *net.UDPConn
+// (batch above 1), else one write per datagram.
+func newSender(conn net.PacketConn, batch int) peer.Sender {
+	u, ok := conn.(*net.UDPConn)
+	if !ok {
+		return packetSender{conn}
+	}
+	if batch > 1 {
+		if w := newBatchWriter(u, batch); w != nil {
+			return w
+		}
+	}
+	return udpSender{u}
+}
+
+// udpSender writes to a *net.UDPConn one datagram per call, without
+// converting the address.
+type udpSender struct{ c *net.UDPConn }
+
+func (s udpSender) WriteBatch(bufs [][]byte, to netip.AddrPort) (int, error) {
+	return writeEach(s.c, bufs, to)
+}
+
+// packetSender writes to any net.PacketConn, one datagram per call.
+type packetSender struct{ c net.PacketConn }
+
+func (s packetSender) WriteBatch(bufs [][]byte, to netip.AddrPort) (int, error) {
+	addr := net.UDPAddrFromAddrPort(to)
+	for i, b := range bufs {
+		if _, err := s.c.WriteTo(b, addr); err != nil {
 			return i, err
 		}
 	}

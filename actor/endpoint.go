@@ -39,21 +39,16 @@ var (
 // ends them all before it returns.
 //
 // Ownership: the peer table (mu) belongs to the supervisor; each peer's
-// protocol state belongs to its goroutine alone. Inbox and Receipts are
-// closed by Close, last; the Outbox is never closed by the endpoint.
+// protocol state belongs to its goroutine alone. The App's channels belong
+// to package gtudp, which closes them when App.Closed is called.
 type Endpoint struct {
-	conn net.PacketConn
-	udp  *net.UDPConn // conn, when it is one: reads and writes without allocating
-	// writer is what peers write through: conn, or a sendmmsg writer
-	// for it (Config.Batch).
-	writer peer.Writer
-	own    bool // Close closes conn
-	cfg    settings
-	local  netip.AddrPort
-
-	inbox    chan peer.Message
-	outbox   chan peer.Message
-	receipts chan peer.Receipt
+	conn  net.PacketConn
+	udp   *net.UDPConn // conn, when it is one: reads without allocating
+	out   peer.Sender  // the one write path, for peers, reader and raw sends
+	own   bool         // Close closes conn
+	cfg   *Settings
+	app   App
+	local netip.AddrPort
 
 	mu      sync.Mutex
 	peers   map[netip.AddrPort]*peer.Peer
@@ -79,58 +74,49 @@ type Endpoint struct {
 
 	ctr counters
 
-	// The reader's own: its buffer for the ACKs it writes, and the peer
-	// of the last datagram it handed over.
-	ack      []byte
+	// The reader's own: its buffer for the ACKs of stray RECVs, and the
+	// peer of the last datagram it handed over.
+	ack      [][]byte
 	lastSrc  netip.AddrPort
 	lastPeer *peer.Peer
+	hook     func(netip.AddrPort, peer.Inbound) // beforePacket, read once
 }
 
-// New returns an endpoint serving conn. If own is true, Close closes conn;
+// New returns an endpoint serving conn for app, with settings s (which it
+// keeps and must not be changed). If own is true, Close closes conn;
 // otherwise Close leaves it open and unblocks the reader with a read
 // deadline in the past, then clears the deadline.
 //
-// It returns an error naming the first setting of cfg that cannot work.
 // It starts two goroutines; peers start theirs as traffic arrives.
-func New(conn net.PacketConn, cfg *Config, own bool) (*Endpoint, error) {
-	s, err := resolve(cfg)
-	if err != nil {
-		return nil, err
-	}
+func New(conn net.PacketConn, s *Settings, app App, own bool) (*Endpoint, error) {
 	local, err := addrPort(conn.LocalAddr())
 	if err != nil {
 		return nil, fmt.Errorf("gtudp: local address of the socket: %w", err)
 	}
 	e := &Endpoint{
 		conn:      conn,
+		out:       newSender(conn, s.Batch),
 		own:       own,
 		cfg:       s,
+		app:       app,
 		local:     local,
-		inbox:     make(chan peer.Message, s.inboxSize),
-		outbox:    make(chan peer.Message),
-		receipts:  make(chan peer.Receipt, s.receipts),
 		peers:     make(map[netip.AddrPort]*peer.Peer),
 		closingCh: make(chan struct{}),
 		gate:      gate{idle: make(chan struct{})},
 		stop:      make(chan struct{}),
 		closed:    make(chan struct{}),
-		ack:       make([]byte, 0, s.format.HeaderLen()),
+		ack:       [][]byte{make([]byte, 0, s.Params.Format.HeaderLen())},
+		hook:      beforePacket,
 	}
 	e.udp, _ = conn.(*net.UDPConn)
-	e.writer = conn
-	if e.udp != nil && s.batch > 1 {
-		if w := newBatchWriter(e.udp, s.batch); w != nil {
-			e.writer = w
-		}
-	}
 	if _, err := rand.Read(e.seeds[:]); err != nil {
 		return nil, fmt.Errorf("gtudp: seeding message ids: %w", err)
 	}
-	if s.sockBuf > 0 {
-		rcv, snd := setSocketBuffers(conn, s.sockBuf)
-		if (rcv > 0 && rcv < s.sockBuf || snd > 0 && snd < s.sockBuf) && s.logger != nil {
-			s.logger.Warn("gtudp: the kernel capped the socket buffers; bursts may be dropped and re-sent (raise net.core.rmem_max and wmem_max)",
-				"asked", s.sockBuf, "receive", rcv, "send", snd)
+	if s.SocketBuffer > 0 {
+		rcv, snd := setSocketBuffers(conn, s.SocketBuffer)
+		if (rcv > 0 && rcv < s.SocketBuffer || snd > 0 && snd < s.SocketBuffer) && s.Logger != nil {
+			s.Logger.Warn("gtudp: the kernel capped the socket buffers; bursts may be dropped and re-sent (raise net.core.rmem_max and wmem_max)",
+				"asked", s.SocketBuffer, "receive", rcv, "send", snd)
 		}
 	}
 	e.peerCtx, e.abort = context.WithCancel(context.Background())
@@ -140,29 +126,6 @@ func New(conn net.PacketConn, cfg *Config, own bool) (*Endpoint, error) {
 	return e, nil
 }
 
-// Inbox returns the channel of received messages: each message delivered
-// once, with a fresh copy of its payload the receiver owns. It is closed
-// when Close has finished. If nobody reads it, peers hold deliveries back
-// and do not answer RECV; senders re-send until the limits.
-func (e *Endpoint) Inbox() <-chan peer.Message { return e.inbox }
-
-// Outbox returns the channel on which to send messages without waiting for
-// their outcome: each gets exactly one receipt on Receipts. A send on it
-// waits while the destination's window is full. The endpoint never closes
-// it; once Close has begun, messages get ErrClosed receipts, and after
-// Close has finished nobody reads it: select on Done.
-//
-// A message's Data must not be modified until its receipt is out.
-func (e *Endpoint) Outbox() chan<- peer.Message { return e.outbox }
-
-// Receipts returns the channel of outcomes of messages sent through the
-// Outbox. It is buffered (ReceiptsSize); a receipt that finds it full
-// waits in its peer until there is room. If nobody reads it, receipts past
-// Window waiting per peer, and those still waiting when their peer ends,
-// are dropped and counted in Stats.ReceiptsDropped. It is closed when
-// Close has finished.
-func (e *Endpoint) Receipts() <-chan peer.Receipt { return e.receipts }
-
 // Done returns a channel closed when Close begins.
 func (e *Endpoint) Done() <-chan struct{} { return e.closingCh }
 
@@ -171,10 +134,10 @@ func (e *Endpoint) LocalAddr() netip.AddrPort { return e.local }
 
 // Send sends data to addr and waits for its outcome: nil once the peer has
 // answered RECV (it has the message), or the reason it has not: an error
-// matching ErrUndelivered (an *peer.UndeliveredError with the attempts),
-// ctx.Err(), ErrClosed, wire.ErrTooLarge or ErrPeerLimit. If ctx ends, the
-// endpoint stops re-sending the message; a RECV that arrived first still
-// wins. data must not be modified until Send returns.
+// matching peer.ErrUndelivered, ctx.Err(), peer.ErrClosed, wire.ErrTooLarge
+// or ErrPeerLimit. If ctx ends, the endpoint stops re-sending the message;
+// a RECV that arrived first still wins. data must not be modified until
+// Send returns.
 func (e *Endpoint) Send(ctx context.Context, addr netip.AddrPort, data []byte) error {
 	addr, err := e.check(addr, data)
 	if err != nil {
@@ -216,7 +179,7 @@ func (e *Endpoint) SendRaw(addr netip.AddrPort, data []byte) error {
 	if len(data) > wire.MaxDatagram {
 		return fmt.Errorf("%w: %d bytes, at most %d fit", wire.ErrTooLarge, len(data), wire.MaxDatagram)
 	}
-	if _, err := e.conn.WriteTo(data, net.UDPAddrFromAddrPort(addr)); err != nil {
+	if _, err := e.out.WriteBatch([][]byte{data}, addr); err != nil {
 		return fmt.Errorf("gtudp: raw send to %v: %w", addr, err)
 	}
 	e.ctr.rawSent.Add(1)
@@ -229,7 +192,7 @@ func (e *Endpoint) check(addr netip.AddrPort, data []byte) (netip.AddrPort, erro
 	if !addr.IsValid() || addr.Port() == 0 {
 		return addr, fmt.Errorf("gtudp: invalid destination address %v", addr)
 	}
-	if max := e.cfg.format.MaxPayload(); len(data) > max {
+	if max := e.cfg.Params.Format.MaxPayload(); len(data) > max {
 		return addr, fmt.Errorf("%w: %d bytes, at most %d fit with the header", wire.ErrTooLarge, len(data), max)
 	}
 	return addr, nil
@@ -279,39 +242,33 @@ func (e *Endpoint) outboxLoop() {
 	defer e.wg.Done()
 	for {
 		if !e.gate.enter() {
-			select {
-			case m := <-e.outbox:
-				if m.ID == (uuid.UUID{}) {
-					m.ID = newID()
-				}
-				e.receipt(peer.Receipt{ID: m.ID, Addr: unmap(m.Addr), Err: peer.ErrClosed})
-			case <-e.stop:
+			m, ok := e.app.Next(e.stop)
+			if !ok {
 				return
 			}
+			e.refuse(m, peer.ErrClosed)
 			continue
 		}
-		select {
-		case m := <-e.outbox:
+		if m, ok := e.app.Next(e.closingCh); ok {
 			e.post(m)
-		case <-e.closingCh:
 		}
 		e.gate.leave()
 	}
 }
 
-// post sends one message from the Outbox; its outcome goes to Receipts.
-func (e *Endpoint) post(m peer.Message) {
+// post sends one message from the Outbox; its outcome goes to the App.
+func (e *Endpoint) post(m Post) {
 	if m.ID == (uuid.UUID{}) {
 		m.ID = newID()
 	}
 	if m.Raw {
 		// Raw datagrams have no exchange: nil says only that the socket
 		// took it.
-		r := peer.Receipt{ID: m.ID, Addr: unmap(m.Addr), Attempts: 1}
+		r := peer.Receipt{ID: m.ID, Addr: unmap(m.Addr), Data: m.Data, Raw: true, Attempts: 1}
 		if r.Err = e.SendRaw(m.Addr, m.Data); r.Err != nil {
 			r.Attempts = 0
 		}
-		e.receipt(r)
+		e.report(r)
 		return
 	}
 	addr, err := e.check(m.Addr, m.Data)
@@ -319,15 +276,21 @@ func (e *Endpoint) post(m peer.Message) {
 		_, err = e.submit(context.Background(), addr, peer.Outgoing{ID: m.ID, Data: m.Data})
 	}
 	if err != nil {
-		e.receipt(peer.Receipt{ID: m.ID, Addr: addr, Err: err})
+		e.refuse(Post{ID: m.ID, Addr: addr, Data: m.Data}, err)
 	}
 }
 
-// receipt hands r to Receipts without waiting.
-func (e *Endpoint) receipt(r peer.Receipt) {
-	select {
-	case e.receipts <- r:
-	default:
+// refuse reports a message from the Outbox that was never sent.
+func (e *Endpoint) refuse(m Post, err error) {
+	if m.ID == (uuid.UUID{}) {
+		m.ID = newID()
+	}
+	e.report(peer.Receipt{ID: m.ID, Addr: unmap(m.Addr), Data: m.Data, Err: err})
+}
+
+// report hands r to the App without waiting.
+func (e *Endpoint) report(r peer.Receipt) {
+	if !e.app.Report(r) {
 		e.ctr.receiptsDropped.Add(1)
 	}
 }
@@ -341,24 +304,22 @@ func (e *Endpoint) startLocked(addr netip.AddrPort, validated bool) (*peer.Peer,
 	if e.broken != nil {
 		return nil, e.broken
 	}
-	if len(e.peers) >= e.cfg.maxPeers {
+	if len(e.peers) >= e.cfg.MaxPeers {
 		return nil, ErrPeerLimit
 	}
 	var hook func(peer.Inbound)
-	if h := e.cfg.hook; h != nil {
+	if h := e.hook; h != nil {
 		hook = func(in peer.Inbound) { h(addr, in) }
 	}
 	p := peer.New(peer.Options{
 		Addr:            addr,
-		Config:          e.cfg.peer,
-		Format:          e.cfg.format,
-		Clock:           e.cfg.clock,
-		Conn:            e.writer,
-		Inbox:           e.inbox,
-		Receipts:        e.receipts,
+		Params:          &e.cfg.Params,
+		Clock:           e.cfg.Clock,
+		Sender:          e.out,
+		Outlet:          e.app,
 		DroppedReceipts: &e.ctr.receiptsDropped,
-		Logger:          e.cfg.logger,
-		IdleTimeout:     e.cfg.idleTimeout,
+		Logger:          e.cfg.Logger,
+		IdleTimeout:     e.cfg.IdleTimeout,
 		Validated:       validated,
 		Seed:            e.seedLocked(),
 		Retire:          e.retire,
@@ -402,8 +363,8 @@ func (e *Endpoint) runPeer(p *peer.Peer) {
 	defer func() {
 		if r := recover(); r != nil {
 			e.ctr.crashes.Add(1)
-			if e.cfg.logger != nil {
-				e.cfg.logger.Error("gtudp: peer actor panicked; its messages fail, the endpoint goes on",
+			if e.cfg.Logger != nil {
+				e.cfg.Logger.Error("gtudp: peer actor panicked; its messages fail, the endpoint goes on",
 					"peer", p.Addr(), "panic", r, "stack", string(debug.Stack()))
 			}
 			p.Crash(r)
@@ -554,9 +515,9 @@ func (e *Endpoint) Close(ctx context.Context) error {
 		_ = e.conn.SetReadDeadline(time.Time{})
 	}
 
-	// 6. Nobody sends on Inbox and Receipts any more: close them, last.
-	close(e.inbox)
-	close(e.receipts)
+	// 6. Nothing is delivered or reported any more: the App closes its
+	// channels, last.
+	e.app.Closed()
 	if err == nil {
 		e.mu.Lock()
 		err = e.broken

@@ -6,6 +6,11 @@ import (
 	"github.com/gtudp/gtudp/peer"
 )
 
-// SetBeforePacket installs a hook that runs in a peer's goroutine before it
-// handles each packet, so tests can make a peer panic.
-func SetBeforePacket(c *Config, f func(netip.AddrPort, peer.Inbound)) { c.beforePacket = f }
+// SetBeforePacket installs a hook that runs in the goroutines of the peers
+// of endpoints made from now on, before they handle each packet, so tests
+// can make a peer panic. The returned function removes it. Tests that use
+// it must not run in parallel with others.
+func SetBeforePacket(f func(netip.AddrPort, peer.Inbound)) (restore func()) {
+	beforePacket = f
+	return func() { beforePacket = nil }
+}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/benbjohnson/clock"
 	"github.com/gtudp/gtudp"
-	"github.com/gtudp/gtudp/actor"
 	"github.com/gtudp/gtudp/actor/actortest"
 	"github.com/gtudp/gtudp/wire"
 )
@@ -74,10 +73,10 @@ func TestEndpoint_FloodOfSources(t *testing.T) {
 		synctest.Wait()
 		peak := heapInUse()
 		st := srv.Stats()
-		if st.Peers > actor.DefaultMaxPeers {
-			t.Fatalf("%d peers, above MaxPeers %d", st.Peers, actor.DefaultMaxPeers)
+		if st.Peers > gtudp.DefaultMaxPeers {
+			t.Fatalf("%d peers, above MaxPeers %d", st.Peers, gtudp.DefaultMaxPeers)
 		}
-		if want := uint64(sources - (actor.DefaultMaxPeers - 1)); st.PeerLimited != want {
+		if want := uint64(sources - (gtudp.DefaultMaxPeers - 1)); st.PeerLimited != want {
 			t.Fatalf("PeerLimited %d, want %d (every DATA beyond MaxPeers counted)", st.PeerLimited, want)
 		}
 		// The established peer is still served during the flood.

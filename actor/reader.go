@@ -55,12 +55,12 @@ func (e *Endpoint) readLoop() {
 				continue
 			}
 			e.ctr.readErrors.Add(1)
-			if now := e.cfg.clock.Now(); e.cfg.logger != nil && now.Sub(lastLog) >= time.Second {
+			if now := e.cfg.Clock.Now(); e.cfg.Logger != nil && now.Sub(lastLog) >= time.Second {
 				lastLog = now
-				e.cfg.logger.Warn("gtudp: socket read failed; retrying", "err", err, "errors", e.ctr.readErrors.Load())
+				e.cfg.Logger.Warn("gtudp: socket read failed; retrying", "err", err, "errors", e.ctr.readErrors.Load())
 			}
 			backoff = min(max(2*backoff, minReadBackoff), maxReadBackoff)
-			t := e.cfg.clock.Timer(backoff)
+			t := e.cfg.Clock.Timer(backoff)
 			select {
 			case <-t.C:
 			case <-e.stop:
@@ -97,8 +97,8 @@ type datagramReader interface {
 // *net.UDPConn on 64-bit Linux, Config.Batch above 1), else one datagram
 // per call.
 func (e *Endpoint) newDatagramReader() datagramReader {
-	if e.udp != nil && e.cfg.batch > 1 {
-		if b := newBatchReader(e.udp, e.cfg.batch); b != nil {
+	if e.udp != nil && e.cfg.Batch > 1 {
+		if b := newBatchReader(e.udp, e.cfg.Batch); b != nil {
 			return b
 		}
 	}
@@ -152,23 +152,16 @@ func (e *Endpoint) fail(err error) {
 	e.mu.Lock()
 	e.broken = fmt.Errorf("%w: the socket failed underneath the endpoint: %w", peer.ErrClosed, err)
 	e.mu.Unlock()
-	if e.cfg.logger != nil {
-		e.cfg.logger.Error("gtudp: socket closed underneath the endpoint; pending messages fail", "err", err)
+	if e.cfg.Logger != nil {
+		e.cfg.Logger.Error("gtudp: socket closed underneath the endpoint; pending messages fail", "err", err)
 	}
 	e.abort()
 }
 
 // dispatch handles one datagram from src. at is the time its read
 // returned, taken on first need.
-//
-// Every RECV is answered with its ACK here, before the peer sees it (the
-// peer's state counts that ACK: peer.Config.AckOnArrival). The answer
-// needs no state: the original ACKs a RECV for an id it has forgotten
-// too, and an ACK is no larger than the RECV, so it cannot amplify.
-// Writing it from the reader leaves the peer's goroutine only DATA and
-// RECV to write, which on a busy stream is the sender's bottleneck.
 func (e *Endpoint) dispatch(src netip.AddrPort, b []byte, at *time.Time) {
-	pkt, err := e.cfg.format.Decode(b)
+	pkt, err := e.cfg.Params.Format.Decode(b)
 	if err == nil && len(b) > wire.MaxDatagram {
 		// Larger than any UDP datagram on IPv4: not ours.
 		err = wire.ErrForeign
@@ -179,7 +172,7 @@ func (e *Endpoint) dispatch(src netip.AddrPort, b []byte, at *time.Time) {
 		} else {
 			e.ctr.foreign.Add(1)
 		}
-		if e.cfg.passthrough {
+		if e.cfg.Passthrough {
 			e.deliverRaw(src, b)
 		}
 		return
@@ -187,18 +180,14 @@ func (e *Endpoint) dispatch(src netip.AddrPort, b []byte, at *time.Time) {
 	in := peer.Inbound{Packet: pkt, Size: len(b)}
 	if pkt.Kind != wire.Data {
 		if at.IsZero() {
-			*at = e.cfg.clock.Now()
+			*at = e.cfg.Clock.Now()
 		}
 		in.At = *at
 	}
-	if pkt.Kind == wire.Data {
-		// The payload leaves the reader: the peer gets its own copy,
-		// which becomes the user's on delivery.
-		in.Packet.Payload = bytes.Clone(pkt.Payload)
-	} else {
-		in.Packet.Payload = nil
-	}
-	answered := false
+	// The payload leaves the reader: the peer gets its own copy, which
+	// becomes the user's on delivery. RECV and ACK keep their trailing
+	// bytes (reserved for a compatible extension) the same way.
+	in.Packet.Payload = bytes.Clone(pkt.Payload)
 	for attempt := range 2 {
 		// The peer of the last datagram is likely this one's too: no
 		// lock, no lookup. One that has ended refuses the Put, and the
@@ -208,10 +197,6 @@ func (e *Endpoint) dispatch(src netip.AddrPort, b []byte, at *time.Time) {
 			if p = e.peerFor(src, pkt, len(b)); p == nil {
 				return
 			}
-		}
-		if pkt.Kind == wire.Recv && !answered {
-			e.answerRecv(src, pkt.ID, len(b))
-			answered = true // not twice if the peer must be looked up again
 		}
 		switch err := p.Put(in); {
 		case err == nil:
@@ -266,21 +251,18 @@ func (e *Endpoint) peerFor(src netip.AddrPort, pkt wire.Packet, size int) *peer.
 	return p
 }
 
-// answerRecv writes the ACK for a RECV of size bytes from src. It runs in
-// the reader's goroutine and uses the reader's ACK buffer.
+// answerRecv writes the ACK for a RECV of size bytes from an address with
+// no peer: the original ACKs a RECV for an id it has forgotten too (our
+// earlier ACK was lost). It needs no state, and no DATA of that id can be
+// pending without a peer, so no DATA can follow this ACK. It runs in the
+// reader's goroutine and uses the reader's ACK buffer.
 func (e *Endpoint) answerRecv(src netip.AddrPort, id wire.ID, size int) {
-	e.ack = e.cfg.format.Append(e.ack[:0], wire.Packet{Kind: wire.Ack, ID: id})
-	if e.cfg.logger != nil && e.cfg.logger.Enabled(context.Background(), slog.LevelDebug) {
+	e.ack[0] = e.cfg.Params.Format.Append(e.ack[0][:0], wire.Packet{Kind: wire.Ack, ID: id})
+	if e.cfg.Logger != nil && e.cfg.Logger.Enabled(context.Background(), slog.LevelDebug) {
 		e.logPacket(src, "IN", wire.Recv, id, size)
-		e.logPacket(src, "OUT", wire.Ack, id, len(e.ack))
+		e.logPacket(src, "OUT", wire.Ack, id, len(e.ack[0]))
 	}
-	var err error
-	if e.udp != nil {
-		_, err = e.udp.WriteToUDPAddrPort(e.ack, src)
-	} else {
-		_, err = e.conn.WriteTo(e.ack, net.UDPAddrFromAddrPort(src))
-	}
-	if err != nil {
+	if _, err := e.out.WriteBatch(e.ack, src); err != nil {
 		e.ctr.ackWriteErrors.Add(1)
 	}
 }
@@ -288,20 +270,19 @@ func (e *Endpoint) answerRecv(src netip.AddrPort, id wire.ID, size int) {
 // logPacket writes the original's debug line for a packet the reader
 // handled itself, as the peers do for theirs.
 func (e *Endpoint) logPacket(src netip.AddrPort, dir string, k wire.Kind, id wire.ID, size int) {
-	e.cfg.logger.LogAttrs(context.Background(), slog.LevelDebug, dir,
+	e.cfg.Logger.LogAttrs(context.Background(), slog.LevelDebug, dir,
 		slog.Any("peer", src),
 		slog.String("kind", k.String()),
 		slog.String("id", id.String()),
 		slog.Int("size", size))
 }
 
-// deliverRaw hands a foreign datagram to the Inbox, or drops and counts it
+// deliverRaw hands a foreign datagram to the App, or drops and counts it
 // if the Inbox is full: the reader never waits.
 func (e *Endpoint) deliverRaw(src netip.AddrPort, b []byte) {
-	select {
-	case e.inbox <- peer.Message{Addr: src, Data: bytes.Clone(b), Raw: true}:
+	if e.app.Deliver(peer.Delivery{Addr: src, Data: bytes.Clone(b), Raw: true}) {
 		e.ctr.rawDelivered.Add(1)
-	default:
+	} else {
 		e.ctr.rawDropped.Add(1)
 	}
 }

@@ -28,13 +28,12 @@ func TestEndpoint_PeerPanicIsIsolated(t *testing.T) {
 	// the first exchange, which may arrive late); its peer for good never
 	// does.
 	var armed atomic.Bool
-	cfg := &gtudp.Config{}
-	actor.SetBeforePacket(cfg, func(from netip.AddrPort, in peer.Inbound) {
+	defer actor.SetBeforePacket(func(from netip.AddrPort, in peer.Inbound) {
 		if from == bad.LocalAddr() && in.Packet.Kind == wire.Recv && armed.CompareAndSwap(true, false) {
 			panic("injected")
 		}
-	})
-	srv := listen(t, "udp4", "127.0.0.1:0", cfg)
+	})()
+	srv := listen(t, "udp4", "127.0.0.1:0", nil)
 	collectInbox(srv)
 
 	if err := bad.Send(ctx, srv.LocalAddr(), []byte("before")); err != nil {

@@ -18,21 +18,40 @@ import (
 	"github.com/gtudp/gtudp/wire"
 )
 
-// Writer writes one datagram to an address. net.PacketConn satisfies it.
-type Writer interface {
-	WriteTo(b []byte, addr net.Addr) (int, error)
+// Sender writes datagrams to one address. It is the one way out for every
+// datagram an endpoint sends: the peers', the socket reader's and the
+// application's raw ones. WriteBatch writes bufs in order and returns how
+// many it wrote, with the error that stopped it, if any. It must be safe
+// for concurrent use and must not keep bufs.
+type Sender interface {
+	WriteBatch(bufs [][]byte, to netip.AddrPort) (int, error)
 }
 
-// BatchWriter is a Writer that also writes several datagrams to one
-// address in one call, as sendmmsg(2) does. A peer whose Conn is one
-// writes everything a wake-up produced in one batch. WriteBatch returns
-// how many of bufs were written, and the error that stopped it, if any;
-// it must be safe for concurrent use (every peer writes through it) and
-// must not keep bufs.
-type BatchWriter interface {
-	Writer
-	WriteBatch(bufs [][]byte, addr netip.AddrPort) (int, error)
+// Outlet is where a peer hands the application what it received and what
+// became of the messages sent without a Done channel. Package gtudp
+// provides it over the channels users read (Inbox, Receipts).
+//
+// Deliver and Report never wait: false means there is no room now. Wait
+// waits until wake has a token, or d was delivered, or r was reported,
+// whichever comes first, and says which; a nil d or r is not offered. All
+// three are called from the peer's goroutine only.
+type Outlet interface {
+	Deliver(d Delivery) bool
+	Report(r Receipt) bool
+	Wait(wake <-chan struct{}, d *Delivery, r *Receipt) Handed
 }
+
+// Handed is what Outlet.Wait did.
+type Handed int
+
+const (
+	// Woken: a token came on the wake-up channel; nothing was handed over.
+	Woken Handed = iota
+	// DeliveryHanded: the delivery offered went to the application.
+	DeliveryHanded
+	// ReceiptHanded: the receipt offered went to the application.
+	ReceiptHanded
+)
 
 // Inbound is a decoded packet from the peer, as the socket reader hands it
 // over. For Data, Packet.Payload is a copy the peer owns.
@@ -51,17 +70,13 @@ type cancel struct {
 // Options configure a Peer.
 type Options struct {
 	Addr   netip.AddrPort
-	Config Config // with defaults, validated
-	Format wire.Format
+	Params *Params // shared by every peer of an endpoint; read-only
 	Clock  clock.Clock
-	Conn   Writer
-	// Inbox receives delivered messages (non-blocking: a full Inbox holds
-	// them back). Receipts receives the outcomes of messages without a
-	// Done channel: one that finds it full waits in the peer, which hands
-	// it over as soon as there is room; past Window waiting receipts, or
-	// when the peer ends, they are dropped and counted in DroppedReceipts.
-	Inbox           chan<- Message
-	Receipts        chan<- Receipt
+	Sender Sender
+	Outlet Outlet
+	// DroppedReceipts counts receipts for the Outlet that were dropped:
+	// past Window waiting for room in Receipts, or still waiting when the
+	// peer ended.
 	DroppedReceipts *atomic.Uint64
 	// Logger, if not nil, gets one line per packet at Debug level and
 	// write errors at Warn.
@@ -98,70 +113,71 @@ type Options struct {
 // Peer is the actor of one remote address: a goroutine (Run) that owns a
 // State, fed through mailboxes and woken by one timer from the Clock.
 //
-// Ownership: the State, the write buffer and the batches belong to the
-// goroutine in Run. Other goroutines reach the peer only through its
-// methods, which are safe for concurrent use: Put (the socket reader),
-// Send and Cancel (user sends), Drain and Stats.
+// Its fields are grouped by who may touch them. Other goroutines reach the
+// peer only through its methods, which are safe for concurrent use: Put
+// (the socket reader), Send and Cancel (user sends), Drain, CloseIfIdle and
+// Stats (the supervisor).
 type Peer struct {
-	opt  Options
-	bw   BatchWriter  // opt.Conn when it is one
-	udp  *net.UDPConn // opt.Conn when it is one: writes to opt.Addr without converting it
-	addr *net.UDPAddr // otherwise, made once: WriteTo needs a net.Addr
-	log  *slog.Logger // opt.Logger with the peer's address, or nil
-	st   *State
+	// Set by New; read-only after.
+	opt Options
+	log *slog.Logger // opt.Logger with the peer's address, or nil
 
-	net     *mailbox.Mailbox[Inbound]
-	sends   *mailbox.Mailbox[Outgoing]
-	cancels *mailbox.Mailbox[cancel]
-	// window holds a token for every message accepted and not finished:
-	// Send waits on it when Window messages are in flight.
-	window chan struct{}
+	// Mailboxes: any goroutine puts, the loop drains. They share the
+	// loop's one wake-up channel, where the timer and Drain leave tokens
+	// too: one channel, not four, keeps the select the loop parks in
+	// cheap.
+	mail struct {
+		net     *mailbox.Mailbox[Inbound]
+		sends   *mailbox.Mailbox[Outgoing]
+		cancels *mailbox.Mailbox[cancel]
+		wakeup  chan struct{} // buffered(1)
+		// window holds a token for every message accepted and not
+		// finished: Send waits on it when Window messages are in flight.
+		window chan struct{}
+	}
 
-	drainOnce sync.Once
-	drain     atomic.Bool   // set by Drain, which then wakes the loop
-	closing   chan struct{} // closed when the peer takes no more sends
-	closeOnce sync.Once
-	done      chan struct{} // closed when Run returns
+	// Shutdown and parking: any goroutine.
+	ctl struct {
+		drainOnce sync.Once
+		drain     atomic.Bool   // set by Drain, which then wakes the loop
+		closeOnce sync.Once     //
+		closing   chan struct{} // closed when the peer takes no more sends
+		done      chan struct{} // closed when Run returns for good
+		// parked is set while the peer has no goroutine; whoever clears
+		// it (CompareAndSwap) calls Resume.
+		parked atomic.Bool
+		// timer is the peer's one timer, for every deadline: it calls
+		// alarm, which wakes the running loop or resumes a parked peer.
+		timer *clock.Timer
+	}
 
-	statsMu sync.Mutex
-	stats   Stats
+	// The loop's last published stats: written by the loop, read by Stats.
+	pub struct {
+		sync.Mutex
+		stats Stats
+	}
 
-	// parked is set while the peer has no goroutine; whoever clears it
-	// (CompareAndSwap) calls Resume.
-	parked atomic.Bool
-	// timer is the peer's one timer, for every deadline: it calls alarm,
-	// which wakes the running loop or resumes a parked peer.
-	timer *clock.Timer
-	// wake is the loop's one wake-up channel, buffered(1): the three
-	// mailboxes share it as their ready channel, and alarm and Drain
-	// leave a token on it too. One channel, not four, keeps the select
-	// the loop parks in cheap.
-	wakeup chan struct{}
+	// Owned by the loop, whichever goroutine runs it (a resume hands it
+	// on): the State and everything the loop keeps between turns.
+	loop struct {
+		st     *State
+		life   lifecycle
+		dgrams [][]byte
+		inb    []Inbound
+		outb   []Outgoing
+		cancb  []cancel
+		outs   []Outcome
+		routed int       // outcomes of outs already handed on
+		late   []Receipt // receipts waiting for room in the Outlet, oldest first
 
-	// Owned by Run (whichever goroutine runs it; a resume hands them on).
-	buf         []byte   // packets of one flush, encoded back to back
-	bufs        [][]byte // and each of them, for WriteBatch
-	inb         []Inbound
-	outb        []Outgoing
-	cancb       []cancel
-	pkts        []wire.Packet
-	outs        []Outcome
-	routed      int       // outcomes of outs already handed on
-	late        []Receipt // receipts waiting for room in Receipts, oldest first
-	writeErrors uint64
-	armed       bool
-	armedFor    time.Time
-	quietSince  time.Time // nothing in flight since; zero while busy
-	idleSince   time.Time // nothing at all (no remembered id) since
+		writeErrors uint64
+		armed       bool
+		armedFor    time.Time
+	}
 }
 
 // defaultParkAfter is Options.ParkAfter's default.
 const defaultParkAfter = time.Second
-
-// parkSlack delays a parked peer's wake-up for its next dedupe expiry, so
-// that one wake-up forgets the ids of a second of traffic rather than one
-// each. Remembering an id a little longer is harmless.
-const parkSlack = time.Second
 
 // flushEvery is how many packets the loop takes from its mailbox before
 // it flushes: a quarter of the default HoldLimit.
@@ -172,35 +188,33 @@ const flushEvery = 256
 // the RECV and ACK for a full window of ours must fit, or the burst is
 // dropped and costs the sender a timeout. The ring grows only as far as it
 // is used.
-func netMailbox(c Config) int { return max(2048, c.RecvWindow+2*c.Window) }
+func netMailbox(p *Params) int { return max(2048, p.RecvWindow+2*p.Window) }
 
 // New returns a peer ready to Run.
 func New(opt Options) *Peer {
+	p := &Peer{opt: opt}
 	wake := make(chan struct{}, 1)
-	p := &Peer{
-		opt:     opt,
-		net:     mailbox.NewShared[Inbound](netMailbox(opt.Config), wake),
-		sends:   mailbox.NewShared[Outgoing](opt.Config.Window, wake),
-		cancels: mailbox.NewShared[cancel](64, wake),
-		window:  make(chan struct{}, opt.Config.Window),
-		closing: make(chan struct{}),
-		done:    make(chan struct{}),
-		wakeup:  wake,
-	}
-	p.st = newState(&p.opt.Config, opt.Addr, opt.Clock.Now(), opt.Seed, opt.Validated)
-	if p.opt.ParkAfter <= 0 {
-		p.opt.ParkAfter = defaultParkAfter
-	}
-	p.timer = opt.Clock.AfterFunc(time.Hour, p.alarm)
-	p.timer.Stop()
-	p.bw, _ = opt.Conn.(BatchWriter)
-	if p.udp, _ = opt.Conn.(*net.UDPConn); p.udp == nil && p.bw == nil {
-		p.addr = net.UDPAddrFromAddrPort(opt.Addr)
+	p.mail.wakeup = wake
+	p.mail.net = mailbox.NewShared[Inbound](netMailbox(opt.Params), wake)
+	p.mail.sends = mailbox.NewShared[Outgoing](opt.Params.Window, wake)
+	p.mail.cancels = mailbox.NewShared[cancel](64, wake)
+	p.mail.window = make(chan struct{}, opt.Params.Window)
+	p.ctl.closing = make(chan struct{})
+	p.ctl.done = make(chan struct{})
+	p.ctl.timer = opt.Clock.AfterFunc(time.Hour, p.alarm)
+	p.ctl.timer.Stop()
+	p.loop.st = NewState(opt.Params, opt.Addr, opt.Clock.Now(), opt.Seed, opt.Validated)
+	p.loop.life = lifecycle{idleTimeout: opt.IdleTimeout}
+	if opt.Resume != nil {
+		p.loop.life.parkAfter = opt.ParkAfter
+		if p.loop.life.parkAfter <= 0 {
+			p.loop.life.parkAfter = defaultParkAfter
+		}
 	}
 	if opt.Logger != nil {
 		p.log = opt.Logger.With("peer", opt.Addr)
 	}
-	p.stats = p.st.Stats()
+	p.pub.stats = p.loop.st.Stats()
 	return p
 }
 
@@ -211,7 +225,7 @@ func (p *Peer) Addr() netip.AddrPort { return p.opt.Addr }
 // mailbox.ErrFull when the peer is behind (the packet is dropped; the
 // protocol re-sends) and mailbox.ErrClosed when the peer has exited.
 func (p *Peer) Put(in Inbound) error {
-	err := p.net.TryPut(in)
+	err := p.mail.net.TryPut(in)
 	if err == nil {
 		p.wake()
 	}
@@ -221,7 +235,7 @@ func (p *Peer) Put(in Inbound) error {
 // wake resumes the peer if it is parked, and reports whether it did.
 // Call it after putting work where the peer's loop looks.
 func (p *Peer) wake() bool {
-	if p.parked.Load() && p.parked.CompareAndSwap(true, false) {
+	if p.ctl.parked.Load() && p.ctl.parked.CompareAndSwap(true, false) {
 		p.opt.Resume(p)
 		return true
 	}
@@ -234,36 +248,36 @@ func (p *Peer) alarm() {
 		return
 	}
 	select {
-	case p.wakeup <- struct{}{}:
+	case p.mail.wakeup <- struct{}{}:
 	default: // a wake-up is pending already
 	}
 }
 
 // Parked reports whether the peer is parked: idle, with no goroutine.
-func (p *Peer) Parked() bool { return p.parked.Load() }
+func (p *Peer) Parked() bool { return p.ctl.parked.Load() }
 
 // Send hands the peer a message to send reliably. It waits while the
 // peer's window is full, and returns ctx.Err() if ctx ends first, or
 // ErrClosed if the peer stops taking sends (it exited, or the endpoint is
 // closing). On nil the message will get exactly one outcome: on m.Done,
-// or on the endpoint's Receipts when m.Done is nil.
+// or through the Outlet when m.Done is nil.
 func (p *Peer) Send(ctx context.Context, m Outgoing) error {
 	select {
-	case <-p.closing:
+	case <-p.ctl.closing:
 		return ErrClosed
 	default:
 	}
 	select {
-	case p.window <- struct{}{}:
+	case p.mail.window <- struct{}{}:
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-p.closing:
+	case <-p.ctl.closing:
 		return ErrClosed
 	}
 	// The window token bounds what is queued and in flight together, so
 	// this Put finds room at once; it can only fail on a closed mailbox.
-	if err := p.sends.Put(context.Background(), m); err != nil {
-		<-p.window
+	if err := p.mail.sends.Put(context.Background(), m); err != nil {
+		<-p.mail.window
 		return ErrClosed
 	}
 	p.wake()
@@ -276,7 +290,7 @@ func (p *Peer) Send(ctx context.Context, m Outgoing) error {
 func (p *Peer) Cancel(id uuid.UUID, err error) {
 	// The peer drains its cancels at every wake-up, so this waits only
 	// for a moment; on a closed peer every outcome is out already.
-	if p.cancels.Put(context.Background(), cancel{id: id, err: err}) == nil {
+	if p.mail.cancels.Put(context.Background(), cancel{id: id, err: err}) == nil {
 		p.wake()
 	}
 }
@@ -284,9 +298,9 @@ func (p *Peer) Cancel(id uuid.UUID, err error) {
 // Drain tells the peer the endpoint is closing: it takes no new sends and
 // no new DATA, finishes the exchanges under way, and exits.
 func (p *Peer) Drain() {
-	p.drainOnce.Do(func() {
+	p.ctl.drainOnce.Do(func() {
 		p.stopSends()
-		p.drain.Store(true)
+		p.ctl.drain.Store(true)
 		p.alarm() // wake the loop, or resume the parked peer
 	})
 }
@@ -294,33 +308,39 @@ func (p *Peer) Drain() {
 // stopSends makes later Sends fail with ErrClosed and wakes those waiting
 // for the window.
 func (p *Peer) stopSends() {
-	p.closeOnce.Do(func() {
-		p.sends.Close()
-		close(p.closing)
+	p.ctl.closeOnce.Do(func() {
+		p.mail.sends.Close()
+		close(p.ctl.closing)
 	})
+}
+
+// closeMailboxes makes the peer take nothing more: sends, packets and
+// cancels are all refused from now on.
+func (p *Peer) closeMailboxes() {
+	p.stopSends()
+	p.mail.net.Close()
+	p.mail.cancels.Close()
 }
 
 // CloseIfIdle closes the peer's mailboxes if no send is waiting in them,
 // and reports whether it did. The owner calls it from Retire, under the
 // lock of its peer table, so that no send can reach a peer that exits.
 func (p *Peer) CloseIfIdle() bool {
-	if !p.sends.CloseIfEmpty() {
+	if !p.mail.sends.CloseIfEmpty() {
 		return false
 	}
-	p.stopSends()
-	p.net.Close()
-	p.cancels.Close()
+	p.closeMailboxes()
 	return true
 }
 
-// Done returns a channel closed when Run has returned.
-func (p *Peer) Done() <-chan struct{} { return p.done }
+// Done returns a channel closed when Run has returned for good.
+func (p *Peer) Done() <-chan struct{} { return p.ctl.done }
 
 // Stats returns the peer's counters as of its last wake-up.
 func (p *Peer) Stats() Stats {
-	p.statsMu.Lock()
-	defer p.statsMu.Unlock()
-	return p.stats
+	p.pub.Lock()
+	defer p.pub.Unlock()
+	return p.pub.stats
 }
 
 // Run is the peer's loop; it runs in its own goroutine and returns when the
@@ -332,114 +352,100 @@ func (p *Peer) Stats() Stats {
 // again.
 //
 // The loop waits on one wake-up channel, where the mailboxes, the single
-// timer (armed to the earliest deadline of the state, or the idle or park
-// deadline), Drain and the end of ctx all leave a token; also on the Inbox
-// when a delivery is held back and on Receipts when a receipt is. A timer
-// fire only wakes the loop; due work is found by comparing deadlines with
-// now.
+// timer (armed to the earliest deadline of the state and the lifecycle),
+// Drain and the end of ctx all leave a token; also on the Outlet when a
+// delivery or a receipt is held back. A timer fire only wakes the loop;
+// due work is found by comparing deadlines with now.
 func (p *Peer) Run(ctx context.Context) (parked bool) {
 	defer func() {
 		if !parked {
-			close(p.done)
+			close(p.ctl.done)
 		}
 	}()
 	// The loop waits on its wake-up channel alone: ctx ending leaves a
 	// token there too.
 	stop := context.AfterFunc(ctx, p.alarm)
 	defer stop()
-	st := p.st
+	st := p.loop.st
 	now := p.opt.Clock.Now()
-	st.Tick(now)    // a resumed peer may have been woken for a deadline
-	p.armed = false // and its timer may have fired, or be set for a parked peer
+	st.Tick(now)         // a resumed peer may have been woken for a deadline
+	p.loop.armed = false // and its timer may have fired, or be set for a parked peer
 	draining := false
 	for {
-		if !draining && p.drain.Load() {
+		if !draining && p.ctl.drain.Load() {
 			draining = true
 			st.Drain()
 		}
 		p.flush(now)
-		if draining && !st.Busy() && p.sends.Len() == 0 {
-			p.shut(ErrClosed)
+		if draining && !st.Busy() && p.mail.sends.Len() == 0 {
+			p.end(closedErr)
 			return false
 		}
-		if !draining && !st.Busy() && len(p.late) == 0 {
-			if p.quietSince.IsZero() {
-				p.quietSince = now
-			}
-			if !st.Idle() {
-				p.idleSince = time.Time{}
-			} else if p.idleSince.IsZero() {
-				// Memory is given back when the peer parks, a second
-				// from now: a stream whose window drains for a moment
-				// must not reallocate its tables every time.
-				p.idleSince = now
-			}
-			if !p.idleSince.IsZero() && !now.Before(p.idleSince.Add(p.opt.IdleTimeout)) {
+		if !draining {
+			retire, park := p.loop.life.advance(now, st.Busy() || len(p.loop.late) > 0, st.Idle())
+			if retire {
 				if p.opt.Retire(p) {
-					p.shut(ErrClosed)
+					p.end(closedErr)
 					return false
 				}
-				// Refused (a send is waiting, or the owner wants the
-				// peer kept): ask again a full IdleTimeout later rather
-				// than spin on a deadline in the past.
-				p.idleSince = now
+				p.loop.life.refused(now)
 			}
-			if p.opt.Resume != nil && !now.Before(p.quietSince.Add(p.opt.ParkAfter)) && p.park(ctx, now) {
+			if park && p.park(ctx, now) {
 				return true
 			}
-		} else {
-			p.quietSince, p.idleSince = time.Time{}, time.Time{}
 		}
 		p.arm(now)
 
-		var inbox chan<- Message
-		next, ok := st.Next()
-		if ok {
-			inbox = p.opt.Inbox
+		d, dok := st.Next()
+		var r *Receipt
+		if len(p.loop.late) > 0 {
+			r = &p.loop.late[0]
 		}
-		var receipts chan<- Receipt
-		var late Receipt
-		if len(p.late) > 0 {
-			receipts, late = p.opt.Receipts, p.late[0]
-		}
-		if inbox == nil && receipts == nil {
+		if !dok && r == nil {
 			// Nothing to hand over: a plain receive parks and wakes
 			// cheaper than a select.
-			<-p.wakeup
+			<-p.mail.wakeup
 			now = p.onWakeup()
 		} else {
-			select {
-			case <-p.wakeup:
+			var dp *Delivery
+			if dok {
+				dp = &d
+			}
+			switch p.opt.Outlet.Wait(p.mail.wakeup, dp, r) {
+			case Woken:
 				now = p.onWakeup()
-			case inbox <- next:
+			case DeliveryHanded:
 				now = p.opt.Clock.Now()
 				st.Delivered(now)
-			case receipts <- late:
+			case ReceiptHanded:
 				now = p.opt.Clock.Now()
-				p.late[0] = Receipt{}
-				p.late = p.late[1:]
+				p.loop.late[0] = Receipt{}
+				p.loop.late = p.loop.late[1:]
 				p.handLate()
 			}
 		}
 		if ctx.Err() != nil {
 			p.flush(now)
-			p.shut(ErrClosed)
+			p.end(closedErr)
 			return false
 		}
 		st.Tick(now)
 	}
 }
 
+// closedErr fails a message with ErrClosed.
+func closedErr(uuid.UUID, int) error { return ErrClosed }
+
 // onWakeup handles a token on the wake-up channel: packets, cancels and
 // sends waiting in the mailboxes, and the timer. It returns the time now.
 func (p *Peer) onWakeup() time.Time {
-	st := p.st
+	st := p.loop.st
 	now := p.opt.Clock.Now()
-	if p.armed && !now.Before(p.armedFor) {
-		p.armed = false // the timer has fired, or is about to: re-arm
+	if p.loop.armed && !now.Before(p.loop.armedFor) {
+		p.loop.armed = false // the timer has fired, or is about to: re-arm
 	}
-	p.inb = p.net.Drain(p.inb[:0], 0)
-	for i, in := range p.inb {
+	p.loop.inb = p.mail.net.Drain(p.loop.inb[:0], 0)
+	for i, in := range p.loop.inb {
 		if i > 0 && i%flushEvery == 0 {
 			// A long batch: deliver and answer what it has so far, so a
 			// burst beyond HoldLimit is not withheld while the Inbox has
@@ -449,25 +455,23 @@ func (p *Peer) onWakeup() time.Time {
 		if p.opt.BeforePacket != nil {
 			p.opt.BeforePacket(in)
 		}
-		if in.Packet.Kind != wire.Recv || !p.opt.Config.AckOnArrival {
-			p.logPacket("IN", in.Packet, in.Size) // else the owner logged it with its ACK
-		}
+		p.logPacket("IN", in.Packet, in.Size)
 		st.ReceiveAt(now, in.At, in.Packet, in.Size)
 	}
-	clear(p.inb)
+	clear(p.loop.inb)
 	// Cancels first, then sends: a message is put before its cancel, so
 	// every cancel taken finds its message taken too.
-	p.cancb = p.cancels.Drain(p.cancb[:0], 0)
-	if p.sends.Len() > 0 {
+	p.loop.cancb = p.mail.cancels.Drain(p.loop.cancb[:0], 0)
+	if p.mail.sends.Len() > 0 {
 		// A DATA's round trip starts when it is written, just after: not
 		// when the loop woke up.
 		now = p.opt.Clock.Now()
 		p.takeSends(now)
 	}
-	for _, c := range p.cancb {
+	for _, c := range p.loop.cancb {
 		st.Cancel(now, c.id, c.err)
 	}
-	clear(p.cancb)
+	clear(p.loop.cancb)
 	return now
 }
 
@@ -484,32 +488,25 @@ func (p *Peer) park(ctx context.Context, now time.Time) bool {
 	if p.hasWork(ctx) {
 		return false
 	}
-	at, ok := p.st.NextDeadline() // a dedupe expiry: nothing is in flight
-	if ok {
-		at = at.Add(parkSlack)
-	}
-	if !p.idleSince.IsZero() {
-		if r := p.idleSince.Add(p.opt.IdleTimeout); !ok || r.Before(at) {
-			at, ok = r, true
-		}
-	}
-	if ok && !at.After(now) {
+	at := p.loop.life.parkedWake(p.loop.st.NextDeadline())
+	if !at.IsZero() && !at.After(now) {
 		return false // due already: the loop does it first
 	}
-	p.st.Compact()
-	p.net.Shrink()
-	p.sends.Shrink()
-	p.cancels.Shrink()
-	p.buf, p.bufs, p.inb, p.outb, p.cancb, p.pkts, p.outs, p.late = nil, nil, nil, nil, nil, nil, nil, nil
+	p.loop.st.Compact()
+	p.mail.net.Shrink()
+	p.mail.sends.Shrink()
+	p.mail.cancels.Shrink()
+	l := &p.loop
+	l.dgrams, l.inb, l.outb, l.cancb, l.outs, l.late = nil, nil, nil, nil, nil, nil
 	p.publish()
-	p.timer.Stop()
-	p.armed = ok
-	if ok {
-		p.armedFor = at
-		p.timer.Reset(at.Sub(now))
+	p.ctl.timer.Stop()
+	l.armed = !at.IsZero()
+	if l.armed {
+		l.armedFor = at
+		p.ctl.timer.Reset(at.Sub(now))
 	}
-	p.parked.Store(true)
-	if p.hasWork(ctx) && p.parked.CompareAndSwap(true, false) {
+	p.ctl.parked.Store(true)
+	if p.hasWork(ctx) && p.ctl.parked.CompareAndSwap(true, false) {
 		return false
 	}
 	// Parked, or already resumed by whoever brought the work: either way
@@ -519,165 +516,122 @@ func (p *Peer) park(ctx context.Context, now time.Time) bool {
 
 // hasWork reports whether anything is waiting for the loop.
 func (p *Peer) hasWork(ctx context.Context) bool {
-	return p.net.Len() > 0 || p.sends.Len() > 0 || p.cancels.Len() > 0 || ctx.Err() != nil || p.drain.Load()
+	return p.mail.net.Len() > 0 || p.mail.sends.Len() > 0 || p.mail.cancels.Len() > 0 || ctx.Err() != nil || p.ctl.drain.Load()
 }
 
 // takeSends moves the messages waiting in the sends mailbox into the state.
 func (p *Peer) takeSends(now time.Time) {
-	p.outb = p.sends.Drain(p.outb[:0], 0)
-	for _, m := range p.outb {
-		if err := p.st.Send(now, m); err != nil {
+	p.loop.outb = p.mail.sends.Drain(p.loop.outb[:0], 0)
+	for _, m := range p.loop.outb {
+		if err := p.loop.st.Send(now, m); err != nil {
 			// Cannot happen while the window token is honoured; the
 			// message still gets its one outcome.
-			p.route(Outcome{Receipt: Receipt{ID: m.ID, Addr: p.opt.Addr, Err: err}, Done: m.Done})
+			p.route(Outcome{Receipt: Receipt{ID: m.ID, Addr: p.opt.Addr, Data: m.Data, Err: err}, Done: m.Done})
 		}
 	}
-	clear(p.outb)
+	clear(p.loop.outb)
 }
 
-// flush writes the packets the state produced, then hands out outcomes and
-// as many deliveries as the Inbox takes, and publishes the stats. Packets go
-// first: a DATA aliases its message's Data, which is the user's again once
-// the outcome is out.
+// flush writes the datagrams the state produced, then hands out outcomes
+// and as many deliveries as the Outlet takes, and publishes the stats.
 func (p *Peer) flush(now time.Time) {
-	p.writePackets()
+	st := p.loop.st
+	p.writeDatagrams()
 
-	p.outs = p.st.TakeOutcomes(p.outs[:0])
+	p.loop.outs = st.TakeOutcomes(p.loop.outs[:0])
 	// Stats first: whoever gets an outcome finds it counted.
-	if len(p.outs) > 0 {
+	if len(p.loop.outs) > 0 {
 		p.publish()
 		p.handLate() // the older receipts first
 	}
-	for p.routed = 0; p.routed < len(p.outs); {
-		o := p.outs[p.routed]
-		p.routed++
+	for p.loop.routed = 0; p.loop.routed < len(p.loop.outs); {
+		o := p.loop.outs[p.loop.routed]
+		p.loop.routed++
 		p.route(o)
 	}
-	clear(p.outs)
-	p.outs, p.routed = p.outs[:0], 0
+	clear(p.loop.outs)
+	p.loop.outs, p.loop.routed = p.loop.outs[:0], 0
 
 	for {
-		m, ok := p.st.Next()
-		if !ok {
+		d, ok := st.Next()
+		if !ok || !p.opt.Outlet.Deliver(d) {
 			break
 		}
-		select {
-		case p.opt.Inbox <- m:
-			p.st.Delivered(now)
-			continue
-		default:
-		}
-		break
+		st.Delivered(now)
 	}
-	p.writePackets() // deliveries produce RECVs
+	p.writeDatagrams() // deliveries produce RECVs
 	p.publish()
 }
 
-// writePackets writes the packets the state has produced, encoded back to
-// back in p.buf: in one batch through a BatchWriter, else one by one.
-func (p *Peer) writePackets() {
-	p.pkts = p.st.TakePackets(p.pkts[:0])
-	if len(p.pkts) == 0 {
+// writeDatagrams writes what the state has produced, in one batch through
+// the Sender, going on past a datagram that fails.
+func (p *Peer) writeDatagrams() {
+	d := p.loop.st.TakeDatagrams(p.loop.dgrams[:0])
+	p.loop.dgrams = d
+	if len(d) == 0 {
 		return
 	}
-	p.buf = p.buf[:0]
-	for _, pkt := range p.pkts {
-		n := len(p.buf)
-		p.buf = p.opt.Format.Append(p.buf, pkt)
-		p.logPacket("OUT", pkt, len(p.buf)-n)
+	if p.debug() {
+		for _, b := range d {
+			if pkt, err := p.opt.Params.Format.Decode(b); err == nil {
+				p.logPacket("OUT", pkt, len(b))
+			}
+		}
 	}
-	// Slice only now: appending may have moved p.buf.
-	p.bufs = p.bufs[:0]
-	off := 0
-	for _, pkt := range p.pkts {
-		n := p.opt.Format.HeaderLen() + len(pkt.Payload)
-		p.bufs = append(p.bufs, p.buf[off:off+n:off+n])
-		off += n
-	}
-	for sent := 0; sent < len(p.bufs); {
-		n, err := p.writeBatch(p.bufs[sent:])
+	for sent := 0; sent < len(d); {
+		n, err := p.opt.Sender.WriteBatch(d[sent:], p.opt.Addr)
 		sent += n
-		if sent < len(p.bufs) && (err != nil || n == 0) {
+		if sent < len(d) && (err != nil || n == 0) {
 			// The datagram at sent failed: count it and go on with the
 			// rest, as one-by-one writes would.
 			if err == nil {
 				err = io.ErrShortWrite
 			}
-			p.writeFailed(p.pkts[sent].Kind, err)
+			p.writeFailed(err)
 			sent++
 		}
 	}
-	clear(p.bufs)
-	clear(p.pkts)
+	clear(d)
 }
 
-// writeBatch writes bufs to the peer: in one call through a BatchWriter,
-// else one datagram per call. It returns how many were written, with the
-// error that stopped it.
-func (p *Peer) writeBatch(bufs [][]byte) (int, error) {
-	if p.bw != nil {
-		return p.bw.WriteBatch(bufs, p.opt.Addr)
-	}
-	for i, b := range bufs {
-		var err error
-		if p.udp != nil {
-			_, err = p.udp.WriteToUDPAddrPort(b, p.opt.Addr)
-		} else {
-			_, err = p.opt.Conn.WriteTo(b, p.addr)
-		}
-		if err != nil {
-			return i, err
-		}
-	}
-	return len(bufs), nil
-}
-
-func (p *Peer) writeFailed(k wire.Kind, err error) {
-	p.writeErrors++
+func (p *Peer) writeFailed(err error) {
+	p.loop.writeErrors++
 	if p.log != nil && !errors.Is(err, net.ErrClosed) {
-		p.log.Warn("gtudp: write failed", "kind", k, "err", err)
+		p.log.Warn("gtudp: write failed", "err", err)
 	}
 }
 
 // route hands one outcome on and frees its window token: the message is
-// done, even if its receipt has to wait for room in Receipts.
+// done, even if its receipt has to wait for room in the Outlet.
 func (p *Peer) route(o Outcome) {
-	<-p.window
+	<-p.mail.window
 	if o.Done != nil {
 		o.Done <- o.Receipt // capacity 1, one receipt per message: never blocks
 		return
 	}
-	if len(p.late) == 0 {
-		select {
-		case p.opt.Receipts <- o.Receipt:
-			return
-		default:
-		}
-	}
-	// Receipts is full for a moment (a batch of RECVs finishes many
-	// messages at once) or nobody reads it: keep the receipt, within
-	// bounds, and hand it over from the loop.
-	if len(p.late) >= p.opt.Config.Window {
-		p.dropReceipts(1)
-		p.late[0] = Receipt{}
-		p.late = p.late[1:]
-	}
-	p.late = append(p.late, o.Receipt)
-}
-
-// handLate hands waiting receipts to Receipts while it has room.
-func (p *Peer) handLate() {
-	for len(p.late) > 0 {
-		select {
-		case p.opt.Receipts <- p.late[0]:
-			p.late[0] = Receipt{}
-			p.late = p.late[1:]
-			continue
-		default:
-		}
+	if len(p.loop.late) == 0 && p.opt.Outlet.Report(o.Receipt) {
 		return
 	}
-	p.late = nil // let the backing array go
+	// The Outlet is full for a moment (a batch of RECVs finishes many
+	// messages at once) or nobody reads it: keep the receipt, within
+	// bounds, and hand it over from the loop.
+	if len(p.loop.late) >= p.opt.Params.Window {
+		p.dropReceipts(1)
+		p.loop.late[0] = Receipt{}
+		p.loop.late = p.loop.late[1:]
+	}
+	p.loop.late = append(p.loop.late, o.Receipt)
+}
+
+// handLate hands waiting receipts to the Outlet while it has room.
+func (p *Peer) handLate() {
+	for len(p.loop.late) > 0 && p.opt.Outlet.Report(p.loop.late[0]) {
+		p.loop.late[0] = Receipt{}
+		p.loop.late = p.loop.late[1:]
+	}
+	if len(p.loop.late) == 0 {
+		p.loop.late = nil // let the backing array go
+	}
 }
 
 func (p *Peer) dropReceipts(n int) {
@@ -686,117 +640,73 @@ func (p *Peer) dropReceipts(n int) {
 	}
 }
 
-// dropLate hands over what receipts fit and drops the rest: the peer is
-// ending and nobody will hand them over later.
-func (p *Peer) dropLate() {
-	p.handLate()
-	p.dropReceipts(len(p.late))
-	p.late = nil
-}
-
 func (p *Peer) publish() {
-	s := p.st.Stats()
-	s.WriteErrors = p.writeErrors
-	p.statsMu.Lock()
-	p.stats = s
-	p.statsMu.Unlock()
+	s := p.loop.st.Stats()
+	s.WriteErrors = p.loop.writeErrors
+	p.pub.Lock()
+	p.pub.stats = s
+	p.pub.Unlock()
 }
 
-// arm sets the timer to the state's next deadline, or to the idle or park
-// deadline. An alarm already set earlier is kept: it will fire, find
+// arm sets the timer to the earliest deadline of the state and the
+// lifecycle. An alarm already set earlier is kept: it will fire, find
 // nothing due and re-arm, which is cheaper than resetting the timer for
 // every message.
 func (p *Peer) arm(now time.Time) {
-	at, ok := p.st.NextDeadline()
-	consider := func(t time.Time) {
-		if !ok || t.Before(at) {
-			at, ok = t, true
-		}
-	}
-	if !p.idleSince.IsZero() {
-		consider(p.idleSince.Add(p.opt.IdleTimeout))
-	}
-	if !p.quietSince.IsZero() && p.opt.Resume != nil {
-		consider(p.quietSince.Add(p.opt.ParkAfter))
-	}
-	if !ok {
-		return
-	}
-	if p.armed && !at.Before(p.armedFor) {
+	at := firstTime(p.loop.st.NextDeadline(), p.loop.life.next())
+	if at.IsZero() || p.loop.armed && !at.Before(p.loop.armedFor) {
 		return
 	}
 	// at is after now: Tick has done everything due at now. A zero or
 	// negative Reset would not fire on the mock clock until it moves.
-	p.timer.Reset(max(at.Sub(now), time.Nanosecond))
-	p.armed, p.armedFor = true, at
+	p.ctl.timer.Reset(max(at.Sub(now), time.Nanosecond))
+	p.loop.armed, p.loop.armedFor = true, at
 }
 
-// stopTimer stops the timer. A fire already on its way only ticks a loop
-// that finds nothing due.
-func (p *Peer) stopTimer() {
-	p.timer.Stop()
-	p.armed = false
-}
-
-// shut ends the peer: every message still in flight, or waiting in the
-// sends mailbox, fails with err, and no mailbox takes anything more.
-func (p *Peer) shut(err error) {
-	p.stopTimer()
-	p.stopSends()
-	p.net.Close()
-	p.cancels.Close()
-	p.st.Abort(err)
-	p.outb = p.sends.Drain(p.outb[:0], 0)
-	for _, m := range p.outb {
-		p.route(Outcome{Receipt: Receipt{ID: m.ID, Addr: p.opt.Addr, Err: err}, Done: m.Done})
-	}
-	clear(p.outb)
-	p.outs = p.st.TakeOutcomes(p.outs[:0])
-	for _, o := range p.outs {
+// end ends the peer: no mailbox takes anything more, and every message it
+// has not finished fails with fail's error, those in flight and those
+// still in the sends mailbox (never sent: no attempt). Outcomes
+// taken and not yet handed on go first. It is the one way a peer ends,
+// whether it drained, its context ended, or its goroutine panicked.
+func (p *Peer) end(fail func(id uuid.UUID, attempts int) error) {
+	p.ctl.timer.Stop()
+	p.loop.armed = false
+	p.closeMailboxes()
+	for _, o := range p.loop.outs[p.loop.routed:] {
 		p.route(o)
 	}
-	clear(p.outs)
-	p.dropLate()
+	p.loop.outs, p.loop.routed = nil, 0
+	for _, o := range p.loop.st.Salvage(nil, fail) {
+		p.route(o)
+	}
+	for _, m := range p.mail.sends.Drain(nil, 0) {
+		p.route(Outcome{Receipt: Receipt{ID: m.ID, Addr: p.opt.Addr, Data: m.Data, Err: fail(m.ID, 0)}, Done: m.Done})
+	}
+	// Hand over what receipts fit and drop the rest: nobody will hand
+	// them over later.
+	p.handLate()
+	p.dropReceipts(len(p.loop.late))
+	p.loop.late = nil
 	p.publish()
 }
 
 // Crash ends a peer whose goroutine panicked with r: the supervisor calls it
-// from its recover. Outcomes already taken and not yet handed on, messages
-// in flight and sends waiting in the mailbox all fail with an
-// UndeliveredError naming the panic. The state may be inconsistent after a
-// panic, so this relies only on its message table and outcome list.
+// from its recover. Every message not finished fails with an
+// UndeliveredError naming the panic (see end).
 func (p *Peer) Crash(r any) {
 	reason := fmt.Sprintf("peer actor failed: %v", r)
-	p.stopSends()
-	p.net.Close()
-	p.cancels.Close()
-	p.stopTimer()
-	for _, o := range p.outs[p.routed:] {
-		p.route(o)
-	}
-	p.outs, p.routed = nil, 0
-	fail := func(id uuid.UUID, attempts int, done chan<- Receipt) {
-		err := &UndeliveredError{Addr: p.opt.Addr, ID: id, Attempts: attempts, Reason: reason}
-		p.route(Outcome{Receipt: Receipt{ID: id, Addr: p.opt.Addr, Err: err, Attempts: attempts}, Done: done})
-	}
-	for _, o := range p.st.outcomes {
-		p.route(o)
-	}
-	p.st.outcomes = nil
-	for id, o := range p.st.out {
-		fail(o.msg.ID, o.attempts, o.msg.Done)
-		delete(p.st.out, id)
-	}
-	for _, m := range p.sends.Drain(nil, 0) {
-		fail(m.ID, 0, m.Done)
-	}
-	p.dropLate()
-	p.publish()
+	p.end(func(id uuid.UUID, attempts int) error {
+		return &UndeliveredError{Addr: p.opt.Addr, ID: id, Attempts: attempts, Reason: reason}
+	})
+}
+
+func (p *Peer) debug() bool {
+	return p.log != nil && p.log.Enabled(context.Background(), slog.LevelDebug)
 }
 
 // logPacket writes the original's debug line: direction, kind, id, size.
 func (p *Peer) logPacket(dir string, pkt wire.Packet, size int) {
-	if p.log == nil || !p.log.Enabled(context.Background(), slog.LevelDebug) {
+	if !p.debug() {
 		return
 	}
 	p.log.LogAttrs(context.Background(), slog.LevelDebug, dir,

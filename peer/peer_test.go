@@ -33,21 +33,68 @@ type writer struct {
 	self netip.AddrPort
 }
 
-func (w writer) WriteTo(b []byte, to net.Addr) (int, error) {
-	w.l.writes.Add(1)
-	pkt, err := w.l.format.Decode(b)
-	if err != nil {
-		panic(err)
+func (w writer) WriteBatch(bufs [][]byte, _ netip.AddrPort) (int, error) {
+	for _, b := range bufs {
+		w.l.writes.Add(1)
+		pkt, err := w.l.format.Decode(b)
+		if err != nil {
+			panic(err)
+		}
+		w.l.mu.Lock()
+		drop := w.l.drop != nil && w.l.drop(w.self, pkt)
+		dst := w.l.peers[w.self] // the destination's peer for us is keyed by our address
+		w.l.mu.Unlock()
+		if !drop && dst != nil {
+			pkt.Payload = append([]byte(nil), pkt.Payload...)
+			dst.Put(peer.Inbound{Packet: pkt, Size: len(b)})
+		}
 	}
-	w.l.mu.Lock()
-	drop := w.l.drop != nil && w.l.drop(w.self, pkt)
-	dst := w.l.peers[w.self] // the destination's peer for us is keyed by our address
-	w.l.mu.Unlock()
-	if !drop && dst != nil {
-		pkt.Payload = append([]byte(nil), pkt.Payload...)
-		dst.Put(peer.Inbound{Packet: pkt, Size: len(b)})
+	return len(bufs), nil
+}
+
+// outlet is an application reading two channels, as package gtudp's is.
+type outlet struct {
+	inbox    chan peer.Delivery
+	receipts chan peer.Receipt
+}
+
+func (o outlet) Deliver(d peer.Delivery) bool {
+	select {
+	case o.inbox <- d:
+		return true
+	default:
+		return false
 	}
-	return len(b), nil
+}
+
+func (o outlet) Report(r peer.Receipt) bool {
+	select {
+	case o.receipts <- r:
+		return true
+	default:
+		return false
+	}
+}
+
+func (o outlet) Wait(wake <-chan struct{}, d *peer.Delivery, r *peer.Receipt) peer.Handed {
+	var inbox chan peer.Delivery
+	var dv peer.Delivery
+	if d != nil {
+		inbox, dv = o.inbox, *d
+	}
+	var receipts chan peer.Receipt
+	var rc peer.Receipt
+	if r != nil {
+		receipts, rc = o.receipts, *r
+	}
+	select {
+	case <-wake:
+		return peer.Woken
+	case inbox <- dv:
+		return peer.DeliveryHanded
+	case receipts <- rc:
+		return peer.ReceiptHanded
+	}
 }
 
 func (l *link) setDrop(f func(from netip.AddrPort, p wire.Packet) bool) {
@@ -58,7 +105,7 @@ func (l *link) setDrop(f func(from netip.AddrPort, p wire.Packet) bool) {
 
 type side struct {
 	p        *peer.Peer
-	inbox    chan peer.Message
+	inbox    chan peer.Delivery
 	receipts chan peer.Receipt
 	done     chan struct{}
 	retired  atomic.Bool
@@ -73,16 +120,16 @@ var (
 
 // pair starts peer A (at addrA, talking to addrB) and peer B (the reverse)
 // on the mock clock. Both run until ctx ends or they exit.
-func pair(t *testing.T, ctx context.Context, mock *clock.Mock, cfg peer.Config, inboxSize int) (*link, *side, *side) {
+func pair(t *testing.T, ctx context.Context, mock *clock.Mock, cfg *peer.Params, inboxSize int) (*link, *side, *side) {
 	return pairWith(t, ctx, mock, cfg, inboxSize, false)
 }
 
 // pairWith is pair, with peers that park when quiet if parking is set:
 // their goroutine ends, and Resume starts a new one.
-func pairWith(t *testing.T, ctx context.Context, mock *clock.Mock, cfg peer.Config, inboxSize int, parking bool) (*link, *side, *side) {
+func pairWith(t *testing.T, ctx context.Context, mock *clock.Mock, cfg *peer.Params, inboxSize int, parking bool) (*link, *side, *side) {
 	l := &link{peers: map[netip.AddrPort]*peer.Peer{}, format: wire.DefaultFormat()}
 	mk := func(self, remote netip.AddrPort) *side {
-		s := &side{inbox: make(chan peer.Message, inboxSize), receipts: make(chan peer.Receipt, 16), done: make(chan struct{})}
+		s := &side{inbox: make(chan peer.Delivery, inboxSize), receipts: make(chan peer.Receipt, 16), done: make(chan struct{})}
 		run := func() {
 			s.running.Add(1)
 			parked := s.p.Run(ctx)
@@ -97,8 +144,8 @@ func pairWith(t *testing.T, ctx context.Context, mock *clock.Mock, cfg peer.Conf
 		}
 		s.p = peer.New(peer.Options{
 			Resume: resume,
-			Addr:   remote, Config: cfg, Format: l.format, Clock: mock, Conn: writer{l, self},
-			Inbox: s.inbox, Receipts: s.receipts, IdleTimeout: 5 * time.Second, Validated: true,
+			Addr:   remote, Params: cfg, Clock: mock, Sender: writer{l, self},
+			Outlet: outlet{s.inbox, s.receipts}, IdleTimeout: 5 * time.Second, Validated: true,
 			Seed: [5]uint32{uint32(self.Port()), 1, 2, 3, 4},
 			Retire: func(p *peer.Peer) bool {
 				if !p.CloseIfIdle() {
@@ -118,12 +165,13 @@ func pairWith(t *testing.T, ctx context.Context, mock *clock.Mock, cfg peer.Conf
 	return l, a, b
 }
 
-func peerConfig() peer.Config {
-	return peer.Config{
+func peerConfig() *peer.Params {
+	return &peer.Params{
+		Format:     wire.DefaultFormat(),
 		InitialRTO: 100 * time.Millisecond, MinRTO: 10 * time.Millisecond, MaxRTO: time.Second,
 		MaxAttempts: 5, Lifetime: 10 * time.Second, RecvAttempts: 3, DedupeHorizon: 20 * time.Second,
-		Window: 2,
-	}.WithDefaults()
+		Window: 2, RecvWindow: 4096, HoldLimit: 1024, DedupeLimit: 16384,
+	}
 }
 
 // step advances the mock clock by d once every goroutine in the bubble is
@@ -243,7 +291,7 @@ func TestPeer_InboxFullHoldsDeliveryUntilRead(t *testing.T) {
 		defer cancel()
 		mock := clock.NewMock()
 		_, a, b := pair(t, ctx, mock, peerConfig(), 1)
-		b.inbox <- peer.Message{Data: []byte("filler")} // the application is behind
+		b.inbox <- peer.Delivery{Data: []byte("filler")} // the application is behind
 
 		done := make(chan peer.Receipt, 1)
 		if err := a.p.Send(ctx, peer.Outgoing{ID: uuid.New(), Data: []byte("waiting"), Done: done}); err != nil {
@@ -460,8 +508,8 @@ func TestPeer_ReceiptsWaitForRoomOrAreCounted(t *testing.T) {
 		var dropped atomic.Uint64
 		receipts := make(chan peer.Receipt, 1)
 		p := peer.New(peer.Options{
-			Addr: addrB, Config: peerConfig(), Format: l.format, Clock: mock, Conn: writer{l, addrA},
-			Inbox: make(chan peer.Message), Receipts: receipts, DroppedReceipts: &dropped,
+			Addr: addrB, Params: peerConfig(), Clock: mock, Sender: writer{l, addrA},
+			Outlet: outlet{make(chan peer.Delivery), receipts}, DroppedReceipts: &dropped,
 			IdleTimeout: time.Hour, Validated: true, Retire: func(*peer.Peer) bool { return false },
 		})
 		go p.Run(ctx)
@@ -500,8 +548,8 @@ func TestPeer_CrashFailsEverything(t *testing.T) {
 		mock := clock.NewMock()
 		l := &link{peers: map[netip.AddrPort]*peer.Peer{}, format: wire.DefaultFormat()}
 		p := peer.New(peer.Options{
-			Addr: addrB, Config: peerConfig(), Format: l.format, Clock: mock, Conn: writer{l, addrA},
-			Inbox: make(chan peer.Message), Receipts: make(chan peer.Receipt, 4),
+			Addr: addrB, Params: peerConfig(), Clock: mock, Sender: writer{l, addrA},
+			Outlet:      outlet{make(chan peer.Delivery), make(chan peer.Receipt, 4)},
 			IdleTimeout: time.Second, Validated: true, Retire: func(*peer.Peer) bool { return false },
 			BeforePacket: func(peer.Inbound) { panic("injected") },
 		})
@@ -545,10 +593,6 @@ type batchWriter struct {
 	failAt  int
 }
 
-func (w *batchWriter) WriteTo([]byte, net.Addr) (int, error) {
-	panic("a BatchWriter's peer writes batches")
-}
-
 func (w *batchWriter) WriteBatch(bufs [][]byte, _ netip.AddrPort) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -567,8 +611,7 @@ func (w *batchWriter) WriteBatch(bufs [][]byte, _ netip.AddrPort) (int, error) {
 	return len(bufs), nil
 }
 
-// A peer whose Conn writes batches writes what one wake-up produced in one
-// call; a datagram that fails is counted and the rest still go out.
+// A peer writes what one wake-up produced in one call to its Sender; a datagram that fails is counted and the rest still go out.
 func TestPeer_WritesBatchesAndCountsFailures(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -577,8 +620,8 @@ func TestPeer_WritesBatchesAndCountsFailures(t *testing.T) {
 		cfg := peerConfig()
 		cfg.Window = 8
 		p := peer.New(peer.Options{
-			Addr: addrB, Config: cfg, Format: wire.DefaultFormat(), Clock: clock.NewMock(), Conn: w,
-			Inbox: make(chan peer.Message, 1), Receipts: make(chan peer.Receipt, 8), IdleTimeout: time.Hour,
+			Addr: addrB, Params: cfg, Clock: clock.NewMock(), Sender: w,
+			Outlet: outlet{make(chan peer.Delivery, 1), make(chan peer.Receipt, 8)}, IdleTimeout: time.Hour,
 			Validated: true, Retire: func(*peer.Peer) bool { return false },
 		})
 		for i := range 5 {

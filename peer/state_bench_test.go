@@ -11,12 +11,12 @@ import (
 	"github.com/gtudp/gtudp/wire"
 )
 
-// wireHop encodes pkts into buf and decodes them into to, as the socket
+// wireHop decodes the datagrams from's state wrote into to, as the socket
 // path does; DATA payloads are copied, as the socket reader copies them.
-func wireHop(f wire.Format, buf []byte, pkts []wire.Packet, to *peer.State, now time.Time) []byte {
-	for _, p := range pkts {
-		buf = f.Append(buf[:0], p)
-		q, err := f.Decode(buf)
+func wireHop(f wire.Format, dgrams [][]byte, from, to *peer.State, now time.Time) [][]byte {
+	dgrams = from.TakeDatagrams(dgrams[:0])
+	for _, b := range dgrams {
+		q, err := f.Decode(b)
 		if err != nil {
 			panic(err)
 		}
@@ -25,9 +25,21 @@ func wireHop(f wire.Format, buf []byte, pkts []wire.Packet, to *peer.State, now 
 		} else {
 			q.Payload = nil
 		}
-		to.Receive(now, q, len(buf))
+		to.Receive(now, q, len(b))
 	}
-	return buf
+	return dgrams
+}
+
+// benchParams are the gtudp defaults, with overrides.
+func benchParams(mod func(*peer.Params)) *peer.Params {
+	p := &peer.Params{
+		Format:     wire.DefaultFormat(),
+		InitialRTO: 250 * time.Millisecond, MinRTO: 10 * time.Millisecond, MaxRTO: 2 * time.Second,
+		MaxAttempts: 20, Lifetime: 30 * time.Second, RecvAttempts: 8, DedupeHorizon: 40 * time.Second,
+		Window: 1024, RecvWindow: 4096, HoldLimit: 1024, DedupeLimit: 16384,
+	}
+	mod(p)
+	return p
 }
 
 // BenchmarkStateExchange is one full DATA→RECV→ACK cycle between two pure
@@ -39,14 +51,13 @@ func wireHop(f wire.Format, buf []byte, pkts []wire.Packet, to *peer.State, now 
 func BenchmarkStateExchange(b *testing.B) {
 	for _, size := range []int{0, 64, 1200} {
 		b.Run(fmt.Sprintf("payload=%d", size), func(b *testing.B) {
-			cfg := peer.Config{DedupeHorizon: time.Second, Lifetime: 500 * time.Millisecond}.WithDefaults()
+			cfg := benchParams(func(p *peer.Params) { p.DedupeHorizon, p.Lifetime = time.Second, 500*time.Millisecond })
 			now := epoch
 			a := peer.NewState(cfg, remote, now, [5]uint32{1}, true)
 			r := peer.NewState(cfg, remote, now, [5]uint32{2}, true)
 			f := wire.DefaultFormat()
 			data := make([]byte, size)
-			var buf []byte
-			var pkts []wire.Packet
+			var dgrams [][]byte
 			var outs []peer.Outcome
 			id := uuid.New()
 			b.ReportAllocs()
@@ -55,16 +66,13 @@ func BenchmarkStateExchange(b *testing.B) {
 				if err := a.Send(now, peer.Outgoing{ID: id, Data: data}); err != nil {
 					b.Fatal(err)
 				}
-				pkts = a.TakePackets(pkts[:0])
-				buf = wireHop(f, buf, pkts, r, now) // DATA
+				dgrams = wireHop(f, dgrams, a, r, now) // DATA
 				if _, ok := r.Next(); !ok {
 					b.Fatal("nothing to deliver")
 				}
 				r.Delivered(now)
-				pkts = r.TakePackets(pkts[:0])
-				buf = wireHop(f, buf, pkts, a, now) // RECV
-				pkts = a.TakePackets(pkts[:0])
-				buf = wireHop(f, buf, pkts, r, now) // ACK
+				dgrams = wireHop(f, dgrams, r, a, now) // RECV
+				dgrams = wireHop(f, dgrams, a, r, now) // ACK
 				if outs = a.TakeOutcomes(outs[:0]); len(outs) != 1 || outs[0].Receipt.Err != nil {
 					b.Fatalf("outcomes %+v", outs)
 				}
@@ -80,11 +88,13 @@ func BenchmarkStateExchange(b *testing.B) {
 // the work of a timer wake-up with nothing due and with one message due.
 func BenchmarkPending100k(b *testing.B) {
 	const n = 100_000
-	cfg := peer.Config{Window: n, InitialRTO: time.Second, MaxRTO: time.Minute, Lifetime: time.Hour}.WithDefaults()
+	cfg := benchParams(func(p *peer.Params) {
+		p.Window, p.InitialRTO, p.MaxRTO, p.Lifetime = n, time.Second, time.Minute, time.Hour
+	})
 	fill := func(spread bool) *peer.State {
 		s := peer.NewState(cfg, remote, epoch, [5]uint32{3}, true)
 		now := epoch
-		var pkts []wire.Packet
+		var dgrams [][]byte
 		for i := range n {
 			if spread {
 				now = epoch.Add(time.Duration(i) * time.Microsecond)
@@ -92,7 +102,7 @@ func BenchmarkPending100k(b *testing.B) {
 			if err := s.Send(now, peer.Outgoing{ID: uuid.UUID{byte(i)}, Data: nil}); err != nil {
 				b.Fatal(err)
 			}
-			pkts = s.TakePackets(pkts[:0])
+			dgrams = s.TakeDatagrams(dgrams[:0])
 		}
 		return s
 	}
@@ -123,12 +133,12 @@ func BenchmarkPending100k(b *testing.B) {
 		// the next one's timeout, so exactly one is re-sent.
 		s := fill(true)
 		now := epoch.Add(time.Second)
-		var pkts []wire.Packet
+		var dgrams [][]byte
 		b.ReportAllocs()
 		for b.Loop() {
 			s.Tick(now)
 			s.NextDeadline()
-			pkts = s.TakePackets(pkts[:0])
+			dgrams = s.TakeDatagrams(dgrams[:0])
 			now = now.Add(time.Microsecond)
 		}
 	})

@@ -19,7 +19,7 @@ import (
 // both ways and lets each application take its deliveries or not (a full
 // Inbox). The model records what a correct pair must guarantee.
 type pairModel struct {
-	cfg     peer.Config
+	cfg     *peer.Params
 	now     time.Time
 	ends    [2]*end
 	flight  []packet // in flight, either direction
@@ -47,7 +47,8 @@ var addrs = [2]netip.AddrPort{
 }
 
 func newPairModel(t *rapid.T) *pairModel {
-	cfg := peer.Config{
+	cfg := &peer.Params{
+		Format:        wire.DefaultFormat(),
 		InitialRTO:    time.Duration(rapid.IntRange(1, 300).Draw(t, "initialRTOms")) * time.Millisecond,
 		MinRTO:        5 * time.Millisecond,
 		MaxRTO:        time.Duration(rapid.IntRange(300, 2000).Draw(t, "maxRTOms")) * time.Millisecond,
@@ -59,9 +60,6 @@ func newPairModel(t *rapid.T) *pairModel {
 		RecvWindow:    16,
 		HoldLimit:     rapid.IntRange(1, 4).Draw(t, "holdLimit"),
 		DedupeLimit:   1 << 16,
-	}.WithDefaults()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
 	}
 	m := &pairModel{cfg: cfg, now: epoch}
 	for i := range m.ends {
@@ -82,9 +80,7 @@ func newPairModel(t *rapid.T) *pairModel {
 // collect moves each end's outputs into the network and the records.
 func (m *pairModel) collect() {
 	for i, e := range m.ends {
-		for _, p := range e.s.TakePackets(nil) {
-			// Copy the payload: the network outlives the sender's buffer.
-			p.Payload = append([]byte(nil), p.Payload...)
+		for _, p := range decode(panics{}, e.s.TakeDatagrams(nil)) { // copies: the network outlives the buffer
 			m.flight = append(m.flight, packet{to: 1 - i, pkt: p})
 		}
 		for _, o := range e.s.TakeOutcomes(nil) {
@@ -141,7 +137,7 @@ func (m *pairModel) receive(p packet) {
 	payload := append([]byte(nil), p.pkt.Payload...) // the receiver owns it
 	pkt := p.pkt
 	pkt.Payload = payload
-	m.ends[p.to].s.Receive(m.now, pkt, m.cfg.HeaderLen+len(payload))
+	m.ends[p.to].s.Receive(m.now, pkt, m.cfg.Format.HeaderLen()+len(payload))
 	m.collect()
 }
 

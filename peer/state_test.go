@@ -26,27 +26,8 @@ type harness struct {
 	now time.Time
 }
 
-func testConfig() peer.Config {
-	return peer.Config{
-		InitialRTO:    100 * time.Millisecond,
-		MinRTO:        10 * time.Millisecond,
-		MaxRTO:        400 * time.Millisecond,
-		MaxAttempts:   5,
-		Lifetime:      time.Hour,
-		RecvAttempts:  3,
-		DedupeHorizon: 10 * time.Second,
-		Window:        4,
-		RecvWindow:    8,
-		HoldLimit:     2,
-		DedupeLimit:   100,
-	}.WithDefaults()
-}
-
-func newHarness(t *testing.T, cfg peer.Config, validated bool) *harness {
+func newHarness(t *testing.T, cfg *peer.Params, validated bool) *harness {
 	t.Helper()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
 	return &harness{t: t, s: peer.NewState(cfg, remote, epoch, [5]uint32{1, 2, 3, 4, 5}, validated), now: epoch}
 }
 
@@ -66,7 +47,7 @@ func (h *harness) recv(k wire.Kind, id wire.ID, payload string) {
 	h.s.Receive(h.now, wire.Packet{Kind: k, ID: id, Payload: []byte(payload)}, 5+len(payload))
 }
 
-func (h *harness) packets() []wire.Packet { return h.s.TakePackets(nil) }
+func (h *harness) packets() []wire.Packet { return decode(h.t, h.s.TakeDatagrams(nil)) }
 
 func (h *harness) outcomes() []peer.Outcome { return h.s.TakeOutcomes(nil) }
 
@@ -103,7 +84,7 @@ func (h *harness) deliverAll() []string {
 // The re-send schedule: RTO doubling from InitialRTO, capped at MaxRTO, and
 // failure one timeout after the last of MaxAttempts transmissions.
 func TestState_ResendScheduleAndAttemptLimit(t *testing.T) {
-	h := newHarness(t, testConfig(), true)
+	h := newHarness(t, testParams(), true)
 	h.send(1, "hello")
 	id := h.onePacket(wire.Data).ID
 	ms := time.Millisecond
@@ -111,7 +92,7 @@ func TestState_ResendScheduleAndAttemptLimit(t *testing.T) {
 	for _, at := range []time.Duration{100 * ms, 300 * ms, 700 * ms, 1100 * ms} {
 		h.at(at - time.Nanosecond)
 		h.noPackets()
-		if d, _ := h.s.NextDeadline(); d != epoch.Add(at) {
+		if d := h.s.NextDeadline(); d != epoch.Add(at) {
 			t.Fatalf("NextDeadline = %v, want %v", d.Sub(epoch), at)
 		}
 		h.at(at)
@@ -145,7 +126,7 @@ func TestState_ResendScheduleAndAttemptLimit(t *testing.T) {
 }
 
 func TestState_LifetimeEndsMessage(t *testing.T) {
-	cfg := testConfig()
+	cfg := testParams()
 	cfg.Lifetime = 250 * time.Millisecond
 	cfg.MaxAttempts = 100
 	h := newHarness(t, cfg, true)
@@ -154,7 +135,7 @@ func TestState_LifetimeEndsMessage(t *testing.T) {
 	h.at(100 * time.Millisecond)
 	h.onePacket(wire.Data)
 	// The next re-send would be at 300 ms; the lifetime ends first.
-	if d, _ := h.s.NextDeadline(); d != epoch.Add(250*time.Millisecond) {
+	if d := h.s.NextDeadline(); d != epoch.Add(250*time.Millisecond) {
 		t.Fatalf("NextDeadline = %v, want the end of the lifetime 250ms", d.Sub(epoch))
 	}
 	h.at(250 * time.Millisecond)
@@ -167,7 +148,7 @@ func TestState_LifetimeEndsMessage(t *testing.T) {
 }
 
 func TestState_MinAndMaxRTO(t *testing.T) {
-	cfg := testConfig()
+	cfg := testParams()
 	cfg.InitialRTO = time.Millisecond // below MinRTO: clamped up
 	h := newHarness(t, cfg, true)
 	if rto := h.s.Stats().RTO; rto != 10*time.Millisecond {
@@ -185,7 +166,7 @@ func TestState_MinAndMaxRTO(t *testing.T) {
 
 // RTT samples follow RFC 6298; a re-sent message gives none (Karn).
 func TestState_RTTConvergenceAndKarn(t *testing.T) {
-	cfg := testConfig()
+	cfg := testParams()
 	cfg.Window = 100
 	h := newHarness(t, cfg, true)
 	rtt := 40 * time.Millisecond
@@ -230,7 +211,7 @@ func TestState_RTTConvergenceAndKarn(t *testing.T) {
 }
 
 func TestState_DuplicateDataBeforeAndAfterAck(t *testing.T) {
-	h := newHarness(t, testConfig(), false)
+	h := newHarness(t, testParams(), false)
 	id := wire.ID{0xde, 0xad, 0xbe, 0xef}
 	h.recv(wire.Data, id, "once")
 	h.noPackets() // RECV waits for the delivery
@@ -273,7 +254,7 @@ func TestState_DuplicateDataBeforeAndAfterAck(t *testing.T) {
 // Past a handful of remembered ids the state indexes them in a map; Compact
 // drops it again once few are left. Either way no duplicate is delivered.
 func TestState_DedupeManyIDsAcrossCompact(t *testing.T) {
-	cfg := testConfig()
+	cfg := testParams()
 	cfg.RecvWindow, cfg.HoldLimit = 64, 64
 	h := newHarness(t, cfg, true)
 	const n = 20
@@ -317,14 +298,14 @@ func TestState_DedupeManyIDsAcrossCompact(t *testing.T) {
 }
 
 func TestState_DedupeHorizonExpires(t *testing.T) {
-	h := newHarness(t, testConfig(), true)
+	h := newHarness(t, testParams(), true)
 	id := wire.ID{1, 1, 1, 1}
 	h.recv(wire.Data, id, "m")
 	h.deliverAll()
 	h.packets()
 	h.recv(wire.Ack, id, "")
-	if d, ok := h.s.NextDeadline(); !ok || d != epoch.Add(10*time.Second) {
-		t.Fatalf("NextDeadline = %v %v, want the horizon at 10s", d.Sub(epoch), ok)
+	if d := h.s.NextDeadline(); d != epoch.Add(10*time.Second) {
+		t.Fatalf("NextDeadline = %v, want the horizon at 10s", d.Sub(epoch))
 	}
 	h.at(10*time.Second - time.Nanosecond)
 	if h.s.Idle() {
@@ -341,7 +322,7 @@ func TestState_DedupeHorizonExpires(t *testing.T) {
 }
 
 func TestState_SameIDDifferentPayloadIsNewMessage(t *testing.T) {
-	h := newHarness(t, testConfig(), true)
+	h := newHarness(t, testParams(), true)
 	id := wire.ID{7, 7, 7, 7}
 	h.recv(wire.Data, id, "first")
 	h.deliverAll()
@@ -363,7 +344,7 @@ func TestState_SameIDDifferentPayloadIsNewMessage(t *testing.T) {
 }
 
 func TestState_UnknownRecvAnsweredAckAndUnknownAckIgnored(t *testing.T) {
-	h := newHarness(t, testConfig(), false)
+	h := newHarness(t, testParams(), false)
 	id := wire.ID{9, 9, 9, 9}
 	h.recv(wire.Recv, id, "")
 	if p := h.onePacket(wire.Ack); p.ID != id {
@@ -376,36 +357,10 @@ func TestState_UnknownRecvAnsweredAckAndUnknownAckIgnored(t *testing.T) {
 	}
 }
 
-// With AckOnArrival the owner has answered every RECV already: the state
-// produces no ACK, yet counts it, and the exchange completes as before.
-func TestState_AckOnArrivalCountsWithoutEmitting(t *testing.T) {
-	cfg := testConfig()
-	cfg.AckOnArrival = true
-	h := newHarness(t, cfg, true)
-	h.send(1, "hello")
-	data := h.onePacket(wire.Data)
-	before := h.s.Stats()
-	h.at(time.Millisecond)
-	h.recv(wire.Recv, data.ID, "")
-	h.recv(wire.Recv, wire.ID{9, 9, 9, 9}, "") // unknown: answered by the owner too
-	h.noPackets()
-	if out := h.outcomes(); len(out) != 1 || out[0].Receipt.Err != nil {
-		t.Fatalf("outcomes %+v, want one success", out)
-	}
-	st := h.s.Stats()
-	if st.PacketsOut != before.PacketsOut+2 || st.BytesOut != before.BytesOut+2*uint64(cfg.HeaderLen) {
-		t.Fatalf("out %d packets %d bytes, want the 2 ACKs counted on top of %d, %d",
-			st.PacketsOut, st.BytesOut, before.PacketsOut, before.BytesOut)
-	}
-	if st.UnknownRecv != 1 || h.s.Busy() {
-		t.Fatalf("stats %+v: want one unknown RECV and nothing open", st)
-	}
-}
-
 // Round trips are measured to the RECV's arrival at the socket, not to when
 // the state got to it; an arrival time that cannot be right counts as now.
 func TestState_RTTToArrival(t *testing.T) {
-	h := newHarness(t, testConfig(), true)
+	h := newHarness(t, testParams(), true)
 	h.send(1, "a")
 	data := h.onePacket(wire.Data)
 	h.now = epoch.Add(15 * time.Millisecond)
@@ -428,7 +383,7 @@ func TestState_RTTToArrival(t *testing.T) {
 // when the application takes it. Beyond HoldLimit, DATA is not answered and
 // comes back with the sender's next re-send.
 func TestState_InboxFullWithholdsRecv(t *testing.T) {
-	h := newHarness(t, testConfig(), true)
+	h := newHarness(t, testParams(), true)
 	ids := []wire.ID{{1}, {2}, {3}}
 	for i, id := range ids {
 		h.recv(wire.Data, id, string(rune('a'+i)))
@@ -458,7 +413,7 @@ func TestState_InboxFullWithholdsRecv(t *testing.T) {
 }
 
 func TestState_WindowFullRefusesSend(t *testing.T) {
-	h := newHarness(t, testConfig(), true)
+	h := newHarness(t, testParams(), true)
 	var ids []wire.ID
 	for i := range 4 {
 		h.send(byte(i), "w")
@@ -481,7 +436,7 @@ func TestState_WindowFullRefusesSend(t *testing.T) {
 }
 
 func TestState_IDsUniqueAmongPending(t *testing.T) {
-	cfg := testConfig()
+	cfg := testParams()
 	cfg.Window = 5000
 	h := newHarness(t, cfg, true)
 	seen := map[wire.ID]bool{}
@@ -496,7 +451,7 @@ func TestState_IDsUniqueAmongPending(t *testing.T) {
 }
 
 func TestState_TooLarge(t *testing.T) {
-	h := newHarness(t, testConfig(), true)
+	h := newHarness(t, testParams(), true)
 	max := wire.DefaultFormat().MaxPayload()
 	if err := h.s.Send(h.now, peer.Outgoing{Data: make([]byte, max+1)}); !errors.Is(err, wire.ErrTooLarge) {
 		t.Fatalf("Send of %d bytes = %v, want ErrTooLarge", max+1, err)
@@ -507,7 +462,7 @@ func TestState_TooLarge(t *testing.T) {
 }
 
 func TestState_CancelInFlight(t *testing.T) {
-	h := newHarness(t, testConfig(), true)
+	h := newHarness(t, testParams(), true)
 	h.send(1, "a")
 	h.send(2, "b")
 	idB := h.packets()[1].ID
@@ -529,7 +484,7 @@ func TestState_CancelInFlight(t *testing.T) {
 }
 
 func TestState_RecvResentUntilAckThenGivesUp(t *testing.T) {
-	h := newHarness(t, testConfig(), true)
+	h := newHarness(t, testParams(), true)
 	id := wire.ID{5}
 	h.recv(wire.Data, id, "x")
 	h.deliverAll()
@@ -551,7 +506,7 @@ func TestState_RecvResentUntilAckThenGivesUp(t *testing.T) {
 // An address that appeared by sending us a packet is not sent more than 3×
 // the bytes it sent until it answers one of our DATA or RECV.
 func TestState_AmplificationLimit(t *testing.T) {
-	cfg := testConfig()
+	cfg := testParams()
 	cfg.RecvAttempts = 20
 	h := newHarness(t, cfg, false)
 	id := wire.ID{6}
@@ -587,7 +542,7 @@ func TestState_AmplificationLimit(t *testing.T) {
 // out the moment the address proves itself: a spoofed source cannot make
 // an application's reply bounce off us, and a real one is barely delayed.
 func TestState_SendToUnprovenAddressWaitsForProof(t *testing.T) {
-	h := newHarness(t, testConfig(), false)
+	h := newHarness(t, testParams(), false)
 	id := wire.ID{6}
 	h.recv(wire.Data, id, "") // 5 bytes in
 	h.deliverAll()
@@ -614,7 +569,7 @@ func TestState_SendToUnprovenAddressWaitsForProof(t *testing.T) {
 // If the address never answers, the held-back message fails at its
 // Lifetime, saying why.
 func TestState_UnprovenAddressFailsAtLifetime(t *testing.T) {
-	cfg := testConfig()
+	cfg := testParams()
 	cfg.Lifetime = 2 * time.Second
 	h := newHarness(t, cfg, false)
 	h.recv(wire.Data, wire.ID{6}, "")
@@ -630,7 +585,7 @@ func TestState_UnprovenAddressFailsAtLifetime(t *testing.T) {
 }
 
 func TestState_DrainDropsHeldAndRefusesNewData(t *testing.T) {
-	h := newHarness(t, testConfig(), true)
+	h := newHarness(t, testParams(), true)
 	h.recv(wire.Data, wire.ID{1}, "delivered")
 	h.deliverAll()
 	h.packets()
@@ -650,7 +605,7 @@ func TestState_DrainDropsHeldAndRefusesNewData(t *testing.T) {
 		t.Fatal("not busy with a message in flight and a RECV awaiting ACK")
 	}
 	h.recv(wire.Ack, wire.ID{1}, "")
-	for _, p := range h.s.TakePackets(nil) {
+	for _, p := range h.packets() {
 		t.Fatalf("unexpected %v", p)
 	}
 	h.at(time.Hour) // the message in flight fails
@@ -659,22 +614,44 @@ func TestState_DrainDropsHeldAndRefusesNewData(t *testing.T) {
 	}
 }
 
-func TestState_Abort(t *testing.T) {
-	h := newHarness(t, testConfig(), true)
+// Salvage fails every message in flight with the error it is given, after
+// the outcomes already made and not taken, which keep their own.
+func TestState_Salvage(t *testing.T) {
+	h := newHarness(t, testParams(), true)
 	h.send(1, "a")
 	h.send(2, "b")
-	h.s.Abort(peer.ErrClosed)
-	out := h.outcomes()
-	if len(out) != 2 || !errors.Is(out[0].Receipt.Err, peer.ErrClosed) || !errors.Is(out[1].Receipt.Err, peer.ErrClosed) {
-		t.Fatalf("outcomes %+v, want two ErrClosed", out)
+	h.send(3, "c")
+	for _, p := range h.packets() {
+		if string(p.Payload) == "c" {
+			h.recv(wire.Recv, p.ID, "") // c succeeds; its outcome is not taken
+		}
 	}
-	if h.s.Busy() {
-		t.Fatal("busy after Abort")
+	var failed []string
+	out := h.s.Salvage(nil, func(id uuid.UUID, attempts int) error {
+		failed = append(failed, fmt.Sprintf("%d:%d", id[0], attempts))
+		return peer.ErrClosed
+	})
+	if len(out) != 3 || out[0].Receipt.ID != (uuid.UUID{3}) || out[0].Receipt.Err != nil {
+		t.Fatalf("outcomes %+v: want c's success first, then two failures", out)
 	}
+	for _, o := range out[1:] {
+		if !errors.Is(o.Receipt.Err, peer.ErrClosed) || o.Receipt.Attempts != 1 || string(o.Receipt.Data) == "" {
+			t.Fatalf("outcome %+v: want ErrClosed after 1 attempt, with the message's Data", o)
+		}
+	}
+	if len(failed) != 2 {
+		t.Fatalf("fail called for %v, want the two in flight", failed)
+	}
+	if h.s.Busy() || h.s.Stats().Failed != 2 {
+		t.Fatalf("busy %v, stats %+v after Salvage: want idle, 2 failed", h.s.Busy(), h.s.Stats())
+	}
+	h.onePacket(wire.Ack) // c's
+	h.at(time.Hour)
+	h.noPackets()
 }
 
 func TestState_DedupeLimitEvictsAckedOnly(t *testing.T) {
-	cfg := testConfig()
+	cfg := testParams()
 	cfg.DedupeLimit = 2
 	h := newHarness(t, cfg, true)
 	finish := func(id wire.ID, ack bool) {
@@ -684,7 +661,7 @@ func TestState_DedupeLimitEvictsAckedOnly(t *testing.T) {
 			h.recv(wire.Ack, id, "")
 		} else {
 			for h.s.Busy() {
-				d, _ := h.s.NextDeadline()
+				d := h.s.NextDeadline()
 				h.now = d
 				h.s.Tick(d)
 			}
@@ -705,23 +682,5 @@ func TestState_DedupeLimitEvictsAckedOnly(t *testing.T) {
 	}
 	if st := h.s.Stats(); st.Withheld != 1 {
 		t.Fatalf("withheld %d, want 1", st.Withheld)
-	}
-}
-
-func TestConfig_Validate(t *testing.T) {
-	if err := (peer.Config{}).WithDefaults().Validate(); err != nil {
-		t.Fatalf("defaults invalid: %v", err)
-	}
-	for name, mod := range map[string]func(*peer.Config){
-		"MinRTO":      func(c *peer.Config) { c.MinRTO = -1 },
-		"MaxAttempts": func(c *peer.Config) { c.MaxAttempts = -3 },
-		"above":       func(c *peer.Config) { c.MinRTO, c.MaxRTO = time.Second, time.Millisecond },
-		"HoldLimit":   func(c *peer.Config) { c.HoldLimit, c.RecvWindow = 10, 5 },
-	} {
-		c := peer.Config{}.WithDefaults()
-		mod(&c)
-		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), name) {
-			t.Errorf("%s: Validate() = %v, want an error naming it", name, err)
-		}
 	}
 }

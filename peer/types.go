@@ -10,35 +10,36 @@ import (
 	"github.com/google/uuid"
 )
 
-// Message is a datagram: one to send, or one handed to the application.
-type Message struct {
-	// ID identifies a message to send; the endpoint assigns a random
-	// UUID when it is zero. Received messages have a zero ID: the wire
-	// carries only the sender's 4-byte exchange id.
-	ID uuid.UUID
-	// Addr is the remote address: the destination of a message to send,
-	// the true source of a received one. IPv4-mapped IPv6 addresses are
-	// unmapped.
+// Delivery is a received message on its way to the application.
+type Delivery struct {
+	// Addr is the true source.
 	Addr netip.AddrPort
-	// Data is the payload. A received message's Data is a fresh copy the
-	// application owns. A message to send is kept by the endpoint until its
-	// outcome is known: the caller must not modify Data before then.
+	// Data is the payload: a copy the application will own.
 	Data []byte
-	// Raw marks a datagram outside the gtUDP protocol: a foreign datagram
-	// received with passthrough on, or a datagram to send without framing
-	// and without any delivery guarantee.
+	// Raw marks a datagram that is not gtUDP, delivered with passthrough
+	// on by the socket reader; peers never deliver raw ones.
 	Raw bool
+}
+
+// Outgoing is a message handed to a peer to send reliably.
+type Outgoing struct {
+	ID   uuid.UUID
+	Data []byte
+	// Done receives the message's receipt; it must have room for it
+	// (capacity 1). If nil, the receipt goes to the Outlet.
+	Done chan<- Receipt
 }
 
 // Receipt is the outcome of one message sent reliably.
 type Receipt struct {
-	// ID is the message's ID.
-	ID uuid.UUID
-	// Addr is the destination.
+	ID   uuid.UUID
 	Addr netip.AddrPort
-	// Err is nil if the peer answered RECV: the message was delivered to
-	// it. Otherwise it says why the endpoint stopped trying; it matches
-	// ErrUndelivered or ErrClosed, or is the context error of a Send.
+	// Data is the message's payload, handed back to its owner.
+	Data []byte
+	// Raw: a raw datagram's receipt (never a peer's).
+	Raw bool
+	// Err is nil if the peer answered RECV; otherwise why the peer
+	// stopped trying.
 	Err error
 	// Attempts is the number of times the DATA was transmitted.
 	Attempts int
@@ -47,35 +48,22 @@ type Receipt struct {
 	RTT time.Duration
 }
 
-// Outgoing is a message handed to a peer to send reliably.
-type Outgoing struct {
-	ID   uuid.UUID
-	Data []byte
-	// Done receives the message's receipt; it must have room for it
-	// (capacity 1). If nil, the receipt goes to the endpoint's Receipts.
-	// The state machine only carries it along.
-	Done chan<- Receipt
-}
-
 // Outcome is a finished outgoing message: its receipt and where it goes.
 type Outcome struct {
 	Receipt Receipt
 	Done    chan<- Receipt
 }
 
-// Errors of the protocol, re-exported by package gtudp.
+// Errors of the protocol; package gtudp re-exports them.
 var (
-	// ErrUndelivered: the peer never answered RECV within the attempt
-	// limit or the message lifetime. Receipts carry an *UndeliveredError
-	// that matches it.
+	// ErrUndelivered is matched by every *UndeliveredError.
 	ErrUndelivered = errors.New("gtudp: message undelivered")
 	// ErrClosed: the endpoint is closed or closing, or the peer shut
 	// down; the message was not (or no longer) sent. It also matches
 	// net.ErrClosed.
 	ErrClosed error = closedError{}
-	// ErrWindowFull: the peer already has Window messages in flight. The
-	// actor never lets this happen; the state machine refuses rather than
-	// grow without bound.
+	// ErrWindowFull: State.Send found Window messages in flight. The Peer
+	// never lets this happen; the state refuses rather than grow.
 	ErrWindowFull = errors.New("gtudp: window full")
 )
 
@@ -87,14 +75,14 @@ func (closedError) Error() string { return "gtudp: endpoint closed" }
 // recognises it.
 func (closedError) Is(target error) bool { return target == net.ErrClosed }
 
-// UndeliveredError is the error of a message the endpoint gave up on. It
+// UndeliveredError is the error of a message the peer gave up on. It
 // matches ErrUndelivered.
 type UndeliveredError struct {
 	Addr     netip.AddrPort
 	ID       uuid.UUID
 	Attempts int
-	// Reason says why the endpoint stopped: the attempt limit, the
-	// lifetime, or a failure of the peer's actor.
+	// Reason says why the peer stopped: the attempt limit, the lifetime,
+	// or a failure of the peer's actor.
 	Reason string
 }
 
@@ -105,53 +93,31 @@ func (e *UndeliveredError) Error() string {
 // Is reports that e matches ErrUndelivered.
 func (e *UndeliveredError) Is(target error) bool { return target == ErrUndelivered }
 
-// Stats are the counters of one peer. Counts are cumulative over the
-// peer's life.
+// Stats are the counters of one peer, cumulative over its life, and its
+// gauges. Package gtudp documents each for its users (PeerStats).
 type Stats struct {
 	Addr netip.AddrPort
 
-	// Sent counts messages handed to the peer; Confirmed those the peer
-	// answered RECV; Failed those that ended with a failure receipt.
 	Sent, Confirmed, Failed uint64
-	// Delivered counts received messages handed to the Inbox.
-	Delivered uint64
-	// DataResent and RecvResent count re-transmissions.
-	DataResent, RecvResent uint64
-	// Duplicates counts DATA received for a message already delivered
-	// (or waiting for room in the Inbox): not delivered again.
-	Duplicates uint64
-	// UnknownRecv counts RECV with no matching message (answered ACK, as
-	// the original does); UnknownAck counts ignored ACK.
+	Delivered               uint64
+	DataResent, RecvResent  uint64
+	Duplicates              uint64
 	UnknownRecv, UnknownAck uint64
-	// Withheld counts new DATA not answered because the Inbox and the
-	// hold queue were full, or RecvWindow or the dedupe window was: the
-	// sender re-sends later.
-	Withheld uint64
-	// RecvGaveUp counts exchanges whose RECV was never ACKed.
-	RecvGaveUp uint64
-	// DedupeEvicted counts finished ids forgotten early at DedupeLimit.
-	DedupeEvicted uint64
-	// Limited counts packets not sent because the peer has not proven its
-	// address and they would exceed 3× the bytes received from it.
-	Limited uint64
-	// Packets and bytes in and out.
-	PacketsIn, PacketsOut, BytesIn, BytesOut uint64
-	// WriteErrors counts packets the socket refused to send; the protocol
-	// re-sends them like lost ones.
-	WriteErrors uint64
+	Withheld                uint64
+	RecvGaveUp              uint64
+	DedupeEvicted           uint64
+	Limited                 uint64
+	PacketsIn, PacketsOut   uint64
+	BytesIn, BytesOut       uint64
+	WriteErrors             uint64
 
-	// InFlight is the messages awaiting RECV (window use); Open is the
-	// received exchanges not finished; Remembered is the dedupe window.
 	InFlight, Open, Remembered int
-	// SRTT, RTTVar and RTO are the RFC 6298 estimator's state.
-	SRTT, RTTVar, RTO time.Duration
-	// Validated: the peer has answered one of our DATA or RECV.
-	Validated bool
+	SRTT, RTTVar, RTO          time.Duration
+	Validated                  bool
 }
 
-// Add adds the counters of o to s, for totals over many peers. The gauges
-// (InFlight, Open, Remembered) add up too; Addr, SRTT, RTTVar, RTO and
-// Validated are left as they are.
+// Add adds the counters and gauges of o to s, for totals over many peers.
+// Addr, SRTT, RTTVar, RTO and Validated are left as they are.
 func (s *Stats) Add(o Stats) {
 	s.Sent += o.Sent
 	s.Confirmed += o.Confirmed

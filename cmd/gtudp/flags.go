@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/gtudp/gtudp"
-	"github.com/gtudp/gtudp/actor"
 )
 
 // common holds the flags every command shares: the wire format, logging,
@@ -41,7 +40,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.attempts, "attempts", 0, "DATA transmissions before a message fails (default 20)")
 	fs.DurationVar(&c.lifetime, "lifetime", 0, "longest a message is tried (default 30s)")
 	fs.IntVar(&c.window, "window", 0, "messages in flight per peer (default 1024)")
-	fs.IntVar(&c.batch, "batch", actor.DefaultBatch, "datagrams per system call on Linux (recvmmsg/sendmmsg); 1 reads and writes one at a time")
+	fs.IntVar(&c.batch, "batch", 16, "datagrams per system call on Linux (recvmmsg/sendmmsg); 1 reads and writes one at a time")
 }
 
 // config turns the flags into a gtudp.Config, or says which flag is wrong.

@@ -1,4 +1,4 @@
-package actor_test
+package gtudp_test
 
 import (
 	"context"

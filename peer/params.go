@@ -1,0 +1,38 @@
+package peer
+
+import (
+	"time"
+
+	"github.com/gtudp/gtudp/wire"
+)
+
+// Params are the protocol settings of a peer, resolved: every field holds
+// the value to use. Package gtudp declares each setting once, on its
+// Config, with its default and the reason for it; it validates them and
+// hands the result here. A State or Peer trusts its Params: a zero or
+// negative field is a programming error, not a setting.
+type Params struct {
+	// Format is the wire format the peer encodes with.
+	Format wire.Format
+
+	// InitialRTO, MinRTO and MaxRTO bound the retransmission timeout
+	// (RFC 6298).
+	InitialRTO, MinRTO, MaxRTO time.Duration
+	// MaxAttempts is how many times a DATA is transmitted before its
+	// message fails; Lifetime the longest a message is tried.
+	MaxAttempts int
+	Lifetime    time.Duration
+	// RecvAttempts is how many times a RECV is transmitted while waiting
+	// for its ACK.
+	RecvAttempts int
+	// DedupeHorizon is how long a finished exchange is remembered.
+	DedupeHorizon time.Duration
+
+	// Window caps our messages in flight; RecvWindow the received
+	// exchanges kept open; HoldLimit the deliveries held while the Inbox
+	// is full; DedupeLimit the finished ids remembered.
+	Window, RecvWindow, HoldLimit, DedupeLimit int
+}
+
+// headerLen is the length of a packet with no payload under p's format.
+func (p *Params) headerLen() int { return p.Format.HeaderLen() }

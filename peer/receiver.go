@@ -1,0 +1,243 @@
+package peer
+
+import (
+	"encoding/binary"
+	"hash/maphash"
+
+	"github.com/gtudp/gtudp/wire"
+)
+
+// inbound is a received exchange not yet finished: held (waiting for room
+// in the Inbox, not yet answered) or delivered and awaiting its ACK.
+type inbound struct {
+	id       wire.ID
+	digest   uint64
+	data     []byte // while held
+	held     bool
+	resent   bool // RECV sent again on a duplicate DATA: no RTT sample (Karn)
+	attempts int  // timer-driven RECV transmissions
+	first    int64
+	due      int64
+	index    int // in receiver.awaiting, or -1
+}
+
+func (e *inbound) deadline() int64 { return e.due }
+func (e *inbound) setIndex(i int)  { e.index = i }
+
+// receiver is the State's side of the peer's messages: the exchanges it
+// keeps open, the deliveries it holds for the Inbox, and the finished
+// exchanges it remembers. It owns these fields; the State calls its
+// methods.
+type receiver struct {
+	byID     map[wire.ID]*inbound
+	held     fifo[*inbound]
+	awaiting deadlineHeap[*inbound] // delivered, by next RECV
+	seen     dedupe
+	free     []*inbound
+}
+
+// open returns how many exchanges are open (held or awaiting ACK).
+func (r *receiver) open() int { return len(r.byID) }
+
+// lookup returns the open exchange with id.
+func (r *receiver) lookup(id wire.ID) (*inbound, bool) {
+	e, ok := r.byID[id]
+	return e, ok
+}
+
+// hold opens an exchange for a new message and queues it for delivery.
+func (r *receiver) hold(id wire.ID, digest uint64, data []byte) {
+	var e *inbound
+	if n := len(r.free); n > 0 {
+		e, r.free = r.free[n-1], r.free[:n-1]
+	} else {
+		e = new(inbound)
+	}
+	*e = inbound{id: id, digest: digest, data: data, held: true, index: -1}
+	if r.byID == nil {
+		r.byID = make(map[wire.ID]*inbound)
+	}
+	r.byID[id] = e
+	r.held.push(e)
+}
+
+// next returns the oldest held delivery.
+func (r *receiver) next() (*inbound, bool) {
+	if r.held.len() == 0 {
+		return nil, false
+	}
+	return r.held.front(), true
+}
+
+// delivered moves the oldest held exchange to those awaiting ACK, with its
+// first RECV sent at t and the next one due at due.
+func (r *receiver) delivered(t, due int64) *inbound {
+	e := r.held.pop()
+	e.held, e.data = false, nil
+	e.attempts, e.first, e.due = 1, t, due
+	r.awaiting.push(e)
+	return e
+}
+
+// due returns the exchange awaiting ACK whose RECV is due first, if it is
+// at or before t.
+func (r *receiver) due(t int64) (*inbound, bool) {
+	if len(r.awaiting) == 0 || r.awaiting.min().due > t {
+		return nil, false
+	}
+	return r.awaiting.min(), true
+}
+
+// reschedule moves e to its new due time.
+func (r *receiver) reschedule(e *inbound) { r.awaiting.fix(e.index) }
+
+// nextRecv returns when a RECV is next due, or never.
+func (r *receiver) nextRecv() int64 {
+	if len(r.awaiting) == 0 {
+		return never
+	}
+	return r.awaiting.min().due
+}
+
+// close ends an exchange and releases its entry. It returns the
+// exchange's dedupe key, and whether it was delivered (and so must be
+// remembered).
+func (r *receiver) close(e *inbound) (key uint64, delivered bool) {
+	if e.index >= 0 {
+		r.awaiting.remove(e.index)
+	}
+	delete(r.byID, e.id)
+	key, delivered = doneKey(e.id, e.digest), !e.held
+	*e = inbound{}
+	if len(r.free) < freeListMax {
+		r.free = append(r.free, e)
+	}
+	return key, delivered
+}
+
+// dropHeld forgets every held exchange: they were never answered.
+func (r *receiver) dropHeld() {
+	for r.held.len() > 0 {
+		e := r.held.pop()
+		delete(r.byID, e.id)
+		*e = inbound{}
+	}
+}
+
+// compact releases what is kept for reuse, and the tables if empty.
+func (r *receiver) compact() {
+	r.free = nil
+	if len(r.byID) == 0 {
+		r.byID, r.awaiting = nil, nil
+		r.held.reset(true)
+	}
+	r.seen.compact()
+}
+
+// doneRef is a remembered finished exchange.
+type doneRef struct {
+	key    uint64
+	expire int64
+	acked  bool // ended by ACK: the sender has stopped re-sending
+}
+
+// dedupe remembers finished exchanges for the dedupe horizon, by key
+// (doneKey), oldest first. Up to smallDone keys are found by scanning the
+// FIFO; past that an index holds every key of the FIFO.
+//
+// A key is added only after a lookup found it absent, so the FIFO holds
+// each key once, but for a 64-bit collision of two different exchanges'
+// keys: then the index holds it once and the FIFO twice, and the first
+// expiry removes it from the index early. That shortens one exchange's
+// protection, with probability 2^-64 per pair; nothing else depends on it.
+type dedupe struct {
+	fifo  fifo[doneRef]
+	index doneSet // in use past smallDone
+}
+
+// smallDone is the most remembered ids kept without the index.
+const smallDone = 8
+
+func (d *dedupe) len() int { return d.fifo.len() }
+
+func (d *dedupe) has(k uint64) bool {
+	if d.index.inUse() {
+		return d.index.has(k)
+	}
+	for _, r := range d.fifo.all() {
+		if r.key == k {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *dedupe) add(k uint64, expire int64, acked bool) {
+	if !d.index.inUse() && d.fifo.len() >= smallDone {
+		for _, r := range d.fifo.all() {
+			d.index.add(r.key)
+		}
+	}
+	if d.index.inUse() && !d.index.has(k) {
+		d.index.add(k)
+	}
+	d.fifo.push(doneRef{key: k, expire: expire, acked: acked})
+}
+
+// oldest returns the oldest remembered exchange; there must be one.
+func (d *dedupe) oldest() doneRef { return d.fifo.front() }
+
+// forgetOldest forgets the oldest remembered exchange.
+func (d *dedupe) forgetOldest() {
+	r := d.fifo.pop()
+	if d.index.inUse() {
+		d.index.del(r.key)
+	}
+}
+
+// next returns when the oldest remembered exchange expires, or never.
+func (d *dedupe) next() int64 {
+	if d.fifo.len() == 0 {
+		return never
+	}
+	return d.fifo.front().expire
+}
+
+// expire forgets what has expired by t.
+func (d *dedupe) expire(t int64) {
+	for d.fifo.len() > 0 && d.fifo.front().expire <= t {
+		d.forgetOldest()
+	}
+}
+
+func (d *dedupe) compact() {
+	if d.fifo.len() <= smallDone {
+		d.index = doneSet{} // the FIFO alone will do
+	} else {
+		d.index.shrink()
+	}
+	if d.fifo.len() == 0 {
+		d.fifo.reset(true)
+	} else {
+		d.fifo.shrink()
+	}
+}
+
+// doneKey is a finished exchange's key: its id mixed into its payload's
+// digest, which is keyed by digestSeed, so no remote host can aim two
+// keys at each other. Two different (id, payload) pairs share a key only
+// if their digests collide, as likely as a 64-bit hash collision; the
+// same payload under two ids never does.
+func doneKey(id wire.ID, digest uint64) uint64 {
+	k := digest ^ uint64(binary.BigEndian.Uint32(id[:]))*0x9E3779B97F4A7C15
+	if k == 0 {
+		k = 1 // 0 marks an empty slot of doneSet
+	}
+	return k
+}
+
+// digestSeed keys payload digests. It is random per process, so a remote
+// host cannot craft two payloads with the same digest.
+var digestSeed = maphash.MakeSeed()
+
+func digest(b []byte) uint64 { return maphash.Bytes(digestSeed, b) }
