@@ -31,10 +31,11 @@ type State struct {
 	base     time.Time // times are kept as nanoseconds since base
 	draining bool      // the endpoint is closing: take no new message
 
-	tx  sender
-	rx  receiver
-	amp amplification
-	out output
+	tx    sender
+	rx    receiver
+	amp   amplification
+	probe probe
+	out   output
 
 	stats Stats
 }
@@ -99,6 +100,7 @@ func (s *State) transmit(o *outbound, t int64) {
 	if !s.emit(wire.Data, o.id, o.msg.Data) {
 		o.blocked = true
 		o.due = min(t+int64(s.tx.rtt.backoff(max(o.attempts, 1))), o.expire)
+		s.startProbe(t)
 		return
 	}
 	if o.attempts == 0 {
@@ -111,9 +113,43 @@ func (s *State) transmit(o *outbound, t int64) {
 	o.due = min(t+int64(s.tx.rtt.backoff(o.attempts)), o.expire)
 }
 
-// validate records that the peer has answered one of our packets, so it is
-// a real address: DATA held back by the amplification limit goes out now.
+// startProbe sends a probe, unless one is under way, so that an address
+// we hold DATA back from can prove itself: a RECV for a random id of ours.
+// The original answers a RECV it knows nothing of with its ACK, as gtudp
+// does, and an ACK for an id only we could know proves the address
+// receives what we send. The probe is small, so it fits within the
+// amplification limit that holds the DATA back.
+func (s *State) startProbe(t int64) {
+	if s.probe.active {
+		return
+	}
+	for {
+		s.probe.nonce = s.tx.ids.id()
+		// Not an id of ours in flight, nor one of the peer's we know of:
+		// the probe must answer nothing.
+		_, ours := s.tx.lookup(s.probe.nonce)
+		_, theirs := s.rx.lookup(s.probe.nonce)
+		if !ours && !theirs {
+			break
+		}
+	}
+	s.probe.active, s.probe.attempts = true, 0
+	s.sendProbe(t)
+}
+
+// sendProbe sends the probe's RECV and sets when it is next due.
+func (s *State) sendProbe(t int64) {
+	if s.emit(wire.Recv, s.probe.nonce, nil) {
+		s.probe.attempts++
+	}
+	s.probe.due = t + int64(s.tx.rtt.backoff(max(s.probe.attempts, 1)))
+}
+
+// validate records that the peer has proved its address, by a RECV for
+// one of our DATA or an ACK for our probe: DATA held back by the
+// amplification limit goes out now.
 func (s *State) validate(t int64) {
+	s.probe.active = false
 	if s.amp.validated {
 		return
 	}
@@ -234,12 +270,18 @@ func (s *State) onRecv(t, at int64, id wire.ID) {
 }
 
 func (s *State) onAck(t, at int64, id wire.ID) {
+	if s.probe.active && id == s.probe.nonce {
+		s.validate(t)
+		return
+	}
 	e, ok := s.rx.lookup(id)
 	if !ok || e.held {
 		s.stats.UnknownAck++
 		return
 	}
-	s.validate(t)
+	// No validate here: an ACK echoes the remote's own id, which whoever
+	// forged the DATA knows. Only a RECV for one of our random DATA ids
+	// proves the address receives what we send.
 	if e.attempts == 1 && !e.resent {
 		s.tx.rtt.sample(time.Duration(max(at, e.first) - e.first))
 	}
@@ -309,6 +351,13 @@ func (s *State) Tick(now time.Time) {
 		e.due = t + int64(s.tx.rtt.backoff(e.attempts))
 		s.rx.reschedule(e)
 	}
+	if s.probe.active && s.probe.due <= t {
+		if len(s.tx.blocked()) == 0 {
+			s.probe.active = false // nothing held back any more
+		} else {
+			s.sendProbe(t)
+		}
+	}
 	s.rx.seen.expire(t)
 }
 
@@ -319,6 +368,7 @@ func (s *State) NextDeadline() time.Time {
 		s.tx.next(),      // a DATA to re-send, or a message to give up on
 		s.rx.nextRecv(),  // a RECV to re-send, or an exchange to give up on
 		s.rx.seen.next(), // a finished exchange to forget
+		s.probe.next(),   // a probe of the peer's address to re-send
 	)
 	if next == never {
 		return time.Time{}
@@ -455,6 +505,22 @@ func (a *amplification) allow(n int) bool {
 	}
 	a.out += uint64(n)
 	return true
+}
+
+// probe is an address-validation probe under way: a RECV for nonce, an id
+// only we know, which a real peer answers with ACK(nonce).
+type probe struct {
+	nonce    wire.ID
+	active   bool
+	attempts int   // transmissions made
+	due      int64 // next transmission
+}
+
+func (p *probe) next() int64 {
+	if !p.active {
+		return never
+	}
+	return p.due
 }
 
 // output collects what the state produced since the last Take: datagrams,

@@ -522,25 +522,32 @@ func TestState_AmplificationLimit(t *testing.T) {
 		t.Fatalf("sent %d packets, %d bytes for %d in (limited %d), want 3 packets, 15 bytes", sent, st.BytesOut, st.BytesIn, st.Limited)
 	}
 
-	// Once the peer answers (here, ACKs a RECV) it is validated.
+	// An ACK of our RECV proves nothing: whoever forged the DATA knows
+	// the id it echoes. The address stays unproven.
 	h2 := newHarness(t, cfg, false)
 	h2.recv(wire.Data, id, "")
 	h2.deliverAll()
 	h2.packets()
 	h2.recv(wire.Ack, id, "")
-	if !h2.s.Stats().Validated {
-		t.Fatal("not validated after an ACK of our RECV")
+	if h2.s.Stats().Validated {
+		t.Fatal("validated by an ACK, which anyone who forged the DATA could send")
 	}
-	for i := range 10 {
-		h2.recv(wire.Recv, wire.ID{byte(i), 1}, "")
-		h2.onePacket(wire.Ack)
+	// A RECV for one of our DATA does prove it.
+	h2.send(1, "x")
+	data := h2.onePacket(wire.Data)
+	h2.recv(wire.Recv, data.ID, "")
+	h2.onePacket(wire.Ack)
+	if !h2.s.Stats().Validated {
+		t.Fatal("not validated by a RECV for our own DATA")
 	}
 }
 
-// A message to an address that has not yet answered any of our packets is
-// held back by the amplification limit, without costing attempts, and goes
-// out the moment the address proves itself: a spoofed source cannot make
-// an application's reply bounce off us, and a real one is barely delayed.
+// A message to an address that has not yet proved itself is held back by
+// the amplification limit, without costing attempts; a probe (a RECV for a
+// random id of ours, which the original and gtudp answer with ACK) goes
+// out instead, and the message goes the moment the ACK for the probe
+// proves the address: a spoofed source cannot make an application's
+// reply bounce off us, and a real one is delayed by one round trip.
 func TestState_SendToUnprovenAddressWaitsForProof(t *testing.T) {
 	h := newHarness(t, testParams(), false)
 	id := wire.ID{6}
@@ -548,21 +555,32 @@ func TestState_SendToUnprovenAddressWaitsForProof(t *testing.T) {
 	h.deliverAll()
 	h.onePacket(wire.Recv) // 5 bytes out
 	h.send(1, strings.Repeat("x", 1000))
+	probe := h.onePacket(wire.Recv) // 10 of 15 bytes
+	if probe.ID == id {
+		t.Fatal("the probe answers the peer's own DATA")
+	}
+	h.recv(wire.Ack, id, "") // an ACK of the peer's exchange proves nothing
 	h.noPackets()
 	h.at(time.Second) // re-tried on the timer, still held back
-	if pkts := h.packets(); len(pkts) != 1 || pkts[0].Kind != wire.Recv {
-		t.Fatalf("packets %v, want only the re-sent RECV", pkts)
-	}
 	st := h.s.Stats()
 	if st.Limited == 0 || st.DataResent != 0 || st.BytesOut > 3*st.BytesIn {
 		t.Fatalf("stats %+v: want DATA held back, uncounted, and at most 3x out", st)
 	}
-	h.recv(wire.Ack, id, "") // the address answers: proven
+	h.packets()
+	h.recv(wire.Ack, wire.ID{9, 9, 9, 9}, "") // a guess proves nothing either
+	h.noPackets()
+	h.recv(wire.Ack, probe.ID, "") // the address answers the probe: proven
 	if p := h.onePacket(wire.Data); len(p.Payload) != 1000 {
 		t.Fatalf("DATA with %d bytes, want 1000", len(p.Payload))
 	}
 	if st := h.s.Stats(); !st.Validated || st.DataResent != 0 {
 		t.Fatalf("stats %+v: want validated and the DATA counted as a first transmission", st)
+	}
+	h.at(time.Hour)
+	for _, p := range h.packets() {
+		if p.Kind == wire.Recv && p.ID == probe.ID {
+			t.Fatal("the probe was re-sent after it was answered")
+		}
 	}
 }
 

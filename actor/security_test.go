@@ -1,0 +1,125 @@
+package actor_test
+
+// Attacks from forged source addresses, judged from the outside: by what
+// the victim's address actually receives on the network.
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/benbjohnson/clock"
+	"github.com/gtudp/gtudp"
+	"github.com/gtudp/gtudp/actor/actortest"
+	"github.com/gtudp/gtudp/wire"
+)
+
+// victimCounter reads everything that reaches conn and counts its bytes.
+type victimCounter struct {
+	mu    sync.Mutex
+	bytes int
+	n     int
+}
+
+func countInto(conn *actortest.Conn, c *victimCounter) {
+	buf := make([]byte, 65536)
+	for {
+		n, _, err := conn.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		c.mu.Lock()
+		c.bytes += n
+		c.n++
+		c.mu.Unlock()
+	}
+}
+
+// An attacker forges a DATA from a victim's address with an id of its
+// choosing, then the ACK for it, then more DATA: an ACK only echoes the
+// remote's own id, so it must not count as proof that the address receives
+// what we send. Whatever the application does (a plain receiver, whose
+// RECVs are re-sent until ACKed, or an echo that replies twice as large),
+// the victim receives at most 3x the bytes "it" sent.
+func TestAttack_ForgedAckDoesNotValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		echo bool
+		cfg  gtudp.Config
+	}{
+		{"plain/default", false, gtudp.Config{}},
+		{"plain/fast", false, gtudp.Config{InitialRTO: 5 * time.Millisecond, MinRTO: time.Millisecond, MaxRTO: 50 * time.Millisecond}},
+		{"echo/default", true, gtudp.Config{}},
+		{"echo/fast", true, gtudp.Config{InitialRTO: 5 * time.Millisecond, MinRTO: time.Millisecond, MaxRTO: 50 * time.Millisecond}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				mock := clock.NewMock()
+				network := actortest.NewNetwork(mock)
+				sc, _ := network.Listen("10.0.0.1:4323")
+				cfg := tc.cfg
+				cfg.Clock = mock
+				ep, err := gtudp.New(sc, &cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				go func() {
+					for m := range ep.Inbox() {
+						if tc.echo {
+							ep.Outbox() <- gtudp.Message{Addr: m.Addr, Data: append(m.Data, m.Data...)}
+						}
+					}
+				}()
+				go func() {
+					for range ep.Receipts() {
+					}
+				}()
+				victim, _ := network.Listen("10.9.9.9:99")
+				var got victimCounter
+				go countInto(victim, &got)
+				sent := 0
+				forge := func(b []byte) {
+					sent += len(b)
+					victim.WriteTo(b, sc.LocalAddr())
+				}
+				for i := range 40 {
+					id := wire.ID{byte(i), 7, 7, 7}
+					payload := "" // a plain receiver: the smallest DATA, as many RECVs as it gets
+					if tc.echo {
+						payload = fmt.Sprintf("forged %02d", i)
+					}
+					forge(dataPacket(id, payload))
+					synctest.Wait()
+					mock.Add(time.Millisecond)
+					synctest.Wait()
+					if i == 0 {
+						forge(format.Append(nil, wire.Packet{Kind: wire.Ack, ID: id}))
+					}
+					for range 10 {
+						synctest.Wait()
+						mock.Add(100 * time.Millisecond)
+					}
+				}
+				for range 600 { // a minute: every re-send and give-up
+					synctest.Wait()
+					mock.Add(100 * time.Millisecond)
+				}
+				synctest.Wait()
+				got.mu.Lock()
+				recv := got.bytes
+				got.mu.Unlock()
+				t.Logf("victim received %d bytes for %d forged (%.2fx)", recv, sent, float64(recv)/float64(sent))
+				if recv > 3*sent {
+					t.Fatalf("victim received %d bytes, above 3x the %d forged from its address", recv, sent)
+				}
+				victim.Close()
+				ctx, cancel := context.WithCancel(context.Background())
+				cancel()
+				ep.Close(ctx)
+			})
+		})
+	}
+}
