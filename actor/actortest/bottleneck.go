@@ -28,7 +28,8 @@ import (
 // A Bottleneck has no goroutine. Its time is the clock of the Network
 // whose Links use it (so on clock.NewMock, inside a testing/synctest
 // bubble, it is deterministic), and a Bottleneck is used by the Links of
-// one Network only. Its methods are safe for concurrent use; datagrams
+// one Network only: a datagram written on a second Network through it
+// panics. Its methods are safe for concurrent use; datagrams
 // written at once by several goroutines enter in the order they take its
 // lock.
 type Bottleneck struct {
