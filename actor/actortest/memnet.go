@@ -3,9 +3,10 @@
 //
 // Network is an in-memory network of net.PacketConns built on channels and
 // a clock.Clock, with per-link loss, duplication, reordering, delay and
-// partitions: inside a testing/synctest bubble, with clock.NewMock, tests
-// over it are deterministic and take no real time. Relay is a lossy path
-// on real loopback sockets.
+// partitions, and Bottlenecks (a rate and a drop-tail queue, shared by the
+// Links that cross them): inside a testing/synctest bubble, with
+// clock.NewMock, tests over it are deterministic and take no real time.
+// Relay is a lossy path on real loopback sockets.
 package actortest
 
 import (
@@ -40,20 +41,28 @@ type Link struct {
 	// ReorderDelay is how long a reordered datagram is held back.
 	// Default twice Delay, or 1 ms when Delay is 0.
 	ReorderDelay time.Duration
+	// Bottleneck, if not nil, is a queue and a rate the datagrams cross
+	// after Loss and Duplicate are decided (a lost datagram never takes
+	// room in it; each copy does) and before Delay, Jitter and Reorder,
+	// which they take after leaving it. Links may share one.
+	Bottleneck *Bottleneck
 }
 
 // Fate is a test's decision for one datagram; see Network.SetFate.
 type Fate struct {
-	Drop   bool          // lose it
-	Copies int           // extra copies to deliver
-	Delay  time.Duration // deliver it (and its copies) after Delay
+	Drop   bool // lose it
+	Copies int  // extra copies to deliver
+	// Delay is how long after it was sent it (and its copies) is
+	// delivered; on a Link with a Bottleneck, how long after it leaves
+	// the bottleneck.
+	Delay time.Duration
 }
 
 // NetStats count what a Network did with the datagrams written to it.
 type NetStats struct {
 	Sent       uint64 // datagrams written
 	Delivered  uint64 // datagrams (copies included) queued at a receiver
-	Dropped    uint64 // lost to Loss, a partition or a Fate
+	Dropped    uint64 // lost to Loss, a partition, a Fate or a full Bottleneck
 	Duplicated uint64 // extra copies made
 	QueueFull  uint64 // dropped because the receiver's queue was full
 	NoListener uint64 // sent to an address nobody listens on
@@ -63,8 +72,9 @@ type NetStats struct {
 // methods and those of its Conns are safe for concurrent use.
 //
 // Datagrams without delay are queued at the receiver inside WriteTo;
-// delayed ones are queued by a clock.AfterFunc, which the mock clock runs
-// inside Add. No goroutine is started otherwise.
+// delayed ones, and those through a Bottleneck, are queued by a
+// clock.AfterFunc, which the mock clock runs inside Add. No goroutine is
+// started otherwise.
 type Network struct {
 	clk clock.Clock
 
@@ -193,6 +203,13 @@ func (n *Network) HealAll() {
 // randomness (partitions still apply). f is called from the writer's
 // goroutine, without the network's lock held, and must not block. nil
 // restores the Links.
+//
+// A fate replaces everything a Link decides for each datagram: Loss,
+// Duplicate, Delay, Jitter and Reorder. It does not remove the Link's
+// Bottleneck, which is the path's capacity and is shared with other
+// flows: a datagram the fate keeps, and each of its copies, crosses it
+// and reaches the receiver Fate.Delay after leaving it. A fate that
+// drops a datagram drops it before the bottleneck.
 func (n *Network) SetFate(f func(from, to netip.AddrPort, b []byte) Fate) {
 	n.mu.Lock()
 	n.fate = f
@@ -226,16 +243,16 @@ func (n *Network) send(from netip.AddrPort, to netip.AddrPort, b []byte) {
 		n.mu.Unlock()
 		return
 	}
+	l, ok := n.links[key]
+	if !ok {
+		l, ok = n.links[bound]
+	}
+	if !ok {
+		l = n.deflink
+	}
 	fate := n.fate
 	var delays []time.Duration
 	if fate == nil {
-		l, ok := n.links[key]
-		if !ok {
-			l, ok = n.links[bound]
-		}
-		if !ok {
-			l = n.deflink
-		}
 		delays = n.decide(l)
 		if delays == nil {
 			n.stats.Dropped++
@@ -264,6 +281,14 @@ func (n *Network) send(from netip.AddrPort, to netip.AddrPort, b []byte) {
 	for _, d := range delays {
 		// Every copy is the receiver's own: writers reuse their buffers.
 		c := append([]byte(nil), b...)
+		if l.Bottleneck != nil {
+			if !l.Bottleneck.enter(n, from, to, c, d) {
+				n.mu.Lock()
+				n.stats.Dropped++
+				n.mu.Unlock()
+			}
+			continue
+		}
 		if d <= 0 {
 			n.deliver(from, to, c)
 			continue
