@@ -19,6 +19,10 @@ type inbound struct {
 	first    int64
 	due      int64
 	index    int // in receiver.awaiting, or -1
+	// next is the next open exchange under the same id: the original
+	// can send two messages under one id (its ids are a checksum plus a
+	// counter), told apart by their payloads.
+	next *inbound
 }
 
 func (e *inbound) deadline() int64 { return e.due }
@@ -29,20 +33,41 @@ func (e *inbound) setIndex(i int)  { e.index = i }
 // exchanges it remembers. It owns these fields; the State calls its
 // methods.
 type receiver struct {
-	byID     map[wire.ID]*inbound
+	byID     map[wire.ID]*inbound // the oldest open exchange of each id, chained by next
 	held     fifo[*inbound]
 	awaiting deadlineHeap[*inbound] // delivered, by next RECV
+	n        int                    // open exchanges
 	seen     dedupe
 	free     []*inbound
 }
 
 // open returns how many exchanges are open (held or awaiting ACK).
-func (r *receiver) open() int { return len(r.byID) }
+func (r *receiver) open() int { return r.n }
 
-// lookup returns the open exchange with id.
-func (r *receiver) lookup(id wire.ID) (*inbound, bool) {
-	e, ok := r.byID[id]
-	return e, ok
+// known reports whether an exchange with id is open.
+func (r *receiver) known(id wire.ID) bool {
+	_, ok := r.byID[id]
+	return ok
+}
+
+// find returns the open exchange with id and payload digest.
+func (r *receiver) find(id wire.ID, digest uint64) (*inbound, bool) {
+	for e := r.byID[id]; e != nil; e = e.next {
+		if e.digest == digest {
+			return e, true
+		}
+	}
+	return nil, false
+}
+
+// acked returns the oldest exchange with id that is awaiting its ACK.
+func (r *receiver) acked(id wire.ID) (*inbound, bool) {
+	for e := r.byID[id]; e != nil; e = e.next {
+		if !e.held {
+			return e, true
+		}
+	}
+	return nil, false
 }
 
 // hold opens an exchange for a new message and queues it for delivery.
@@ -57,7 +82,15 @@ func (r *receiver) hold(id wire.ID, digest uint64, data []byte) {
 	if r.byID == nil {
 		r.byID = make(map[wire.ID]*inbound)
 	}
-	r.byID[id] = e
+	if head := r.byID[id]; head != nil {
+		for head.next != nil {
+			head = head.next
+		}
+		head.next = e
+	} else {
+		r.byID[id] = e
+	}
+	r.n++
 	r.held.push(e)
 }
 
@@ -106,7 +139,7 @@ func (r *receiver) close(e *inbound) (key uint64, delivered bool) {
 	if e.index >= 0 {
 		r.awaiting.remove(e.index)
 	}
-	delete(r.byID, e.id)
+	r.unlink(e)
 	key, delivered = doneKey(e.id, e.digest), !e.held
 	*e = inbound{}
 	if len(r.free) < freeListMax {
@@ -115,11 +148,29 @@ func (r *receiver) close(e *inbound) (key uint64, delivered bool) {
 	return key, delivered
 }
 
+// unlink takes e out of its id's chain.
+func (r *receiver) unlink(e *inbound) {
+	r.n--
+	head := r.byID[e.id]
+	if head == e {
+		if e.next != nil {
+			r.byID[e.id] = e.next
+		} else {
+			delete(r.byID, e.id)
+		}
+		return
+	}
+	for head.next != e {
+		head = head.next
+	}
+	head.next = e.next
+}
+
 // dropHeld forgets every held exchange: they were never answered.
 func (r *receiver) dropHeld() {
 	for r.held.len() > 0 {
 		e := r.held.pop()
-		delete(r.byID, e.id)
+		r.unlink(e)
 		*e = inbound{}
 	}
 }
@@ -127,7 +178,7 @@ func (r *receiver) dropHeld() {
 // compact releases what is kept for reuse, and the tables if empty.
 func (r *receiver) compact() {
 	r.free = nil
-	if len(r.byID) == 0 {
+	if r.n == 0 {
 		r.byID, r.awaiting = nil, nil
 		r.held.reset(true)
 	}

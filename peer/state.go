@@ -128,8 +128,7 @@ func (s *State) startProbe(t int64) {
 		// Not an id of ours in flight, nor one of the peer's we know of:
 		// the probe must answer nothing.
 		_, ours := s.tx.lookup(s.probe.nonce)
-		_, theirs := s.rx.lookup(s.probe.nonce)
-		if !ours && !theirs {
+		if !ours && !s.rx.known(s.probe.nonce) {
 			break
 		}
 	}
@@ -214,26 +213,19 @@ func (s *State) onData(t int64, id wire.ID, payload []byte) {
 		s.reply(id)
 		return
 	}
-	if e, ok := s.rx.lookup(id); ok {
-		if e.digest == d {
-			// A repeat: the sender has not seen our RECV (or we have
-			// not sent it yet because the message is held).
-			s.stats.Duplicates++
-			if !e.held {
-				e.resent = true
-				s.reply(id)
-			}
-			return
+	if e, ok := s.rx.find(id, d); ok {
+		// A repeat: the sender has not seen our RECV (or we have not
+		// sent it yet because the message is held).
+		s.stats.Duplicates++
+		if !e.held {
+			e.resent = true
+			s.reply(id)
 		}
-		// Same id, different payload: the sender reused the id (it
-		// restarted), so this is a new message.
-		if e.held {
-			// The old one was never answered: nobody waits for it.
-			e.digest, e.data = d, payload
-			return
-		}
-		s.end(e, t, false) // delivered already: remember it, start anew
+		return
 	}
+	// A new message, even if an exchange with its id is open: the
+	// original can send two messages under one id, and a restarted sender
+	// can reuse one. The payloads tell them apart.
 	if s.draining || s.rx.open() >= s.p.RecvWindow || s.rx.held.len() >= s.p.HoldLimit || s.dedupeFull() {
 		s.stats.Withheld++
 		return
@@ -274,8 +266,8 @@ func (s *State) onAck(t, at int64, id wire.ID) {
 		s.validate(t)
 		return
 	}
-	e, ok := s.rx.lookup(id)
-	if !ok || e.held {
+	e, ok := s.rx.acked(id)
+	if !ok {
 		s.stats.UnknownAck++
 		return
 	}

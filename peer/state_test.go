@@ -331,7 +331,8 @@ func TestState_SameIDDifferentPayloadIsNewMessage(t *testing.T) {
 	if got := h.deliverAll(); len(got) != 1 || got[0] != "second" {
 		t.Fatalf("delivered %q, want [second]", got)
 	}
-	// Still awaiting ACK for "second": a different payload again replaces it.
+	// Still awaiting ACK for "second": a different payload is a new message
+	// too, and both exchanges stay open.
 	h.recv(wire.Data, id, "third")
 	if got := h.deliverAll(); len(got) != 1 || got[0] != "third" {
 		t.Fatalf("delivered %q, want [third]", got)
@@ -340,6 +341,37 @@ func TestState_SameIDDifferentPayloadIsNewMessage(t *testing.T) {
 	h.recv(wire.Data, id, "third")
 	if got := h.deliverAll(); len(got) != 0 {
 		t.Fatalf("delivered %q again", got)
+	}
+}
+
+// The original's ids are adler32(payload) plus a counter, so two
+// consecutive messages can share an id. Held together for a full Inbox,
+// both are delivered, once each, each answered RECV; each ACK then closes
+// one of them.
+func TestState_TwoMessagesOneIDBothDelivered(t *testing.T) {
+	h := newHarness(t, testParams(), true)
+	id := wire.ID{7, 7, 7, 7}
+	h.recv(wire.Data, id, "reuse-002")
+	h.recv(wire.Data, id, "reuse-010") // before the first is handed over
+	h.recv(wire.Data, id, "reuse-002") // a repeat of the first
+	if got := h.deliverAll(); len(got) != 2 || got[0] != "reuse-002" || got[1] != "reuse-010" {
+		t.Fatalf("delivered %q, want both, in order", got)
+	}
+	if pkts := h.packets(); len(pkts) != 2 || pkts[0].Kind != wire.Recv || pkts[1].Kind != wire.Recv {
+		t.Fatalf("packets %v, want a RECV for each", pkts)
+	}
+	h.recv(wire.Ack, id, "")
+	if st := h.s.Stats(); st.Open != 1 || st.Remembered != 1 {
+		t.Fatalf("after one ACK: %+v, want one closed and one open", st)
+	}
+	h.recv(wire.Ack, id, "")
+	h.recv(wire.Data, id, "reuse-010")
+	h.recv(wire.Data, id, "reuse-002")
+	if got := h.deliverAll(); len(got) != 0 {
+		t.Fatalf("delivered %q again", got)
+	}
+	if st := h.s.Stats(); st.Open != 0 || st.Remembered != 2 || st.Duplicates != 3 {
+		t.Fatalf("stats %+v: want both closed, remembered, three duplicates", st)
 	}
 }
 
