@@ -191,10 +191,33 @@ func checkEndToEnd(t *rapid.T) {
 		}
 		return 0, false
 	}
+	// Once a sender has written ACK(id), it never writes DATA(id) again:
+	// the original would deliver it twice. Ids never repeat per pair.
+	acked := map[[2]netip.AddrPort]map[wire.ID]bool{}
+	var dataAfterAck int
+	watch := func(from, to netip.AddrPort, b []byte) {
+		p, err := format.Decode(b)
+		if err != nil {
+			return
+		}
+		key := [2]netip.AddrPort{from, to}
+		switch p.Kind {
+		case wire.Ack:
+			if acked[key] == nil {
+				acked[key] = map[wire.ID]bool{}
+			}
+			acked[key][p.ID] = true
+		case wire.Data:
+			if acked[key][p.ID] {
+				dataAfterAck++
+			}
+		}
+	}
 	network.SetFate(func(from, to netip.AddrPort, b []byte) actortest.Fate {
 		now := mock.Now().Sub(start)
 		mu.Lock()
 		defer mu.Unlock()
+		watch(from, to, b)
 		var f fateDraw
 		if next < len(fates) {
 			f = fates[next]
@@ -325,6 +348,9 @@ func checkEndToEnd(t *rapid.T) {
 	}
 	wg.Wait()
 
+	if dataAfterAck > 0 {
+		t.Fatalf("%d DATA written after their own ACK", dataAfterAck)
+	}
 	// Every message has exactly one outcome; a failure only where the
 	// network withheld some of its packets; a success only with exactly
 	// one delivery, intact and from the true source; nothing delivered

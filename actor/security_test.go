@@ -6,6 +6,7 @@ package actor_test
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -119,6 +120,79 @@ func TestAttack_ForgedAckDoesNotValidate(t *testing.T) {
 				ctx, cancel := context.WithCancel(context.Background())
 				cancel()
 				ep.Close(ctx)
+			})
+		})
+	}
+}
+
+// Once ACK(id) is written, DATA(id) never is: the original forgets an id
+// when its ACK arrives, so a DATA after it is delivered a second time. A
+// peer that answers RECV just as our re-send falls due (its RECV delayed
+// by exactly our timeout) is where a queued re-send could follow the ACK.
+func TestEndpoint_NoDataAfterItsAck(t *testing.T) {
+	for _, delay := range []time.Duration{249 * time.Millisecond, 250 * time.Millisecond, 251 * time.Millisecond} {
+		t.Run(delay.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				mock := clock.NewMock()
+				network := actortest.NewNetwork(mock)
+				ec, _ := network.Listen("10.0.0.1:4323")
+				raw, _ := network.Listen("10.0.0.2:4323") // an original-style receiver
+				var mu sync.Mutex
+				acked := map[wire.ID]bool{}
+				var after []wire.ID
+				network.SetFate(func(from, to netip.AddrPort, b []byte) actortest.Fate {
+					p, err := format.Decode(b)
+					if err != nil {
+						return actortest.Fate{}
+					}
+					mu.Lock()
+					defer mu.Unlock()
+					switch {
+					case from == ec.AddrPort() && p.Kind == wire.Ack:
+						acked[p.ID] = true
+					case from == ec.AddrPort() && p.Kind == wire.Data && acked[p.ID]:
+						after = append(after, p.ID)
+					case from == raw.AddrPort():
+						return actortest.Fate{Delay: delay} // the RECV, late
+					}
+					return actortest.Fate{}
+				})
+				ep, err := gtudp.New(ec, &gtudp.Config{Clock: mock})
+				if err != nil {
+					t.Fatal(err)
+				}
+				go func() { // answer every DATA with its RECV, as the original does
+					buf := make([]byte, 2048)
+					for {
+						n, from, err := raw.ReadFrom(buf)
+						if err != nil {
+							return
+						}
+						if p, err := format.Decode(buf[:n]); err == nil && p.Kind == wire.Data {
+							raw.WriteTo(format.Append(nil, wire.Packet{Kind: wire.Recv, ID: p.ID}), from)
+						}
+					}
+				}()
+				var wg sync.WaitGroup
+				for i := range 64 {
+					wg.Go(func() {
+						if err := ep.Send(context.Background(), raw.AddrPort(), []byte(fmt.Sprint(i))); err != nil {
+							t.Errorf("Send: %v", err)
+						}
+					})
+				}
+				for range 100 {
+					synctest.Wait()
+					mock.Add(10 * time.Millisecond)
+				}
+				wg.Wait()
+				mu.Lock()
+				defer mu.Unlock()
+				if len(after) > 0 || len(acked) != 64 {
+					t.Fatalf("%d DATA written after their own ACK (%d ids ACKed)", len(after), len(acked))
+				}
+				raw.Close()
+				ep.Close(context.Background())
 			})
 		})
 	}
