@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"time"
@@ -453,6 +454,12 @@ func (a *app) Closed() {
 // combination that cannot work, is refused by New, Listen and Validate
 // with a *ConfigError naming the field.
 //
+// Any positive duration works: time arithmetic saturates, so a Lifetime of
+// math.MaxInt64 means forever. Sizes have ceilings, because channels are
+// allocated whole and a table of more than millions of entries is a typo:
+// Window, RecvWindow, HoldLimit, DedupeLimit and MaxPeers at most 2^24,
+// InboxSize and ReceiptsSize at most 2^20, Batch at most 1024.
+//
 // Settings are read once, when the endpoint starts.
 type Config struct {
 	// Format is the wire format: magic prefix and type identifiers. If
@@ -499,10 +506,10 @@ type Config struct {
 	RecvAttempts int
 	// DedupeHorizon is how long a finished exchange's id and payload
 	// digest are remembered, so that a late duplicate DATA is not
-	// delivered again. Default 40 s: longer than the 30 s Lifetime of a
-	// default sender, which can re-send for that long if it never sees a
-	// RECV, plus 10 s for a copy delayed in the network. Keep it above the
-	// senders' Lifetime.
+	// delivered again. Default Lifetime + 10 s (40 s with the default
+	// Lifetime): a sender like this one can re-send for its Lifetime if it
+	// never sees a RECV, and a copy can be delayed in the network. At
+	// least Lifetime; keep it above the senders' Lifetime.
 	DedupeHorizon time.Duration
 
 	// Window is the most messages in flight to one peer (sent, outcome
@@ -589,7 +596,7 @@ const (
 	DefaultMaxAttempts   = 20
 	DefaultLifetime      = 30 * time.Second
 	DefaultRecvAttempts  = 8
-	DefaultDedupeHorizon = 40 * time.Second
+	DefaultDedupeHorizon = DefaultLifetime + dedupeMargin
 	DefaultWindow        = 1024
 	DefaultRecvWindow    = 4096
 	DefaultHoldLimit     = 1024
@@ -600,6 +607,17 @@ const (
 	DefaultIdleTimeout   = 10 * time.Second
 	DefaultSocketBuffer  = 4 << 20
 	DefaultBatch         = 16
+)
+
+// Bounds of Config's settings beyond their defaults.
+const (
+	// dedupeMargin is how much longer than Lifetime a finished exchange
+	// is remembered by default: time for a copy delayed in the network.
+	dedupeMargin    = 10 * time.Second
+	maxTable        = 1 << 24 // windows, limits and peers
+	maxChannel      = 1 << 20 // Inbox and Receipts are allocated whole
+	maxBatch        = 1024    // the kernel's limit per call; 64 KiB of buffer each
+	maxSocketBuffer = 1 << 30
 )
 
 // Validate reports the first setting of c that cannot work, as a
@@ -662,9 +680,6 @@ func (c *Config) resolve() (*resolved, error) {
 	if r.Clock == nil {
 		r.Clock = clock.New()
 	}
-	if r.SocketBuffer == 0 {
-		r.SocketBuffer = DefaultSocketBuffer // negative: leave the system's
-	}
 	for _, d := range []struct {
 		name string
 		v    *time.Duration
@@ -674,7 +689,7 @@ func (c *Config) resolve() (*resolved, error) {
 		{"MinRTO", &p.MinRTO, DefaultMinRTO},
 		{"MaxRTO", &p.MaxRTO, DefaultMaxRTO},
 		{"Lifetime", &p.Lifetime, DefaultLifetime},
-		{"DedupeHorizon", &p.DedupeHorizon, DefaultDedupeHorizon},
+		{"DedupeHorizon", &p.DedupeHorizon, 0}, // below, from Lifetime
 		{"IdleTimeout", &r.IdleTimeout, DefaultIdleTimeout},
 	} {
 		if *d.v < 0 {
@@ -684,28 +699,46 @@ func (c *Config) resolve() (*resolved, error) {
 			*d.v = d.def
 		}
 	}
+	// Sizes have a ceiling: a channel is allocated whole, and a window or
+	// table beyond tens of millions of entries is a typo, not a plan.
+	const noMax = math.MaxInt
 	for _, n := range []struct {
-		name string
-		v    *int
-		def  int
+		name     string
+		v        *int
+		def, max int
 	}{
-		{"MaxAttempts", &p.MaxAttempts, DefaultMaxAttempts},
-		{"RecvAttempts", &p.RecvAttempts, DefaultRecvAttempts},
-		{"Window", &p.Window, DefaultWindow},
-		{"RecvWindow", &p.RecvWindow, DefaultRecvWindow},
-		{"HoldLimit", &p.HoldLimit, DefaultHoldLimit},
-		{"DedupeLimit", &p.DedupeLimit, DefaultDedupeLimit},
-		{"InboxSize", &r.inbox, DefaultInboxSize},
-		{"ReceiptsSize", &r.receipts, DefaultReceiptsSize},
-		{"MaxPeers", &r.MaxPeers, DefaultMaxPeers},
-		{"Batch", &r.Batch, DefaultBatch},
+		{"MaxAttempts", &p.MaxAttempts, DefaultMaxAttempts, noMax},
+		{"RecvAttempts", &p.RecvAttempts, DefaultRecvAttempts, noMax},
+		{"Window", &p.Window, DefaultWindow, maxTable},
+		{"RecvWindow", &p.RecvWindow, DefaultRecvWindow, maxTable},
+		{"HoldLimit", &p.HoldLimit, DefaultHoldLimit, maxTable},
+		{"DedupeLimit", &p.DedupeLimit, DefaultDedupeLimit, maxTable},
+		{"InboxSize", &r.inbox, DefaultInboxSize, maxChannel},
+		{"ReceiptsSize", &r.receipts, DefaultReceiptsSize, maxChannel},
+		{"MaxPeers", &r.MaxPeers, DefaultMaxPeers, maxTable},
+		{"Batch", &r.Batch, DefaultBatch, maxBatch},
+		{"SocketBuffer", &r.SocketBuffer, DefaultSocketBuffer, maxSocketBuffer},
 	} {
-		if *n.v < 0 {
+		if *n.v < 0 && n.name != "SocketBuffer" { // negative: the system's buffer
 			return nil, &ConfigError{Field: n.name, Reason: fmt.Sprintf("is %d, must not be negative", *n.v)}
 		}
 		if *n.v == 0 {
 			*n.v = n.def
 		}
+		if *n.v > n.max {
+			return nil, &ConfigError{Field: n.name, Reason: fmt.Sprintf("is %d, at most %d", *n.v, n.max)}
+		}
+	}
+	if p.DedupeHorizon == 0 {
+		p.DedupeHorizon = p.Lifetime + dedupeMargin
+		if p.DedupeHorizon < p.Lifetime {
+			p.DedupeHorizon = math.MaxInt64 // a Lifetime of forever
+		}
+	}
+	if p.DedupeHorizon < p.Lifetime {
+		// A sender configured alike re-sends for up to its Lifetime; a
+		// copy after the horizon would be delivered again.
+		return nil, &ConfigError{Field: "DedupeHorizon", Reason: fmt.Sprintf("%v is below Lifetime %v: a late copy of a message re-sent that long would be delivered twice", p.DedupeHorizon, p.Lifetime)}
 	}
 	if p.MinRTO > p.MaxRTO {
 		return nil, &ConfigError{Field: "MinRTO", Reason: fmt.Sprintf("%v is above MaxRTO %v", p.MinRTO, p.MaxRTO)}

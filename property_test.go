@@ -9,8 +9,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
+	"reflect"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -394,4 +397,169 @@ func newID(j int) (id uuid.UUID) {
 	binary.BigEndian.PutUint64(id[8:], uint64(j)+1)
 	id[6] = 0x40 // version 4, so it looks like what the endpoint makes
 	return id
+}
+
+// drawDuration draws a Config duration: zero (the default), negative,
+// tiny, ordinary or "forever".
+func drawDuration(t *rapid.T, name string) time.Duration {
+	if rapid.IntRange(0, 4).Draw(t, name+"_set") != 0 {
+		return 0 // most fields keep their default, so that most Configs are valid
+	}
+	return rapid.SampledFrom([]time.Duration{
+		0, -1, 1, time.Microsecond, time.Millisecond, 10 * time.Millisecond, 250 * time.Millisecond,
+		time.Second, 30 * time.Second, time.Hour, math.MaxInt64 / 2, math.MaxInt64,
+	}).Draw(t, name)
+}
+
+// drawSize draws a Config size: zero (the default), negative, small,
+// ordinary, at and past the ceilings, and absurd.
+func drawSize(t *rapid.T, name string) int {
+	if rapid.IntRange(0, 4).Draw(t, name+"_set") != 0 {
+		return 0
+	}
+	return rapid.SampledFrom([]int{0, -1, 1, 2, 8, 1024, 1 << 20, 1<<20 + 1, 1 << 24, 1<<24 + 1, 1 << 50, math.MaxInt}).Draw(t, name)
+}
+
+// Every Config is either refused, with a *ConfigError naming a real field,
+// or works: New never panics, and an accepted Config keeps guarantees 1
+// (one outcome per message, and the truth) and 2 (delivered at most once)
+// between two endpoints, on a network that duplicates datagrams.
+func TestConfig_Property(t *testing.T) {
+	var accepted, tried atomic.Int64
+	defer func() { t.Logf("%d of %d configs accepted", accepted.Load(), tried.Load()) }()
+	rapid.Check(t, func(rt *rapid.T) {
+		tried.Add(1)
+		cfg := gtudp.Config{
+			InitialRTO:    drawDuration(rt, "InitialRTO"),
+			MinRTO:        drawDuration(rt, "MinRTO"),
+			MaxRTO:        drawDuration(rt, "MaxRTO"),
+			MaxAttempts:   drawSize(rt, "MaxAttempts"),
+			Lifetime:      drawDuration(rt, "Lifetime"),
+			RecvAttempts:  drawSize(rt, "RecvAttempts"),
+			DedupeHorizon: drawDuration(rt, "DedupeHorizon"),
+			Window:        drawSize(rt, "Window"),
+			RecvWindow:    drawSize(rt, "RecvWindow"),
+			HoldLimit:     drawSize(rt, "HoldLimit"),
+			DedupeLimit:   drawSize(rt, "DedupeLimit"),
+			InboxSize:     drawSize(rt, "InboxSize"),
+			ReceiptsSize:  drawSize(rt, "ReceiptsSize"),
+			MaxPeers:      drawSize(rt, "MaxPeers"),
+			IdleTimeout:   drawDuration(rt, "IdleTimeout"),
+			SocketBuffer:  drawSize(rt, "SocketBuffer"),
+			Batch:         drawSize(rt, "Batch"),
+		}
+		err := cfg.Validate()
+		if err == nil {
+			accepted.Add(1)
+		} else {
+			var ce *gtudp.ConfigError
+			if !errors.As(err, &ce) {
+				rt.Fatalf("Validate: %v, not a *ConfigError", err)
+			}
+			if _, ok := reflect.TypeOf(cfg).FieldByName(ce.Field); !ok {
+				rt.Fatalf("Validate names %q, which is no field of Config: %v", ce.Field, err)
+			}
+		}
+		rapid.SyncTest(rt, func(rt *rapid.T) { checkConfig(rt, cfg, err) })
+	})
+}
+
+func checkConfig(t *rapid.T, cfg gtudp.Config, valid error) {
+	mock := clock.NewMock()
+	network := actortest.NewNetwork(mock)
+	network.SetDefaultLink(actortest.Link{Duplicate: 0.5, Delay: 5 * time.Millisecond})
+	cfg.Clock = mock
+	var eps [2]*gtudp.Endpoint
+	for i := range eps {
+		conn, _ := network.Listen(fmt.Sprintf("10.0.0.%d:4323", i+1))
+		defer conn.Close()
+		ep, err := gtudp.New(conn, &cfg)
+		if (err == nil) != (valid == nil) {
+			t.Fatalf("New: %v, but Validate: %v", err, valid)
+		}
+		if err != nil {
+			return
+		}
+		eps[i] = ep
+	}
+	var mu sync.Mutex
+	delivered := map[string]int{}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for m := range eps[1].Inbox() {
+			mu.Lock()
+			delivered[string(m.Data)]++
+			mu.Unlock()
+		}
+	})
+	const n = 6
+	outcomes := make([]error, n)
+	var pending sync.WaitGroup
+	for i := range n {
+		pending.Go(func() { outcomes[i] = eps[0].Send(context.Background(), eps[1].LocalAddr(), []byte{byte(i)}) })
+	}
+	done := make(chan struct{})
+	go func() { pending.Wait(); close(done) }()
+	for elapsed := time.Duration(0); ; elapsed += 10 * time.Millisecond {
+		synctest.Wait()
+		select {
+		case <-done:
+		default:
+			if elapsed > time.Minute {
+				t.Fatalf("no outcome for every message after %v", elapsed)
+			}
+			mock.Add(10 * time.Millisecond)
+			continue
+		}
+		break
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // exchanges still waiting for an ACK end now
+	for _, ep := range eps {
+		ep.Close(ctx)
+	}
+	wg.Wait()
+	// The truth: success means delivered once. A failure is possible
+	// without loss (a HoldLimit of 1 withholds DATA the receiver has no
+	// room for, and a MaxAttempts of 2 gives up on it), but only as
+	// ErrUndelivered, and never after a second delivery; with room to
+	// hold every message and time to wait for a 10 ms round trip, none
+	// fails at all ("forever" means forever, not an overflow).
+	for i, err := range outcomes {
+		got := delivered[string([]byte{byte(i)})]
+		switch {
+		case err != nil && roomy(cfg, n):
+			t.Fatalf("message %d: %v, though the network loses nothing and the config leaves room and time", i, err)
+		case got > 1:
+			t.Fatalf("message %d delivered %d times", i, got)
+		case err == nil && got != 1:
+			t.Fatalf("message %d reported delivered, but delivered %d times", i, got)
+		case err != nil && !errors.Is(err, gtudp.ErrUndelivered):
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+}
+
+// roomy reports whether cfg gives n messages room at the receiver and time
+// for a 10 ms round trip: then on a network that loses nothing none of
+// them can fail.
+func roomy(cfg gtudp.Config, n int) bool {
+	or := func(v, def int) int {
+		if v == 0 {
+			return def
+		}
+		return v
+	}
+	ord := func(v, def time.Duration) time.Duration {
+		if v == 0 {
+			return def
+		}
+		return v
+	}
+	lifetime := ord(cfg.Lifetime, gtudp.DefaultLifetime)
+	minRTO, maxRTO := ord(cfg.MinRTO, gtudp.DefaultMinRTO), ord(cfg.MaxRTO, gtudp.DefaultMaxRTO)
+	attempts := or(cfg.MaxAttempts, gtudp.DefaultMaxAttempts)
+	return lifetime >= time.Second &&
+		or(cfg.HoldLimit, gtudp.DefaultHoldLimit) >= n && or(cfg.RecvWindow, gtudp.DefaultRecvWindow) >= n &&
+		(minRTO >= 20*time.Millisecond || maxRTO >= 20*time.Millisecond && attempts >= 40)
 }

@@ -1,6 +1,9 @@
 package peer
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // granularity is G of RFC 6298: the smallest variance term of the timeout.
 const granularity = time.Millisecond
@@ -36,7 +39,17 @@ func (e *rttEstimator) sample(r time.Duration) {
 		e.rttvar = (3*e.rttvar + dev) / 4
 		e.srtt = (7*e.srtt + r) / 8
 	}
-	e.rto = clamp(e.srtt+max(granularity, 4*e.rttvar), e.min, e.max)
+	// Saturating: a sample of hours (a RECV for a message with a
+	// Lifetime of "forever") must not wrap the timeout around.
+	v := max(granularity, e.rttvar)
+	if v < math.MaxInt64/4 {
+		v = max(granularity, 4*e.rttvar)
+	}
+	rto := e.srtt + v
+	if rto < e.srtt {
+		rto = math.MaxInt64
+	}
+	e.rto = clamp(rto, e.min, e.max)
 }
 
 // backoff returns the wait before the next transmission of a packet already
@@ -45,6 +58,9 @@ func (e *rttEstimator) sample(r time.Duration) {
 func (e *rttEstimator) backoff(attempts int) time.Duration {
 	d := e.rto
 	for i := 1; i < attempts && d < e.max; i++ {
+		if d > e.max/2 {
+			return e.max // doubling would pass it, or overflow
+		}
 		d *= 2
 	}
 	return min(d, e.max)

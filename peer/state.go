@@ -43,6 +43,15 @@ type State struct {
 // never is the deadline of a sub-state with nothing to do.
 const never = math.MaxInt64
 
+// after returns t+d, saturating at never: a setting of "forever" (say a
+// Lifetime of math.MaxInt64) means forever, not a deadline in the past.
+func after(t int64, d time.Duration) int64 {
+	if d > 0 && t > never-int64(d) {
+		return never
+	}
+	return t + int64(d)
+}
+
 // freeListMax bounds the entries kept for reuse, per kind.
 const freeListMax = 1024
 
@@ -85,7 +94,7 @@ func (s *State) Send(now time.Time, m Outgoing) error {
 		return wire.ErrTooLarge
 	}
 	t := s.at(now)
-	o := s.tx.start(m, t, t+int64(s.p.Lifetime))
+	o := s.tx.start(m, t, after(t, s.p.Lifetime))
 	s.stats.Sent++
 	s.transmit(o, t)
 	s.tx.schedule(o)
@@ -99,7 +108,7 @@ func (s *State) Send(now time.Time, m Outgoing) error {
 func (s *State) transmit(o *outbound, t int64) {
 	if !s.emit(wire.Data, o.id, o.msg.Data) {
 		o.blocked = true
-		o.due = min(t+int64(s.tx.rtt.backoff(max(o.attempts, 1))), o.expire)
+		o.due = min(after(t, s.tx.rtt.backoff(max(o.attempts, 1))), o.expire)
 		s.startProbe(t)
 		return
 	}
@@ -110,7 +119,7 @@ func (s *State) transmit(o *outbound, t int64) {
 	}
 	o.blocked = false
 	o.attempts++
-	o.due = min(t+int64(s.tx.rtt.backoff(o.attempts)), o.expire)
+	o.due = min(after(t, s.tx.rtt.backoff(o.attempts)), o.expire)
 }
 
 // startProbe sends a probe, unless one is under way, so that an address
@@ -141,7 +150,7 @@ func (s *State) sendProbe(t int64) {
 	if s.emit(wire.Recv, s.probe.nonce, nil) {
 		s.probe.attempts++
 	}
-	s.probe.due = t + int64(s.tx.rtt.backoff(max(s.probe.attempts, 1)))
+	s.probe.due = after(t, s.tx.rtt.backoff(max(s.probe.attempts, 1)))
 }
 
 // validate records that the peer has proved its address, by a RECV for
@@ -294,7 +303,7 @@ func (s *State) Next() (Delivery, bool) {
 // application: it is answered RECV now, and RECV is re-sent until ACK.
 func (s *State) Delivered(now time.Time) {
 	t := s.at(now)
-	e := s.rx.delivered(t, t+int64(s.tx.rtt.backoff(1)))
+	e := s.rx.delivered(t, after(t, s.tx.rtt.backoff(1)))
 	s.stats.Delivered++
 	s.emit(wire.Recv, e.id, nil)
 }
@@ -340,7 +349,7 @@ func (s *State) Tick(now time.Time) {
 		s.stats.RecvResent++
 		s.emit(wire.Recv, e.id, nil)
 		e.attempts++
-		e.due = t + int64(s.tx.rtt.backoff(e.attempts))
+		e.due = after(t, s.tx.rtt.backoff(e.attempts))
 		s.rx.reschedule(e)
 	}
 	if s.probe.active && s.probe.due <= t {
@@ -381,7 +390,7 @@ func (s *State) end(e *inbound, t int64, acked bool) {
 		s.stats.DedupeEvicted++
 		s.rx.seen.forgetOldest()
 	}
-	s.rx.seen.add(k, t+int64(s.p.DedupeHorizon), acked)
+	s.rx.seen.add(k, after(t, s.p.DedupeHorizon), acked)
 }
 
 // finish ends an outgoing message with err (nil: delivered) and releases
