@@ -2,6 +2,7 @@ package wire_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"strings"
@@ -264,22 +265,39 @@ func TestRoundTrip(t *testing.T) { rapid.Check(t, propRoundTrip) }
 func FuzzRoundTrip(f *testing.F) { f.Fuzz(rapid.MakeFuzz(propRoundTrip)) }
 
 // FuzzDecode feeds arbitrary datagrams to Decode under the default format and
-// the magic format: it must never panic, and whatever decodes must re-encode
-// to exactly the same bytes.
+// the magic format, each with and without the extension: it must never
+// panic, and whatever decodes must re-encode to exactly the same bytes (an
+// EXT packet from its header and payload). Without the extension, nothing
+// decodes as EXT.
 func FuzzDecode(f *testing.F) {
 	for _, tt := range golden {
 		b, _ := hex.DecodeString(tt.hex)
 		f.Add(b)
 	}
+	for _, tt := range extGolden {
+		f.Add(extGoldenBytes(tt.header, tt.records))
+	}
+	f.Add(wire.AppendTrailer(unhex("5f75790714"), wire.Trailer{Version: 1, Incarnation: 7}))
 	f.Add([]byte{})
 	f.Add([]byte("not gtudp at all"))
-	formats := []wire.Format{wire.DefaultFormat(), magicFormat}
+	formats := []wire.Format{wire.DefaultFormat(), magicFormat, extFormat, extMagicFormat}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, format := range formats {
 			p, err := format.Decode(b)
 			if err != nil {
 				if !errors.Is(err, wire.ErrForeign) {
 					t.Fatalf("Decode(%x) error %v does not match ErrForeign", b, err)
+				}
+				continue
+			}
+			if p.Kind == wire.Ext {
+				if format.Ext == nil || p.ID != (wire.ID{}) {
+					t.Fatalf("Decode(%x) under %v = %v", b, format, p)
+				}
+				h := wire.ExtHeader{Version: p.Payload[0], Flags: p.Payload[1], Incarnation: binary.BigEndian.Uint64(p.Payload[2:])}
+				again := append(format.AppendExt(nil, h), p.Payload[wire.ExtHeaderLen:]...)
+				if !bytes.Equal(again, b) {
+					t.Fatalf("Decode(%x) = %v, re-encoded as %x", b, p, again)
 				}
 				continue
 			}
