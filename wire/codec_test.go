@@ -151,6 +151,10 @@ func TestDecode_Foreign(t *testing.T) {
 		{"empty", wire.DefaultFormat(), "", wire.ErrTruncated},
 		{"unknown type", wire.DefaultFormat(), "0075790714", wire.ErrUnknownType},
 		{"unknown type short", wire.DefaultFormat(), "6869", wire.ErrUnknownType},
+		// A whole type identifier and nothing after: the type is read
+		// before the ID is missed.
+		{"unknown type only", wire.DefaultFormat(), "00", wire.ErrUnknownType},
+		{"unknown type only, magic", magicFormat, "677455445021" + "0000", wire.ErrUnknownType},
 		{"short id", wire.DefaultFormat(), "1d757907", wire.ErrTruncated},
 		{"wrong magic", magicFormat, "677455445022" + "1d01" + "01020304", wire.ErrNotMagic},
 		{"shorter than magic", magicFormat, "6774", wire.ErrNotMagic},
