@@ -11,9 +11,9 @@ import (
 // and a payload slice).
 type item struct {
 	kind uint8
-	id   [4]byte
+	_    [4]byte // the id
 	data []byte
-	size int
+	_    int // the datagram's size
 }
 
 // The benchmarks below move b.N items from producers to one owner, through a
