@@ -271,8 +271,8 @@ func FuzzRoundTrip(f *testing.F) { f.Fuzz(rapid.MakeFuzz(propRoundTrip)) }
 // FuzzDecode feeds arbitrary datagrams to Decode under the default format and
 // the magic format, each with and without the extension: it must never
 // panic, and whatever decodes must re-encode to exactly the same bytes (an
-// EXT packet from its header and payload). Without the extension, nothing
-// decodes as EXT.
+// EXT packet from its header and payload, a trailer from its fields).
+// Without the extension, nothing decodes as EXT.
 func FuzzDecode(f *testing.F) {
 	for _, tt := range golden {
 		b, _ := hex.DecodeString(tt.hex)
@@ -307,6 +307,11 @@ func FuzzDecode(f *testing.F) {
 			}
 			if again := format.Append(nil, p); !bytes.Equal(again, b) {
 				t.Fatalf("Decode(%x) = %v, re-encoded as %x", b, p, again)
+			}
+			if tr, ok := wire.ParseTrailer(p.Payload); ok {
+				if again := wire.AppendTrailer(nil, tr); !bytes.Equal(again, p.Payload[:wire.TrailerLen]) {
+					t.Fatalf("ParseTrailer(%x) = %+v, re-encoded as %x", p.Payload, tr, again)
+				}
 			}
 		}
 	})
