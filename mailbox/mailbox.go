@@ -86,11 +86,11 @@ func (m *Mailbox[T]) Len() int { return int(m.n.Load()) }
 // mailbox's life).
 func (m *Mailbox[T]) TryPut(v T) error {
 	m.mu.Lock()
-	switch {
-	case m.closed:
+	if m.closed {
 		m.mu.Unlock()
 		return ErrClosed
-	case m.Len() >= m.capacity:
+	}
+	if m.Len() >= m.capacity {
 		m.mu.Unlock()
 		return ErrFull
 	}
@@ -186,9 +186,10 @@ func (m *Mailbox[T]) Drain(dst []T, max int) []T {
 		return dst
 	}
 	m.mu.Lock()
+	// k ≥ 1: the box is not empty, and only its owner takes items out.
 	k := m.Len()
-	if max > 0 && max < k {
-		k = max
+	if max > 0 {
+		k = min(k, max)
 	}
 	var zero T
 	mask := len(m.buf) - 1
@@ -200,11 +201,9 @@ func (m *Mailbox[T]) Drain(dst []T, max int) []T {
 	left := m.Len() - k
 	m.n.Store(int64(left))
 	space := m.space
-	if k > 0 {
-		m.space = nil
-	}
+	m.space = nil
 	m.mu.Unlock()
-	if k > 0 && space != nil {
+	if space != nil {
 		close(space)
 	}
 	if left > 0 {

@@ -431,3 +431,34 @@ func TestNewShared(t *testing.T) {
 		}()
 	}
 }
+
+// A capacity of 1 is the smallest allowed, for NewShared as for New.
+func TestNewShared_CapacityOne(t *testing.T) {
+	m := mailbox.NewShared[int](1, make(chan struct{}, 1))
+	if err := m.TryPut(1); err != nil {
+		t.Fatalf("TryPut into an empty box of capacity 1 = %v", err)
+	}
+	if err := m.TryPut(2); err != mailbox.ErrFull {
+		t.Fatalf("second TryPut = %v, want ErrFull", err)
+	}
+	if m.Cap() != 1 {
+		t.Fatalf("Cap() = %d, want 1", m.Cap())
+	}
+}
+
+// A Drain that takes everything leaves no token behind: the owner is not
+// woken for nothing.
+func TestMailbox_FullDrainLeavesNoToken(t *testing.T) {
+	m := mailbox.New[int](4)
+	m.TryPut(1)
+	m.TryPut(2)
+	<-m.Ready()
+	if got := m.Drain(nil, 2); !slices.Equal(got, []int{1, 2}) {
+		t.Fatalf("Drain(max 2) = %v, want [1 2]", got)
+	}
+	select {
+	case <-m.Ready():
+		t.Fatal("Ready token after a Drain that emptied the box")
+	default:
+	}
+}

@@ -2,6 +2,7 @@ package wire_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"strings"
@@ -150,6 +151,10 @@ func TestDecode_Foreign(t *testing.T) {
 		{"empty", wire.DefaultFormat(), "", wire.ErrTruncated},
 		{"unknown type", wire.DefaultFormat(), "0075790714", wire.ErrUnknownType},
 		{"unknown type short", wire.DefaultFormat(), "6869", wire.ErrUnknownType},
+		// A whole type identifier and nothing after: the type is read
+		// before the ID is missed.
+		{"unknown type only", wire.DefaultFormat(), "00", wire.ErrUnknownType},
+		{"unknown type only, magic", magicFormat, "677455445021" + "0000", wire.ErrUnknownType},
 		{"short id", wire.DefaultFormat(), "1d757907", wire.ErrTruncated},
 		{"wrong magic", magicFormat, "677455445022" + "1d01" + "01020304", wire.ErrNotMagic},
 		{"shorter than magic", magicFormat, "6774", wire.ErrNotMagic},
@@ -264,16 +269,22 @@ func TestRoundTrip(t *testing.T) { rapid.Check(t, propRoundTrip) }
 func FuzzRoundTrip(f *testing.F) { f.Fuzz(rapid.MakeFuzz(propRoundTrip)) }
 
 // FuzzDecode feeds arbitrary datagrams to Decode under the default format and
-// the magic format: it must never panic, and whatever decodes must re-encode
-// to exactly the same bytes.
+// the magic format, each with and without the extension: it must never
+// panic, and whatever decodes must re-encode to exactly the same bytes (an
+// EXT packet from its header and payload, a trailer from its fields).
+// Without the extension, nothing decodes as EXT.
 func FuzzDecode(f *testing.F) {
 	for _, tt := range golden {
 		b, _ := hex.DecodeString(tt.hex)
 		f.Add(b)
 	}
+	for _, tt := range extGolden {
+		f.Add(extGoldenBytes(tt.header, tt.records))
+	}
+	f.Add(wire.AppendTrailer(unhex("5f75790714"), wire.Trailer{Version: 1, Incarnation: 7}))
 	f.Add([]byte{})
 	f.Add([]byte("not gtudp at all"))
-	formats := []wire.Format{wire.DefaultFormat(), magicFormat}
+	formats := []wire.Format{wire.DefaultFormat(), magicFormat, extFormat, extMagicFormat}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, format := range formats {
 			p, err := format.Decode(b)
@@ -283,8 +294,24 @@ func FuzzDecode(f *testing.F) {
 				}
 				continue
 			}
+			if p.Kind == wire.Ext {
+				if format.Ext == nil || p.ID != (wire.ID{}) {
+					t.Fatalf("Decode(%x) under %v = %v", b, format, p)
+				}
+				h := wire.ExtHeader{Version: p.Payload[0], Flags: p.Payload[1], Incarnation: binary.BigEndian.Uint64(p.Payload[2:])}
+				again := append(format.AppendExt(nil, h), p.Payload[wire.ExtHeaderLen:]...)
+				if !bytes.Equal(again, b) {
+					t.Fatalf("Decode(%x) = %v, re-encoded as %x", b, p, again)
+				}
+				continue
+			}
 			if again := format.Append(nil, p); !bytes.Equal(again, b) {
 				t.Fatalf("Decode(%x) = %v, re-encoded as %x", b, p, again)
+			}
+			if tr, ok := wire.ParseTrailer(p.Payload); ok {
+				if again := wire.AppendTrailer(nil, tr); !bytes.Equal(again, p.Payload[:wire.TrailerLen]) {
+					t.Fatalf("ParseTrailer(%x) = %+v, re-encoded as %x", p.Payload, tr, again)
+				}
 			}
 		}
 	})
