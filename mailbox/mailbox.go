@@ -74,9 +74,6 @@ func NewShared[T any](capacity int, ready chan struct{}) *Mailbox[T] {
 	return &Mailbox[T]{capacity: capacity, ready: ready}
 }
 
-// Cap returns the capacity given to New.
-func (m *Mailbox[T]) Cap() int { return m.capacity }
-
 // Len returns the number of items waiting.
 func (m *Mailbox[T]) Len() int { return int(m.n.Load()) }
 
@@ -255,11 +252,4 @@ func (m *Mailbox[T]) closeLocked() {
 		close(m.space)
 		m.space = nil
 	}
-}
-
-// Closed reports whether Close (or a successful CloseIfEmpty) was called.
-func (m *Mailbox[T]) Closed() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.closed
 }
