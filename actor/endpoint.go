@@ -45,6 +45,7 @@ type Endpoint struct {
 	conn  net.PacketConn
 	udp   *net.UDPConn // conn, when it is one: reads without allocating
 	out   peer.Sender  // the one write path, for peers, reader and raw sends
+	reach reach        // the address families the socket can send to
 	own   bool         // Close closes conn
 	cfg   *Settings
 	app   App
@@ -93,9 +94,13 @@ func New(conn net.PacketConn, s *Settings, app App, own bool) (*Endpoint, error)
 	if err != nil {
 		return nil, fmt.Errorf("gtudp: local address of the socket: %w", err)
 	}
+	if err := checkConn(conn); err != nil {
+		return nil, err
+	}
 	e := &Endpoint{
 		conn:      conn,
 		out:       newSender(conn, s.Batch),
+		reach:     socketReach(conn),
 		own:       own,
 		cfg:       s,
 		app:       app,
@@ -173,8 +178,8 @@ func (e *Endpoint) SendRaw(addr netip.AddrPort, data []byte) error {
 	default:
 	}
 	addr = unmap(addr)
-	if !addr.IsValid() || addr.Port() == 0 {
-		return fmt.Errorf("gtudp: invalid destination address %v", addr)
+	if err := e.reach.check(addr); err != nil {
+		return err
 	}
 	if len(data) > wire.MaxDatagram {
 		return fmt.Errorf("%w: %d bytes, at most %d fit", wire.ErrTooLarge, len(data), wire.MaxDatagram)
@@ -189,8 +194,8 @@ func (e *Endpoint) SendRaw(addr netip.AddrPort, data []byte) error {
 // check validates a reliable send before it takes any resource.
 func (e *Endpoint) check(addr netip.AddrPort, data []byte) (netip.AddrPort, error) {
 	addr = unmap(addr)
-	if !addr.IsValid() || addr.Port() == 0 {
-		return addr, fmt.Errorf("gtudp: invalid destination address %v", addr)
+	if err := e.reach.check(addr); err != nil {
+		return addr, err
 	}
 	if max := e.cfg.Params.Format.MaxPayload(); len(data) > max {
 		return addr, fmt.Errorf("%w: %d bytes, at most %d fit with the header", wire.ErrTooLarge, len(data), max)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -338,5 +339,87 @@ func TestSend_Errors(t *testing.T) {
 	a.Outbox() <- gtudp.Message{Addr: a.LocalAddr(), Data: big}
 	if r := <-a.Receipts(); !errors.Is(r.Err, gtudp.ErrTooLarge) {
 		t.Errorf("Outbox receipt %+v, want ErrTooLarge", r)
+	}
+}
+
+// A destination of a family the socket cannot reach fails at once, with
+// ErrBadAddress and the reason, whether sent with Send, the Outbox or
+// SendRaw; a dual-stack socket reaches both families.
+func TestSend_AddressFamily(t *testing.T) {
+	v4 := listen(t, "udp4", "127.0.0.1:0", nil)
+	v6 := listen(t, "udp6", "[::1]:0", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, c := range []struct {
+		from *gtudp.Endpoint
+		to   netip.AddrPort
+	}{
+		{v4, v6.LocalAddr()},
+		{v6, v4.LocalAddr()},
+	} {
+		if err := c.from.Send(ctx, c.to, []byte("x")); !errors.Is(err, gtudp.ErrBadAddress) || !strings.Contains(err.Error(), "reached") {
+			t.Errorf("Send from %v to %v: %v, want ErrBadAddress saying why", c.from.LocalAddr(), c.to, err)
+		}
+		c.from.Outbox() <- gtudp.Message{Addr: c.to, Data: []byte("x")}
+		if r := <-c.from.Receipts(); !errors.Is(r.Err, gtudp.ErrBadAddress) || r.Attempts != 0 {
+			t.Errorf("Outbox receipt %+v, want ErrBadAddress after no attempt", r)
+		}
+		if err := c.from.SendRaw(c.to, []byte("x")); !errors.Is(err, gtudp.ErrBadAddress) {
+			t.Errorf("SendRaw: %v, want ErrBadAddress", err)
+		}
+	}
+	dual := listen(t, "udp", ":0", nil)
+	collectInbox(v4)
+	collectInbox(v6)
+	for _, to := range []netip.AddrPort{v4.LocalAddr(), v6.LocalAddr()} {
+		if err := dual.Send(ctx, to, []byte("x")); err != nil {
+			t.Errorf("Send from a dual-stack socket to %v: %v", to, err)
+		}
+	}
+}
+
+// An endpoint refuses a connected socket (every write to another address
+// would fail), and clears a read deadline the socket comes with (one in
+// the past would leave the reader deaf, spinning on timeouts).
+func TestNew_ConnChecks(t *testing.T) {
+	srv, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	connected, err := net.DialUDP("udp4", nil, srv.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer connected.Close()
+	if ep, err := gtudp.New(connected, nil); err == nil || !strings.Contains(err.Error(), "connected") {
+		if ep != nil {
+			ep.Close(context.Background())
+		}
+		t.Fatalf("New on a connected socket: %v, want an error saying it is connected", err)
+	}
+
+	late, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer late.Close()
+	late.SetReadDeadline(time.Unix(1, 0)) // long past
+	ep, err := gtudp.New(late, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ep.Close(context.Background())
+	a := listen(t, "udp4", "127.0.0.1:0", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.Send(ctx, ep.LocalAddr(), []byte("heard?")); err != nil {
+		t.Fatalf("Send to an endpoint whose socket had a past read deadline: %v", err)
+	}
+	if m := <-ep.Inbox(); string(m.Data) != "heard?" {
+		t.Fatalf("got %q", m.Data)
+	}
+	if st := ep.Stats(); st.ReadErrors != 0 {
+		t.Fatalf("ReadErrors %d", st.ReadErrors)
 	}
 }
