@@ -94,6 +94,10 @@ var (
 	ErrTooLarge = wire.ErrTooLarge
 	// ErrPeerLimit: a send to a new address found MaxPeers peers live.
 	ErrPeerLimit = actor.ErrPeerLimit
+	// ErrBadAddress: the destination can never be sent to from this
+	// socket: invalid, port 0, or of an address family the socket does
+	// not reach (an IPv6 address from an IPv4 socket, or the reverse).
+	ErrBadAddress = actor.ErrBadAddress
 )
 
 // UndeliveredError is the error of a message the endpoint gave up on. It
@@ -105,13 +109,24 @@ type UndeliveredError struct {
 	// Attempts is the number of transmissions made.
 	Attempts int
 	// Reason says why the endpoint stopped: the attempt limit, the
-	// lifetime, or a failure of the peer's actor.
+	// lifetime, a write the socket refuses for good, or a failure of the
+	// peer's actor.
 	Reason string
+	// Err is the last error the socket gave writing the message, if any:
+	// errors.Is and errors.As see it through the UndeliveredError.
+	Err error
 }
 
 func (e *UndeliveredError) Error() string {
-	return fmt.Sprintf("gtudp: message %v to %v undelivered after %d attempts: %s", e.ID, e.Addr, e.Attempts, e.Reason)
+	msg := fmt.Sprintf("gtudp: message %v to %v undelivered after %d attempts: %s", e.ID, e.Addr, e.Attempts, e.Reason)
+	if e.Err != nil {
+		msg += " (last write: " + e.Err.Error() + ")"
+	}
+	return msg
 }
+
+// Unwrap returns the last write error, if any.
+func (e *UndeliveredError) Unwrap() error { return e.Err }
 
 // Is reports that e matches ErrUndelivered.
 func (e *UndeliveredError) Is(target error) bool { return target == ErrUndelivered }
@@ -120,7 +135,7 @@ func (e *UndeliveredError) Is(target error) bool { return target == ErrUndeliver
 // documents.
 func publicErr(err error) error {
 	if u, ok := err.(*peer.UndeliveredError); ok {
-		return &UndeliveredError{Addr: u.Addr, ID: u.ID, Attempts: u.Attempts, Reason: u.Reason}
+		return &UndeliveredError{Addr: u.Addr, ID: u.ID, Attempts: u.Attempts, Reason: u.Reason, Err: u.Err}
 	}
 	return err
 }

@@ -588,6 +588,7 @@ func (p *Peer) writeDatagrams() {
 				err = io.ErrShortWrite
 			}
 			p.writeFailed(err)
+			p.loop.st.WriteFailed(p.opt.Clock.Now(), sent, err)
 			sent++
 		}
 	}

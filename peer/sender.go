@@ -15,6 +15,7 @@ type outbound struct {
 	due      int64 // next transmission, or the time to give up
 	expire   int64 // end of the lifetime
 	index    int   // in sender.queue
+	writeErr error // the last write of its DATA that failed, if any
 }
 
 func (o *outbound) deadline() int64 { return o.due }

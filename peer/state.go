@@ -1,9 +1,12 @@
 package peer
 
 import (
+	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/netip"
+	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -330,7 +333,7 @@ func (s *State) Tick(now time.Time) {
 		}
 		if reason != "" {
 			s.tx.remove(o)
-			s.finish(o, &UndeliveredError{Addr: s.addr, ID: o.msg.ID, Attempts: o.attempts, Reason: reason}, 0)
+			s.finish(o, &UndeliveredError{Addr: s.addr, ID: o.msg.ID, Attempts: o.attempts, Reason: reason, Err: o.writeErr}, 0)
 			continue
 		}
 		s.transmit(o, t)
@@ -432,6 +435,36 @@ func (s *State) emit(k wire.Kind, id wire.ID, payload []byte) bool {
 // and returns it. They are valid until the next call to any method of s.
 func (s *State) TakeDatagrams(dst [][]byte) [][]byte { return s.out.takeDatagrams(dst) }
 
+// WriteFailed records that the i-th datagram of the last batch taken
+// (TakeDatagrams) could not be written, with err. A DATA that fails is
+// re-sent like a lost one, and if its message ends undelivered the error
+// says why; but an error no re-send can cure (an address the socket
+// cannot reach, a datagram too large for it) ends the message at once.
+func (s *State) WriteFailed(now time.Time, i int, err error) {
+	k, id, ok := s.out.what(i)
+	if !ok || k != wire.Data {
+		return
+	}
+	o, ok := s.tx.lookup(id)
+	if !ok {
+		return
+	}
+	o.writeErr = err
+	if permanent(err) {
+		s.tx.remove(o)
+		s.finish(o, &UndeliveredError{Addr: s.addr, ID: o.msg.ID, Attempts: o.attempts, Reason: "the socket cannot send it", Err: err}, 0)
+	}
+}
+
+// permanent reports whether a write error is one no re-send can cure.
+func permanent(err error) bool {
+	var ae *net.AddrError
+	return errors.As(err, &ae) ||
+		errors.Is(err, syscall.EAFNOSUPPORT) || errors.Is(err, syscall.EINVAL) ||
+		errors.Is(err, syscall.EMSGSIZE) || errors.Is(err, syscall.EACCES) ||
+		errors.Is(err, syscall.EDESTADDRREQ)
+}
+
 // TakeOutcomes appends the messages finished since the last call to dst and
 // returns it.
 func (s *State) TakeOutcomes(dst []Outcome) []Outcome { return s.out.takeOutcomes(dst) }
@@ -525,29 +558,48 @@ func (p *probe) next() int64 {
 }
 
 // output collects what the state produced since the last Take: datagrams,
-// encoded back to back in one buffer, and finished messages.
+// encoded back to back in one buffer, and finished messages. It remembers
+// what each datagram of the last batch taken was, so that a write that
+// fails can be traced to its message (State.WriteFailed).
 type output struct {
 	format   wire.Format
 	buf      []byte
-	ends     []int // end offset in buf of each datagram
+	pending  []sent // the datagrams in buf
+	taken    []sent // the datagrams of the last batch taken
 	outcomes []Outcome
+}
+
+// sent is one datagram: where it ends in the buffer, and what it carries.
+type sent struct {
+	end  int
+	kind wire.Kind
+	id   wire.ID
 }
 
 func (o *output) packet(p wire.Packet) {
 	o.buf = o.format.Append(o.buf, p)
-	o.ends = append(o.ends, len(o.buf))
+	o.pending = append(o.pending, sent{end: len(o.buf), kind: p.Kind, id: p.ID})
 }
 
 func (o *output) outcome(c Outcome) { o.outcomes = append(o.outcomes, c) }
 
 func (o *output) takeDatagrams(dst [][]byte) [][]byte {
 	start := 0
-	for _, end := range o.ends {
-		dst = append(dst, o.buf[start:end:end])
-		start = end
+	for _, d := range o.pending {
+		dst = append(dst, o.buf[start:d.end:d.end])
+		start = d.end
 	}
-	o.buf, o.ends = o.buf[:0], o.ends[:0]
+	o.buf = o.buf[:0]
+	o.pending, o.taken = o.taken[:0], o.pending
 	return dst
+}
+
+// what returns what the i-th datagram of the last batch taken carried.
+func (o *output) what(i int) (wire.Kind, wire.ID, bool) {
+	if i < 0 || i >= len(o.taken) {
+		return 0, wire.ID{}, false
+	}
+	return o.taken[i].kind, o.taken[i].id, true
 }
 
 func (o *output) takeOutcomes(dst []Outcome) []Outcome {
@@ -558,8 +610,8 @@ func (o *output) takeOutcomes(dst []Outcome) []Outcome {
 }
 
 func (o *output) compact() {
-	if len(o.ends) == 0 {
-		o.buf, o.ends = nil, nil
+	if len(o.pending) == 0 {
+		o.buf, o.pending, o.taken = nil, nil, nil
 	}
 	if len(o.outcomes) == 0 {
 		o.outcomes = nil

@@ -3,8 +3,10 @@ package peer_test
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -732,5 +734,46 @@ func TestState_DedupeLimitEvictsAckedOnly(t *testing.T) {
 	}
 	if st := h.s.Stats(); st.Withheld != 1 {
 		t.Fatalf("withheld %d, want 1", st.Withheld)
+	}
+}
+
+// A DATA the socket refuses is re-sent like a lost one, and if its message
+// ends undelivered the error carries the last write error; an error no
+// re-send can cure (here EMSGSIZE, or the net package's AddrError for an
+// address of the wrong family) ends the message at once.
+func TestState_WriteErrors(t *testing.T) {
+	h := newHarness(t, testParams(), true)
+	h.send(1, "transient")
+	h.s.TakeDatagrams(nil)
+	h.s.WriteFailed(h.now, 0, syscall.ENOBUFS)
+	h.at(time.Hour) // every attempt, then the attempt limit
+	for range 10 {
+		h.s.TakeDatagrams(nil)
+		h.s.WriteFailed(h.now, 0, syscall.ENOBUFS)
+		h.at(h.now.Sub(epoch) + time.Hour)
+	}
+	outs := h.outcomes()
+	var ue *peer.UndeliveredError
+	if len(outs) != 1 || !errors.As(outs[0].Receipt.Err, &ue) || !errors.Is(outs[0].Receipt.Err, syscall.ENOBUFS) || !strings.Contains(ue.Error(), "no buffer space") {
+		t.Fatalf("outcomes %+v: want an UndeliveredError wrapping ENOBUFS", outs)
+	}
+
+	for _, err := range []error{syscall.EMSGSIZE, &net.AddrError{Err: "non-IPv4 address", Addr: "::1"}} {
+		h.send(2, "permanent")
+		h.s.TakeDatagrams(nil)
+		h.s.WriteFailed(h.now, 0, err)
+		outs = h.outcomes()
+		if len(outs) != 1 || !errors.Is(outs[0].Receipt.Err, peer.ErrUndelivered) || outs[0].Receipt.Attempts != 1 || !strings.Contains(outs[0].Receipt.Err.Error(), err.Error()) {
+			t.Fatalf("after %v: outcomes %+v, want an immediate failure naming it", err, outs)
+		}
+		if h.s.Busy() {
+			t.Fatal("the message is still in flight")
+		}
+	}
+	h.send(3, "ack")
+	h.s.TakeDatagrams(nil)
+	h.s.WriteFailed(h.now, 5, syscall.EMSGSIZE) // no such datagram: ignored
+	if len(h.outcomes()) != 0 {
+		t.Fatal("a failure of a datagram that was not written ended a message")
 	}
 }

@@ -84,11 +84,20 @@ type UndeliveredError struct {
 	// Reason says why the peer stopped: the attempt limit, the lifetime,
 	// or a failure of the peer's actor.
 	Reason string
+	// Err is the last error the socket gave writing the message, if any.
+	Err error
 }
 
 func (e *UndeliveredError) Error() string {
-	return fmt.Sprintf("gtudp: message %v to %v undelivered after %d attempts: %s", e.ID, e.Addr, e.Attempts, e.Reason)
+	msg := fmt.Sprintf("gtudp: message %v to %v undelivered after %d attempts: %s", e.ID, e.Addr, e.Attempts, e.Reason)
+	if e.Err != nil {
+		msg += " (last write: " + e.Err.Error() + ")"
+	}
+	return msg
 }
+
+// Unwrap returns the last write error, if any.
+func (e *UndeliveredError) Unwrap() error { return e.Err }
 
 // Is reports that e matches ErrUndelivered.
 func (e *UndeliveredError) Is(target error) bool { return target == ErrUndelivered }
