@@ -94,6 +94,10 @@ var (
 	ErrTooLarge = wire.ErrTooLarge
 	// ErrPeerLimit: a send to a new address found MaxPeers peers live.
 	ErrPeerLimit = actor.ErrPeerLimit
+	// ErrOutcomeUnknown: the context of a Send ended after the message's
+	// DATA went out, so the peer may have it. The error matches the
+	// context's error too (context.Canceled or DeadlineExceeded).
+	ErrOutcomeUnknown = peer.ErrOutcomeUnknown
 	// ErrBadAddress: the destination can never be sent to from this
 	// socket: invalid, port 0, or of an address family the socket does
 	// not reach (an IPv6 address from an IPv4 socket, or the reverse).
@@ -229,10 +233,13 @@ func (e *Endpoint) LocalAddr() netip.AddrPort { return e.ep.LocalAddr() }
 // ErrClosed, ErrTooLarge, ErrPeerLimit, or ctx.Err().
 //
 // It waits while the peer's window is full (backpressure for that
-// destination only). If ctx ends, the endpoint stops re-sending the
-// message; a RECV that arrived first still wins. data must not be modified
-// until Send returns. Send allocates the channel its outcome comes back
-// on; the message itself is not copied.
+// destination only). A ctx done before Send starts sends nothing and
+// returns ctx.Err(). If ctx ends later, the endpoint stops re-sending the
+// message and Send returns: with ctx.Err() if no DATA of it went out, else
+// with an error that matches both ctx.Err() and ErrOutcomeUnknown, since
+// the peer may have it. A RECV that arrived first still wins. data must
+// not be modified until Send returns. Send allocates the channel its
+// outcome comes back on; the message itself is not copied.
 func (e *Endpoint) Send(ctx context.Context, addr netip.AddrPort, data []byte) error {
 	return publicErr(e.ep.Send(ctx, addr, data))
 }

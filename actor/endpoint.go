@@ -144,6 +144,9 @@ func (e *Endpoint) LocalAddr() netip.AddrPort { return e.local }
 // a RECV that arrived first still wins. data must not be modified until
 // Send returns.
 func (e *Endpoint) Send(ctx context.Context, addr netip.AddrPort, data []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err // done before it started: nothing is sent
+	}
 	addr, err := e.check(addr, data)
 	if err != nil {
 		return err

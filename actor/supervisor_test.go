@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/gtudp/gtudp"
@@ -125,10 +126,59 @@ func TestSend_ContextEnds(t *testing.T) {
 	defer sink.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if err := a.Send(ctx, sink.LocalAddr().(*net.UDPAddr).AddrPort(), []byte("x")); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Send to a silent address: %v, want context.DeadlineExceeded", err)
+	err = a.Send(ctx, sink.LocalAddr().(*net.UDPAddr).AddrPort(), []byte("x"))
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, gtudp.ErrOutcomeUnknown) {
+		t.Fatalf("Send to a silent address: %v, want context.DeadlineExceeded and ErrOutcomeUnknown (the DATA went out)", err)
 	}
 	if st := a.Stats(); st.InFlight != 0 || st.Failed != 1 {
 		t.Fatalf("after the context ended: InFlight %d, Failed %d; want 0 and 1", st.InFlight, st.Failed)
 	}
+}
+
+// A Send whose context is done before it starts sends nothing: 1,000 tries,
+// nothing on the wire, nothing delivered, every error the context's own.
+// One cancelled while its message waits for the window ends unsent too.
+func TestSend_CancelledBeforeItStarts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newPair(t, &gtudp.Config{Window: 1})
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		for i := range 1000 {
+			err := p.a.Send(ctx, p.b.LocalAddr(), []byte{byte(i)})
+			if !errors.Is(err, context.Canceled) || errors.Is(err, gtudp.ErrOutcomeUnknown) {
+				t.Fatalf("try %d: %v, want context.Canceled and nothing sent", i, err)
+			}
+		}
+		p.step(time.Second)
+		if st := p.a.Stats(); st.PacketsOut != 0 || st.Sent != 0 {
+			t.Fatalf("sender stats %+v: want nothing sent", st)
+		}
+		if st := p.b.Stats(); st.Delivered != 0 {
+			t.Fatalf("delivered %d", st.Delivered)
+		}
+
+		// Window 1: a second message waits for the first; cancelled while
+		// it waits, it is never sent.
+		p.network.Partition(p.a.LocalAddr(), p.b.LocalAddr())
+		first := make(chan error, 1)
+		go func() { first <- p.a.Send(context.Background(), p.b.LocalAddr(), []byte("first")) }()
+		synctest.Wait()
+		ctx2, cancel2 := context.WithCancel(context.Background())
+		second := make(chan error, 1)
+		go func() { second <- p.a.Send(ctx2, p.b.LocalAddr(), []byte("second")) }()
+		synctest.Wait()
+		cancel2()
+		if err := <-second; !errors.Is(err, context.Canceled) || errors.Is(err, gtudp.ErrOutcomeUnknown) {
+			t.Fatalf("second: %v, want context.Canceled, unsent", err)
+		}
+		if st := p.a.Stats(); st.Sent != 1 {
+			t.Fatalf("Sent %d, want 1 (the second never went out)", st.Sent)
+		}
+		p.network.HealAll()
+		p.step(time.Second)
+		if err := <-first; err != nil {
+			t.Fatalf("first: %v", err)
+		}
+		p.close(t)
+	})
 }

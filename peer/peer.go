@@ -460,7 +460,8 @@ func (p *Peer) onWakeup() time.Time {
 	}
 	clear(p.loop.inb)
 	// Cancels first, then sends: a message is put before its cancel, so
-	// every cancel taken finds its message taken too.
+	// every cancel taken finds its message taken too. One still waiting
+	// to go out ends without being sent.
 	p.loop.cancb = p.mail.cancels.Drain(p.loop.cancb[:0], 0)
 	if p.mail.sends.Len() > 0 {
 		// A DATA's round trip starts when it is written, just after: not
@@ -469,7 +470,9 @@ func (p *Peer) onWakeup() time.Time {
 		p.takeSends(now)
 	}
 	for _, c := range p.loop.cancb {
-		st.Cancel(now, c.id, c.err)
+		if c.id != (uuid.UUID{}) {
+			st.Cancel(now, c.id, c.err)
+		}
 	}
 	clear(p.loop.cancb)
 	return now
@@ -519,10 +522,17 @@ func (p *Peer) hasWork(ctx context.Context) bool {
 	return p.mail.net.Len() > 0 || p.mail.sends.Len() > 0 || p.mail.cancels.Len() > 0 || ctx.Err() != nil || p.ctl.drain.Load()
 }
 
-// takeSends moves the messages waiting in the sends mailbox into the state.
+// takeSends moves the messages waiting in the sends mailbox into the
+// state, but for those whose cancel came with them: they end unsent, with
+// the cancel's error, and the cancel is spent.
 func (p *Peer) takeSends(now time.Time) {
 	p.loop.outb = p.mail.sends.Drain(p.loop.outb[:0], 0)
 	for _, m := range p.loop.outb {
+		if i := p.cancelled(m.ID); i >= 0 {
+			p.route(Outcome{Receipt: Receipt{ID: m.ID, Addr: p.opt.Addr, Data: m.Data, Err: p.loop.cancb[i].err}, Done: m.Done})
+			p.loop.cancb[i].id = uuid.UUID{}
+			continue
+		}
 		if err := p.loop.st.Send(now, m); err != nil {
 			// Cannot happen while the window token is honoured; the
 			// message still gets its one outcome.
@@ -530,6 +540,16 @@ func (p *Peer) takeSends(now time.Time) {
 		}
 	}
 	clear(p.loop.outb)
+}
+
+// cancelled returns the index of the cancel taken for id, or -1.
+func (p *Peer) cancelled(id uuid.UUID) int {
+	for i, c := range p.loop.cancb {
+		if c.id == id {
+			return i
+		}
+	}
+	return -1
 }
 
 // flush writes the datagrams the state produced, then hands out outcomes

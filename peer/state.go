@@ -172,8 +172,10 @@ func (s *State) validate(t int64) {
 }
 
 // Cancel ends the message with the given ID, if it is still in flight, with
-// a failure Outcome carrying err (the caller's context error), and reports
-// whether it found it. A message whose outcome is already known is left
+// a failure Outcome, and reports whether it found it. The error is err
+// (the caller's context error) if no DATA of it went out; otherwise the
+// peer may have it, and the error says so: it matches both err and
+// ErrOutcomeUnknown. A message whose outcome is already known is left
 // alone: a result that is ready wins.
 func (s *State) Cancel(now time.Time, id uuid.UUID, err error) bool {
 	o, ok := s.tx.find(id)
@@ -181,6 +183,9 @@ func (s *State) Cancel(now time.Time, id uuid.UUID, err error) bool {
 		return false
 	}
 	s.tx.remove(o)
+	if o.attempts > 0 {
+		err = &cancelledError{cause: err, attempts: o.attempts}
+	}
 	s.finish(o, err, 0)
 	return true
 }

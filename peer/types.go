@@ -62,6 +62,10 @@ var (
 	// down; the message was not (or no longer) sent. It also matches
 	// net.ErrClosed.
 	ErrClosed error = closedError{}
+	// ErrOutcomeUnknown is matched by the error of a message cancelled
+	// (its Send's context ended) after its DATA went out: the peer may
+	// have it. The error matches the context's error too.
+	ErrOutcomeUnknown = errors.New("gtudp: outcome unknown")
 	// ErrWindowFull: State.Send found Window messages in flight. The Peer
 	// never lets this happen; the state refuses rather than grow.
 	ErrWindowFull = errors.New("gtudp: window full")
@@ -150,3 +154,19 @@ func (s *Stats) Add(o Stats) {
 	s.Open += o.Open
 	s.Remembered += o.Remembered
 }
+
+// cancelledError is the error of a message cancelled after its DATA went
+// out: it unwraps to the cause (the context's error) and matches
+// ErrOutcomeUnknown.
+type cancelledError struct {
+	cause    error
+	attempts int
+}
+
+func (e *cancelledError) Error() string {
+	return fmt.Sprintf("gtudp: cancelled after %d transmissions, outcome unknown (the peer may have the message): %v", e.attempts, e.cause)
+}
+
+func (e *cancelledError) Unwrap() error { return e.cause }
+
+func (e *cancelledError) Is(target error) bool { return target == ErrOutcomeUnknown }
