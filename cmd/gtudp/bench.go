@@ -17,7 +17,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -139,15 +138,6 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 			r.rate()/bare.rate(), float64(p50(r))/float64(p50(bare)))
 	}
 	return tw.Flush()
-}
-
-// cpuTime is the process's user and system time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // runFor returns a channel closed after d. Both sides' loops wait on it
