@@ -304,7 +304,7 @@ func benchGtudp(ctx context.Context, o benchOptions, relayed bool, loss float64)
 		defer relay.Close()
 		to = relay.Addr()
 	}
-	send, err := gtudp.Listen("udp4", "127.0.0.1:0", cfg)
+	send, err := openEndpoint("udp4", "127.0.0.1:0", cfg)
 	if err != nil {
 		return r, err
 	}
@@ -452,7 +452,7 @@ func serveReceiver(mode string, c common) (receiver, error) {
 		if err != nil {
 			return receiver{}, err
 		}
-		ep, err := gtudp.Listen("udp4", "127.0.0.1:0", cfg)
+		ep, err := openEndpoint("udp4", "127.0.0.1:0", cfg)
 		if err != nil {
 			return receiver{}, err
 		}

@@ -150,7 +150,7 @@ func runDemo(ctx context.Context, o demoOptions) (summary, error) {
 		return s, err
 	}
 	recvCfg := *cfg
-	recv, err := gtudp.Listen("udp4", "127.0.0.1:0", &recvCfg)
+	recv, err := openEndpoint("udp4", "127.0.0.1:0", &recvCfg)
 	if err != nil {
 		return s, err
 	}
@@ -162,7 +162,7 @@ func runDemo(ctx context.Context, o demoOptions) (summary, error) {
 		return s, err
 	}
 	defer relay.Close()
-	send, err := gtudp.Listen("udp4", "127.0.0.1:0", cfg)
+	send, err := openEndpoint("udp4", "127.0.0.1:0", cfg)
 	if err != nil {
 		return s, err
 	}

@@ -20,6 +20,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -66,12 +67,20 @@ func exitCode(err error, stderr io.Writer) int {
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
-	fmt.Fprintln(stderr, "gtudp:", err)
+	fmt.Fprintln(stderr, "gtudp:", errorText(err))
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code
 	}
 	return 1
+}
+
+// errorText is err's message without the "gtudp: " the tool prints before
+// it: the library's errors begin with that prefix, since any program may
+// print them, and a wrapped one carries it in mid-message.
+func errorText(err error) string {
+	s := strings.TrimPrefix(err.Error(), "gtudp: ")
+	return strings.ReplaceAll(s, ": gtudp: ", ": ")
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {

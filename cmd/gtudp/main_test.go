@@ -317,3 +317,25 @@ func TestListen_PrintsMessagesAndRaw(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Errors are printed with one "gtudp:" and, where the user typed flags,
+// name the flags rather than the library's Config fields.
+func TestRun_ConfigErrorsNameFlags(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"send", "-rto-min", "5s", "-rto-max", "1s", "127.0.0.1:9", "x"}, "gtudp: invalid config: -rto-min 5s is above -rto-max 1s\n"},
+		{[]string{"listen", "-listen", "127.0.0.1:0", "-window", "-3"}, "gtudp: invalid config: -window is -3, must be positive\n"},
+		{[]string{"echo", "-listen", "127.0.0.1:0", "-lifetime", "-1s"}, "gtudp: invalid config: -lifetime is -1s, must be positive\n"},
+		{[]string{"demo", "-n", "1", "-attempts", "-1"}, "gtudp: invalid config: -attempts is -1, must be positive\n"},
+		{[]string{"bench", "-duration", "10ms", "-batch", "-2"}, "gtudp: invalid config: -batch is -2, must not be negative\n"},
+	} {
+		var stderr bytes.Buffer
+		code := exitCode(run(ctx, tc.args, strings.NewReader(""), io.Discard, io.Discard), &stderr)
+		if code != 2 || stderr.String() != tc.want {
+			t.Errorf("gtudp %q: exit %d, printed %q; want 2 and %q", tc.args, code, stderr.String(), tc.want)
+		}
+	}
+}

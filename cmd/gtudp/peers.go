@@ -64,7 +64,7 @@ func runEcho(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	ep, err := gtudp.Listen("udp", *listen, cfg)
+	ep, err := openEndpoint("udp", *listen, cfg)
 	if err != nil {
 		return err
 	}
@@ -137,7 +137,7 @@ func runSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err != nil {
 		return err
 	}
-	ep, err := gtudp.Listen("udp", *listen, cfg)
+	ep, err := openEndpoint("udp", *listen, cfg)
 	if err != nil {
 		return err
 	}
@@ -224,7 +224,7 @@ func runListen(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	if err != nil {
 		return err
 	}
-	ep, err := gtudp.Listen("udp", *listen, cfg)
+	ep, err := openEndpoint("udp", *listen, cfg)
 	if err != nil {
 		return err
 	}
