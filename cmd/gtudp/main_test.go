@@ -275,67 +275,54 @@ func TestEcho_ClientGoneDrainBounded(t *testing.T) {
 }
 
 func TestListen_PrintsMessagesAndRaw(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	lctx, stop := context.WithCancel(ctx)
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(lctx, []string{"listen", "-listen", "127.0.0.1:0", "-raw"}, nil, pw, io.Discard)
-		pw.Close()
-	}()
-	lines := bufio.NewScanner(pr)
-	lines.Scan()
-	addr, ok := strings.CutPrefix(lines.Text(), "listening on ")
-	if !ok {
-		t.Fatalf("first line %q", lines.Text())
-	}
-	if err := run(ctx, []string{"send", addr, "reliable"}, nil, io.Discard, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	c, err := net.Dial("udp4", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.Write([]byte("plain"))
-	want := []string{": reliable", " [raw]: plain"}
-	for _, w := range want {
-		if !lines.Scan() {
-			t.Fatalf("listen ended before %q", w)
-		}
-		if !strings.HasSuffix(lines.Text(), w) {
-			t.Fatalf("listen printed %q, want a line ending %q", lines.Text(), w)
-		}
-	}
-	go func() {
-		for lines.Scan() {
-		}
-	}()
-	stop()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-}
-
-// Errors are printed with one "gtudp:" and, where the user typed flags,
-// name the flags rather than the library's Config fields.
-func TestRun_ConfigErrorsNameFlags(t *testing.T) {
-	ctx := context.Background()
+	// A foreign datagram with a terminal escape sequence (clear screen)
+	// is printed escaped, unless -verbatim asks for its bytes.
 	for _, tc := range []struct {
-		args []string
-		want string
+		flags []string
+		want  []string
 	}{
-		{[]string{"send", "-rto-min", "5s", "-rto-max", "1s", "127.0.0.1:9", "x"}, "gtudp: invalid config: -rto-min 5s is above -rto-max 1s\n"},
-		{[]string{"listen", "-listen", "127.0.0.1:0", "-window", "-3"}, "gtudp: invalid config: -window is -3, must be positive\n"},
-		{[]string{"echo", "-listen", "127.0.0.1:0", "-lifetime", "-1s"}, "gtudp: invalid config: -lifetime is -1s, must be positive\n"},
-		{[]string{"demo", "-n", "1", "-attempts", "-1"}, "gtudp: invalid config: -attempts is -1, must be positive\n"},
-		{[]string{"bench", "-duration", "10ms", "-batch", "-2"}, "gtudp: invalid config: -batch is -2, must not be negative\n"},
+		{nil, []string{`: "reliable\x1b[2J"`, ` [raw]: "plain\x1b[2J"`}},
+		{[]string{"-verbatim"}, []string{": reliable\x1b[2J", " [raw]: plain\x1b[2J"}},
 	} {
-		var stderr bytes.Buffer
-		code := exitCode(run(ctx, tc.args, strings.NewReader(""), io.Discard, io.Discard), &stderr)
-		if code != 2 || stderr.String() != tc.want {
-			t.Errorf("gtudp %q: exit %d, printed %q; want 2 and %q", tc.args, code, stderr.String(), tc.want)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		lctx, stop := context.WithCancel(ctx)
+		pr, pw := io.Pipe()
+		done := make(chan error, 1)
+		go func() {
+			done <- run(lctx, append([]string{"listen", "-listen", "127.0.0.1:0", "-raw"}, tc.flags...), nil, pw, io.Discard)
+			pw.Close()
+		}()
+		lines := bufio.NewScanner(pr)
+		lines.Scan()
+		addr, ok := strings.CutPrefix(lines.Text(), "listening on ")
+		if !ok {
+			t.Fatalf("first line %q", lines.Text())
 		}
+		if err := run(ctx, []string{"send", addr, "reliable\x1b[2J"}, nil, io.Discard, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		c, err := net.Dial("udp4", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write([]byte("plain\x1b[2J"))
+		c.Close()
+		for _, w := range tc.want {
+			if !lines.Scan() {
+				t.Fatalf("listen %q ended before %q", tc.flags, w)
+			}
+			if !strings.HasSuffix(lines.Text(), w) {
+				t.Errorf("listen %q printed %q, want a line ending %q", tc.flags, lines.Text(), w)
+			}
+		}
+		go func() {
+			for lines.Scan() {
+			}
+		}()
+		stop()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		cancel()
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"sync"
 	"time"
 
@@ -210,10 +209,14 @@ func runListen(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	var c common
 	fs := newFlagSet("listen", "[flags]",
 		"Prints every message received, with its source address, until interrupted.\n"+
-			"With -raw, datagrams that are not gtUDP are printed too, marked raw.",
+			"With -raw, datagrams that are not gtUDP are printed too, marked raw.\n"+
+			"Payloads are printed quoted and escaped, as Go's %q does: any host can send\n"+
+			"you a datagram, and its bytes must not drive your terminal. -verbatim\n"+
+			"prints them as they are.",
 		"gtudp listen -listen 127.0.0.1:4323 -raw", stderr)
 	listen := fs.String("listen", "127.0.0.1:4323", "address to listen on")
 	raw := fs.Bool("raw", false, "show foreign datagrams too (turns on -passthrough)")
+	verbatim := fs.Bool("verbatim", false, "print payloads byte for byte, terminal escape sequences included (default: quoted and escaped)")
 	drain := fs.Duration("drain", 10*time.Second, "on interrupt, how long to let pending exchanges finish")
 	c.register(fs)
 	if err := parse(fs, args); err != nil {
@@ -237,7 +240,11 @@ func runListen(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 			if m.Raw {
 				kind = " [raw]"
 			}
-			fmt.Fprintf(stdout, "%v%s: %s\n", m.Addr, kind, strings.TrimRight(string(m.Data), "\n"))
+			if *verbatim {
+				fmt.Fprintf(stdout, "%v%s: %s\n", m.Addr, kind, m.Data)
+				continue
+			}
+			fmt.Fprintf(stdout, "%v%s: %q\n", m.Addr, kind, m.Data)
 		}
 	}()
 	<-ctx.Done()
