@@ -3,8 +3,6 @@ package main
 import (
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"testing"
 )
 
@@ -16,7 +14,11 @@ func TestBuild_OtherPlatforms(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cross-compiles the command three times; not in -short")
 	}
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
+	// go test puts its own GOROOT/bin first on the PATH.
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, env := range [][]string{
 		{"GOOS=windows", "GOARCH=amd64"},
 		{"GOOS=darwin", "GOARCH=arm64"},

@@ -22,6 +22,10 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == "bench-receiver" {
 		os.Exit(exitCode(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr), os.Stderr))
 	}
+	// Tests of signals run this binary as the command itself.
+	if os.Getenv("GTUDP_TEST_AS_COMMAND") == "1" {
+		main()
+	}
 	goleak.VerifyTestMain(m)
 }
 

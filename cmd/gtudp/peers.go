@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -9,24 +8,41 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/gtudp/gtudp"
 )
 
-// closeAndReport drains ep for up to drain (so a dead peer cannot hold the
-// tool for a whole Lifetime) and prints its counters.
-func closeAndReport(ep *gtudp.Endpoint, w io.Writer, drain time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), drain)
+// closeAndReport closes ep, letting the exchanges under way finish for up
+// to drain or until the next interrupt (so a dead peer cannot hold the tool
+// for a whole Lifetime), and prints its counters to w. When there is
+// something to wait for, it says on stderr what: waitingFor if not empty,
+// else the exchanges ep's Stats show (which can lag a packet just written).
+func closeAndReport(ctx context.Context, ep *gtudp.Endpoint, w, stderr io.Writer, drain time.Duration, waitingFor string) error {
+	if st := ep.Stats(); waitingFor == "" && st.InFlight+st.Open > 0 {
+		waitingFor = fmt.Sprintf("%d exchange%s under way (%d sent awaiting RECV, %d received awaiting ACK)",
+			st.InFlight+st.Open, plural(st.InFlight+st.Open), st.InFlight, st.Open)
+	}
+	if waitingFor != "" {
+		why, again := "", ""
+		if ctx.Err() != nil {
+			why, again = "interrupted: ", " again"
+		}
+		fmt.Fprintf(stderr, "gtudp: %swaiting up to %v for %s; interrupt%s to quit now\n", why, drain, waitingFor, again)
+	}
+	dctx, cancel := drainContext(ctx, drain)
 	defer cancel()
-	err := ep.Close(ctx)
+	err := ep.Close(dctx)
 	st := ep.Stats()
 	fmt.Fprintf(w, "stats: sent %d, confirmed %d, failed %d, delivered %d, duplicates suppressed %d, DATA re-sent %d, RECV re-sent %d, foreign %d, peers %d\n",
 		st.Sent, st.Confirmed, st.Failed, st.Delivered, st.Duplicates, st.DataResent, st.RecvResent, st.Foreign, st.PeersStarted)
-	if errors.Is(err, context.DeadlineExceeded) {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
 		// Peers that went away leave exchanges that would run to their
 		// Lifetime; the tool does not wait that long. Each of them got
 		// its failure receipt.
-		fmt.Fprintln(w, "closed without waiting for exchanges with peers that stopped answering")
+		fmt.Fprintf(w, "closed after waiting %v: the exchanges still under way were abandoned\n", drain)
+		return nil
+	case errors.Is(err, context.Canceled):
+		fmt.Fprintf(stderr, "gtudp: %v\n", context.Cause(dctx))
 		return nil
 	}
 	return err
@@ -45,6 +61,14 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
+// plural is the "s" of a count other than one.
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
 func runEcho(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	stdout, stderr = &lockedWriter{w: stdout}, &lockedWriter{w: stderr}
 	var c common
@@ -54,7 +78,7 @@ func runEcho(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 			"interrupted, then drains pending exchanges and prints its counters.",
 		"gtudp echo -listen 127.0.0.1:4323", stderr)
 	listen := fs.String("listen", "127.0.0.1:4323", "address to listen on")
-	drain := fs.Duration("drain", 10*time.Second, "on interrupt, how long to let pending exchanges finish")
+	drain := fs.Duration("drain", 10*time.Second, "on interrupt, how long to let pending exchanges finish (a second interrupt quits at once)")
 	c.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -94,118 +118,13 @@ func runEcho(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 	}()
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "closing: draining pending exchanges")
-	err = closeAndReport(ep, stdout, *drain)
+	err = closeAndReport(ctx, ep, stdout, stderr, *drain, "")
 	<-done
 	return err
 }
 
-func runSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	var c common
-	fs := newFlagSet("send", "[flags] ADDR [MESSAGE...]",
-		"Sends each MESSAGE (or, with none, each line of stdin) to ADDR reliably and\n"+
-			"prints its outcome: delivered (with RTT and attempts) or why not. With -wait,\n"+
-			"then prints replies for that long, like the original's echo_client.py.\n"+
-			"Exit status 0 only if every message was delivered.",
-		"gtudp send -wait 1s 127.0.0.1:4323 hello world", stderr)
-	listen := fs.String("listen", ":0", "local address to send from")
-	wait := fs.Duration("wait", 0, "after the last outcome, print replies for this long")
-	c.register(fs)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() < 1 {
-		fs.Usage()
-		return usageError("send needs an address")
-	}
-	to, err := resolve(fs.Arg(0))
-	if err != nil {
-		return err
-	}
-	msgs := fs.Args()[1:]
-	if len(msgs) == 0 {
-		sc := bufio.NewScanner(stdin)
-		sc.Buffer(make([]byte, 64<<10), 64<<10)
-		for sc.Scan() {
-			msgs = append(msgs, sc.Text())
-		}
-		if err := sc.Err(); err != nil {
-			return fmt.Errorf("reading stdin: %w", err)
-		}
-	}
-	cfg, err := c.config(stderr)
-	if err != nil {
-		return err
-	}
-	ep, err := openEndpoint("udp", *listen, cfg)
-	if err != nil {
-		return err
-	}
-	defer closeAndReport(ep, io.Discard, 10*time.Second)
-
-	replies := make(chan gtudp.Message, 1024)
-	go func() {
-		for m := range ep.Inbox() {
-			select {
-			case replies <- m:
-			default: // nobody will print this many; the tool is not a sink
-			}
-		}
-	}()
-	text := make(map[uuid.UUID]string, len(msgs))
-	for _, m := range msgs {
-		id := uuid.New()
-		text[id] = m
-		select {
-		case ep.Outbox() <- gtudp.Message{ID: id, Addr: to, Data: []byte(m)}:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	failed := 0
-	for range msgs {
-		var r gtudp.Receipt
-		select {
-		case r = <-ep.Receipts():
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		if r.Err != nil {
-			failed++
-			fmt.Fprintf(stdout, "FAILED %q to %v: %v\n", text[r.ID], r.Addr, r.Err)
-			continue
-		}
-		fmt.Fprintf(stdout, "delivered %q to %v in %v (%d attempt%s)\n", text[r.ID], r.Addr, r.RTT.Round(time.Microsecond), r.Attempts, plural(r.Attempts))
-	}
-	if *wait > 0 {
-		t := time.NewTimer(*wait)
-		defer t.Stop()
-	replies:
-		for {
-			select {
-			case m := <-replies:
-				fmt.Fprintf(stdout, "reply from %v: %q\n", m.Addr, m.Data)
-			case <-t.C:
-				break replies
-			case <-ctx.Done():
-				break replies
-			}
-		}
-	}
-	if failed > 0 {
-		return fmt.Errorf("%d of %d messages not delivered", failed, len(msgs))
-	}
-	return nil
-}
-
-func plural(n int) string {
-	if n == 1 {
-		return ""
-	}
-	return "s"
-}
-
 func runListen(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	stdout = &lockedWriter{w: stdout}
+	stdout, stderr = &lockedWriter{w: stdout}, &lockedWriter{w: stderr}
 	var c common
 	fs := newFlagSet("listen", "[flags]",
 		"Prints every message received, with its source address, until interrupted.\n"+
@@ -217,7 +136,7 @@ func runListen(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	listen := fs.String("listen", "127.0.0.1:4323", "address to listen on")
 	raw := fs.Bool("raw", false, "show foreign datagrams too (turns on -passthrough)")
 	verbatim := fs.Bool("verbatim", false, "print payloads byte for byte, terminal escape sequences included (default: quoted and escaped)")
-	drain := fs.Duration("drain", 10*time.Second, "on interrupt, how long to let pending exchanges finish")
+	drain := fs.Duration("drain", 10*time.Second, "on interrupt, how long to let pending exchanges finish (a second interrupt quits at once)")
 	c.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -248,7 +167,7 @@ func runListen(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		}
 	}()
 	<-ctx.Done()
-	err = closeAndReport(ep, stdout, *drain)
+	err = closeAndReport(ctx, ep, stdout, stderr, *drain, "")
 	<-done
 	return err
 }
