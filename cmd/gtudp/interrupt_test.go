@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gtudp/gtudp"
 )
 
 // deadPeer is a UDP socket that takes DATA and never answers: messages to
@@ -125,5 +127,33 @@ func TestMain_SIGTERMDrains(t *testing.T) {
 	}
 	if !strings.Contains(string(stderr), "interrupted: waiting up to 200ms for the outcome of 1 message in flight") || !strings.Contains(out.String(), `FAILED "x"`) {
 		t.Errorf("after SIGTERM: stdout %q, stderr %q", out.String(), stderr)
+	}
+}
+
+// Flags after the address are refused, not sent as messages; after --
+// they are messages.
+func TestSend_FlagAfterAddress(t *testing.T) {
+	ctx := context.Background()
+	var stderr bytes.Buffer
+	err := run(ctx, []string{"send", "127.0.0.1:9", "hello", "-lifetime", "1s"}, nil, io.Discard, io.Discard)
+	exitCode(err, &stderr)
+	if code := exitCode(err, io.Discard); code != 2 || !strings.Contains(stderr.String(), "flag -lifetime after the address") {
+		t.Errorf("send ADDR hello -lifetime 1s: exit %d, %q; want 2 and a hint", code, stderr.String())
+	}
+	ep, err := gtudp.Listen("udp4", "127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ep.Close(ctx)
+	for _, args := range [][]string{
+		{"send", ep.LocalAddr().String(), "--", "-lifetime"},
+		{"send", "--", ep.LocalAddr().String(), "-lifetime"},
+	} {
+		if err := run(ctx, args, nil, io.Discard, io.Discard); err != nil {
+			t.Fatalf("gtudp %q: %v", args, err)
+		}
+		if m := <-ep.Inbox(); string(m.Data) != "-lifetime" {
+			t.Errorf("gtudp %q delivered %q, want \"-lifetime\"", args, m.Data)
+		}
 	}
 }

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -24,7 +26,8 @@ func runSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		"Sends each MESSAGE (or, with none, each line of stdin) to ADDR reliably and\n"+
 			"prints its outcome: delivered (with RTT and attempts) or why not. With -wait,\n"+
 			"then prints replies for that long, like the original's echo_client.py.\n"+
-			"An interrupt (Ctrl-C, SIGTERM) stops sending and waits\n"+
+			"Flags go before ADDR; after it, -- makes the rest messages even if they\n"+
+			"look like flags. An interrupt (Ctrl-C, SIGTERM) stops sending and waits\n"+
 			"up to -drain for the outcomes of messages in flight; a second one quits\n"+
 			"at once. Exit status 0 only if every message was delivered.",
 		"gtudp send -wait 1s 127.0.0.1:4323 hello world", stderr)
@@ -43,7 +46,10 @@ func runSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err != nil {
 		return err
 	}
-	texts := fs.Args()[1:]
+	texts, err := messageArgs(fs, args)
+	if err != nil {
+		return err
+	}
 	var msgs []outgoing
 	for _, t := range texts {
 		msgs = append(msgs, outgoing{label: fmt.Sprintf("%q", t), data: []byte(t)})
@@ -168,4 +174,30 @@ collect:
 		return fmt.Errorf("%d of %d messages not delivered", failed, len(msgs))
 	}
 	return nil
+}
+
+// messageArgs returns the messages among the arguments after ADDR. An
+// argument there that names a flag of fs is refused: the flag package stops
+// at the first argument that is not a flag, so "send ADDR -lifetime 1s x"
+// would send "-lifetime" and "1s" as messages. "--" before ADDR, or among
+// the messages, makes what follows it messages whatever they look like.
+func messageArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	rest := fs.Args()
+	addr, msgs := rest[0], rest[1:]
+	if i := len(args) - len(rest) - 1; i >= 0 && args[i] == "--" {
+		return msgs, nil
+	}
+	for i, a := range msgs {
+		if a == "--" {
+			return append(msgs[:i:i], msgs[i+1:]...), nil
+		}
+		name, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
+		if !strings.HasPrefix(a, "-") || name == "" {
+			continue
+		}
+		if fs.Lookup(name) != nil || name == "h" || name == "help" {
+			return nil, usageError("flag %s after the address: put flags before %s, or write -- before it to send it as a message", a, addr)
+		}
+	}
+	return msgs, nil
 }
