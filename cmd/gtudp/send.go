@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -26,6 +27,7 @@ func runSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		"Sends each MESSAGE (or, with none, each line of stdin) to ADDR reliably and\n"+
 			"prints its outcome: delivered (with RTT and attempts) or why not. With -wait,\n"+
 			"then prints replies for that long, like the original's echo_client.py.\n"+
+			"With -file, sends the whole file (or stdin, for -) as one message.\n"+
 			"Flags go before ADDR; after it, -- makes the rest messages even if they\n"+
 			"look like flags. An interrupt (Ctrl-C, SIGTERM) stops sending and waits\n"+
 			"up to -drain for the outcomes of messages in flight; a second one quits\n"+
@@ -33,6 +35,7 @@ func runSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		"gtudp send -wait 1s 127.0.0.1:4323 hello world", stderr)
 	listen := fs.String("listen", ":0", "local address to send from")
 	wait := fs.Duration("wait", 0, "after the last outcome, print replies for this long")
+	file := fs.String("file", "", "send the whole of this `file` as one message (- for stdin)")
 	drain := fs.Duration("drain", time.Second, "on interrupt, and at the end, how long to wait for exchanges under way (a second interrupt quits at once)")
 	c.register(fs)
 	if err := parse(fs, args); err != nil {
@@ -53,6 +56,16 @@ func runSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	var msgs []outgoing
 	for _, t := range texts {
 		msgs = append(msgs, outgoing{label: fmt.Sprintf("%q", t), data: []byte(t)})
+	}
+	if *file != "" {
+		if len(msgs) > 0 {
+			return usageError("send -file takes no MESSAGE arguments, got %q", texts)
+		}
+		m, err := readFileMessage(*file, stdin)
+		if err != nil {
+			return err
+		}
+		msgs = append(msgs, m)
 	}
 	if len(msgs) == 0 {
 		sc := bufio.NewScanner(stdin)
@@ -174,6 +187,24 @@ collect:
 		return fmt.Errorf("%d of %d messages not delivered", failed, len(msgs))
 	}
 	return nil
+}
+
+// readFileMessage reads the message of -file: the whole file, or stdin
+// for "-". Whether it fits in one message is the endpoint's to say.
+func readFileMessage(name string, stdin io.Reader) (outgoing, error) {
+	var data []byte
+	var err error
+	label := "stdin"
+	if name == "-" {
+		data, err = io.ReadAll(stdin)
+	} else {
+		data, err = os.ReadFile(name)
+		label = fmt.Sprintf("file %q", name)
+	}
+	if err != nil {
+		return outgoing{}, fmt.Errorf("-file: %w", err)
+	}
+	return outgoing{label: fmt.Sprintf("%s (%d bytes)", label, len(data)), data: data}, nil
 }
 
 // messageArgs returns the messages among the arguments after ADDR. An
