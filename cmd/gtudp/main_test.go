@@ -332,10 +332,13 @@ func TestSendAgainstEcho(t *testing.T) {
 		}
 	}()
 
-	var out bytes.Buffer
-	err := run(ctx, []string{"send", "-wait", "500ms", addr, "hello", "world"}, nil, &out, io.Discard)
+	var out, stderr bytes.Buffer
+	err := run(ctx, []string{"send", "-wait", "500ms", addr, "hello", "world"}, nil, &out, &stderr)
 	if err != nil {
 		t.Fatalf("send: %v\n%s", err, out.String())
+	}
+	if stderr.Len() > 0 {
+		t.Errorf("send that went well printed on stderr: %q", stderr.String())
 	}
 	for _, want := range []string{`delivered "hello"`, `delivered "world"`, `reply from ` + addr + `: "hello"`, `reply from ` + addr + `: "world"`} {
 		if !strings.Contains(out.String(), want) {

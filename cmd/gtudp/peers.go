@@ -13,20 +13,33 @@ import (
 
 // closeAndReport closes ep, letting the exchanges under way finish for up
 // to drain or until the next interrupt (so a dead peer cannot hold the tool
-// for a whole Lifetime), and prints its counters to w. When there is
-// something to wait for, it says on stderr what: waitingFor if not empty,
-// else the exchanges ep's Stats show (which can lag a packet just written).
+// for a whole Lifetime), and prints its counters to w. A drain that follows
+// an interrupt, or lasts longer than a moment, says on stderr what it waits
+// for: waitingFor if not empty, else the exchanges ep's Stats show.
 func closeAndReport(ctx context.Context, ep *gtudp.Endpoint, w, stderr io.Writer, drain time.Duration, waitingFor string) error {
-	if st := ep.Stats(); waitingFor == "" && st.InFlight+st.Open > 0 {
-		waitingFor = fmt.Sprintf("%d exchange%s under way (%d sent awaiting RECV, %d received awaiting ACK)",
-			st.InFlight+st.Open, plural(st.InFlight+st.Open), st.InFlight, st.Open)
-	}
-	if waitingFor != "" {
+	stderr = &lockedWriter{w: stderr}
+	announce := func() {
+		what := waitingFor
+		if st := ep.Stats(); what == "" && st.InFlight+st.Open > 0 {
+			what = fmt.Sprintf("%d exchange%s under way (%d sent awaiting RECV, %d received awaiting ACK)",
+				st.InFlight+st.Open, plural(st.InFlight+st.Open), st.InFlight, st.Open)
+		}
+		if what == "" {
+			return
+		}
 		why, again := "", ""
 		if ctx.Err() != nil {
 			why, again = "interrupted: ", " again"
 		}
-		fmt.Fprintf(stderr, "gtudp: %swaiting up to %v for %s; interrupt%s to quit now\n", why, drain, waitingFor, again)
+		fmt.Fprintf(stderr, "gtudp: %swaiting up to %v for %s; interrupt%s to quit now\n", why, drain, what, again)
+	}
+	if ctx.Err() != nil {
+		announce()
+	} else {
+		// A drain that ends at once (the usual last ACK on its way)
+		// is not worth a line.
+		t := time.AfterFunc(announceAfter, announce)
+		defer t.Stop()
 	}
 	dctx, cancel := drainContext(ctx, drain)
 	defer cancel()
@@ -47,6 +60,10 @@ func closeAndReport(ctx context.Context, ep *gtudp.Endpoint, w, stderr io.Writer
 	}
 	return err
 }
+
+// announceAfter is how long a drain runs unannounced when nothing
+// interrupted it.
+const announceAfter = 250 * time.Millisecond
 
 // lockedWriter serialises writes from the goroutines of a command: the
 // io.Writer a command is given need not be safe for concurrent use.
