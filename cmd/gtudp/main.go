@@ -7,7 +7,7 @@
 //	gtudp echo   [flags] -listen ADDR          # send every message back, like echo_server.py
 //	gtudp send   [flags] ADDR [MESSAGE...]     # send arguments or stdin lines, report each outcome
 //	gtudp listen [flags] -listen ADDR          # print every message received
-//	gtudp bench  [flags]                       # gtudp against the bare 3-packet exchange
+//	gtudp bench  [flags]                       # gtudp against the bare exchange, kcp-go and TCP
 //
 // Run "gtudp COMMAND -h" for a command's flags.
 package main
@@ -48,7 +48,7 @@ var commands = []command{
 	{"echo", "send every message received back to its sender", runEcho},
 	{"send", "send messages reliably and report each outcome", runSend},
 	{"listen", "print every message received", runListen},
-	{"bench", "measure gtudp against the bare 3-packet exchange on loopback", runBench},
+	{"bench", "measure gtudp against the bare exchange, kcp-go and TCP on loopback", runBench},
 }
 
 func main() {
@@ -90,7 +90,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		return nil
 	}
-	if args[0] == "bench-receiver" { // the child of "gtudp bench -procs 2"
+	switch args[0] { // children of "gtudp bench", not listed
+	case "bench-receiver": // -procs 2
 		return runBenchReceiver(ctx, args[1:], stdin, stdout, stderr)
 	}
 	for _, c := range commands {
