@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -20,6 +21,7 @@ type benchOptions struct {
 	duration time.Duration
 	loss     float64
 	procs    int    // 2: the receiving side runs in a child process
+	busy     int    // CPU-burning processes beside the bench
 	profile  string // CPU profile of the gtudp run (and FILE.receiver of a child)
 	maxprocs int    // GOMAXPROCS of each process; 0: the cores shared out among them
 	common   common
@@ -80,12 +82,14 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 			"datagrams per message (both directions), re-sends per message, round-trip\n"+
 			"p50/p99 where a message is confirmed, and the ratios of gtudp to the others.\n"+
 			"A contender that cannot carry messages of -size says so in its row.\n"+
-			"With -loss, gtudp also runs through the lossy relay at 0% and that loss.",
+			"With -loss, gtudp also runs through the lossy relay at 0% and that loss.\n"+
+			"With -busy, CPU-burning processes run beside the bench.",
 		"gtudp bench -size 64 -window 1024 -duration 3s", stderr)
 	fs.IntVar(&o.size, "size", 64, "payload bytes, at most 16 MiB")
 	fs.DurationVar(&o.duration, "duration", 3*time.Second, "how long each contender runs")
 	fs.Float64Var(&o.loss, "loss", 0, "also run gtudp through a relay dropping this fraction each way")
 	fs.IntVar(&o.procs, "procs", 1, "1: both sides in this process; 2: the receiving side in a child process")
+	busy := fs.String("busy", "0", "run this many CPU-burning processes beside the bench, or `cores` for one per core")
 	fs.IntVar(&o.maxprocs, "gomaxprocs", 0, "GOMAXPROCS of each process (default: $GOMAXPROCS, else the cores shared out among the processes)")
 	fs.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of the gtudp run to `file` (and of a child receiver to file.receiver)")
 	o.common.register(fs)
@@ -104,6 +108,14 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	if o.size < 0 || o.size > maxBenchSize || o.window <= 0 || o.duration <= 0 || o.loss < 0 || o.loss >= 1 || (o.procs != 1 && o.procs != 2) {
 		return usageError("bench: -size from 0 to %d, -window and -duration positive, -loss in [0, 1), -procs 1 or 2", maxBenchSize)
 	}
+	switch n, err := strconv.Atoi(*busy); {
+	case *busy == "cores":
+		o.busy = runtime.NumCPU()
+	case err != nil || n < 0:
+		return usageError("-busy %q: want a number of processes or \"cores\"", *busy)
+	default:
+		o.busy = n
+	}
 	if o.maxprocs <= 0 && os.Getenv("GOMAXPROCS") != "" {
 		o.maxprocs = runtime.GOMAXPROCS(0) // the environment's choice stands
 	}
@@ -118,6 +130,17 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	if _, err := o.common.config(io.Discard); err != nil {
 		return err
 	}
+	stopBusy, err := startBusy(ctx, o.busy)
+	if err != nil {
+		return fmt.Errorf("-busy: %w", err)
+	}
+	busyDone := false
+	defer func() {
+		if !busyDone {
+			stopBusy()
+		}
+	}()
+
 	bare, err := benchBare(ctx, o)
 	if err != nil {
 		return fmt.Errorf("bare exchange: %w", err)
@@ -148,6 +171,10 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	}
 	results = append(results, k, tcp)
 	printBench(stdout, o, results, g, map[string]benchResult{"bare exchange": bare, "kcp-go": k, "TCP stream": tcp})
+	if o.busy > 0 {
+		busyDone = true
+		fmt.Fprintf(stdout, "the %d CPU-burning process%s used %.1f CPU-seconds\n", o.busy, plurales(o.busy), stopBusy().Seconds())
+	}
 	return nil
 }
 
@@ -160,8 +187,12 @@ func printBench(w io.Writer, o benchOptions, results []benchResult, g benchResul
 	} else {
 		procs = fmt.Sprintf("one process, GOMAXPROCS %d", o.maxprocs)
 	}
-	fmt.Fprintf(w, "payload %d bytes, window %d, batch %d, %v per run, %s, loopback\n\n",
-		o.size, o.window, o.common.batch, o.duration, procs)
+	busy := ""
+	if o.busy > 0 {
+		busy = fmt.Sprintf(", %d CPU-burning process%s beside", o.busy, plurales(o.busy))
+	}
+	fmt.Fprintf(w, "payload %d bytes, window %d, batch %d, %v per run, %s, loopback%s\n\n",
+		o.size, o.window, o.common.batch, o.duration, procs, busy)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "\tmessages/s\tCPU/message\tdatagrams/message\tre-sent/message\tp50\tp99\t")
 	var refused []benchResult
@@ -213,6 +244,14 @@ func ratios(g, r benchResult) string {
 		s += fmt.Sprintf(", %.2fx p50", float64(g.p(50))/float64(max(r.p(50), 1)))
 	}
 	return s
+}
+
+// plurales is the "es" of a count of processes other than one.
+func plurales(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "es"
 }
 
 // runFor returns a channel closed after d. Both sides' loops wait on it

@@ -93,6 +93,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch args[0] { // children of "gtudp bench", not listed
 	case "bench-receiver": // -procs 2
 		return runBenchReceiver(ctx, args[1:], stdin, stdout, stderr)
+	case "bench-busy": // -busy
+		return runBenchBusy(ctx, args[1:], stdin, stdout, stderr)
 	}
 	for _, c := range commands {
 		if c.name == args[0] {

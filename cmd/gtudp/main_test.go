@@ -23,7 +23,7 @@ import (
 
 func TestMain(m *testing.M) {
 	// "gtudp bench -procs 2" runs this binary as its child receiver.
-	if len(os.Args) > 1 && os.Args[1] == "bench-receiver" {
+	if len(os.Args) > 1 && (os.Args[1] == "bench-receiver" || os.Args[1] == "bench-busy") {
 		os.Exit(exitCode(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr), os.Stderr))
 	}
 	// Tests of signals run this binary as the command itself.
@@ -432,11 +432,16 @@ func TestBench_Runs(t *testing.T) {
 	}
 
 	var two bytes.Buffer
-	if err := run(ctx, []string{"bench", "-duration", "200ms", "-window", "64", "-procs", "2"}, nil, &two, io.Discard); err != nil {
+	if err := run(ctx, []string{"bench", "-duration", "200ms", "-window", "64", "-procs", "2", "-busy", "1"}, nil, &two, io.Discard); err != nil {
 		t.Fatalf("bench -procs 2: %v\n%s", err, two.String())
 	}
-	if !strings.Contains(two.String(), "receiver in a second process") {
-		t.Errorf("bench -procs 2 output:\n%s", two.String())
+	if !strings.Contains(two.String(), "receiver in a second process") || !strings.Contains(two.String(), "1 CPU-burning process beside") {
+		t.Errorf("bench -procs 2 -busy 1 output:\n%s", two.String())
+	}
+	// The burner ran: it used CPU time.
+	m := regexp.MustCompile(`the 1 CPU-burning process used ([0-9.]+) CPU-seconds`).FindStringSubmatch(two.String())
+	if m == nil || m[1] == "0.0" {
+		t.Errorf("bench -busy 1: the burner's CPU time %q:\n%s", m, two.String())
 	}
 	rows = benchRows(two.String())
 	for _, name := range []string{"bare exchange", "gtudp", "kcp-go", "TCP stream"} {
