@@ -77,6 +77,10 @@ func TestRun_Usage(t *testing.T) {
 		{"demo", "-rto-min", "fast"},
 		{"send"},
 		{"send", "not an address", "x"},
+		{"demo", "-progress", "sparkle"},
+		{"bench", "-busy", "lots"},
+		{"bench", "-busy", "-1"},
+		{"bench", "-size", "-1"},
 	} {
 		err := run(ctx, args, strings.NewReader(""), &out, &errOut)
 		if code := exitCode(err, io.Discard); code != 2 {
