@@ -1,32 +1,17 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/netip"
 	"os"
-	"os/exec"
 	"runtime"
 	"runtime/pprof"
 	"strconv"
-	"strings"
-	"sync"
-	"sync/atomic"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
-	"github.com/google/uuid"
-	"github.com/gtudp/gtudp"
-	"github.com/gtudp/gtudp/actor"
-	"github.com/gtudp/gtudp/actor/actortest"
-	"github.com/gtudp/gtudp/wire"
 )
 
 // benchOptions are the knobs of "gtudp bench".
@@ -36,18 +21,34 @@ type benchOptions struct {
 	duration time.Duration
 	loss     float64
 	procs    int    // 2: the receiving side runs in a child process
+	busy     int    // CPU-burning processes beside the bench
 	profile  string // CPU profile of the gtudp run (and FILE.receiver of a child)
 	maxprocs int    // GOMAXPROCS of each process; 0: the cores shared out among them
 	common   common
 }
 
-// benchResult is one side of the comparison.
+// maxBenchSize is the largest -size: large enough for "1 MiB messages"
+// and beyond, small enough that a window of them fits in memory.
+const maxBenchSize = 16 << 20
+
+// benchResult is one contender's run.
 type benchResult struct {
-	name     string
+	name string
+	// refused says why the contender cannot carry messages of this size;
+	// the rest is then empty.
+	refused  error
 	messages int64
 	elapsed  time.Duration
 	cpu      time.Duration // user+system time of the process, and of the child receiver if any
-	hist     *hdrhistogram.Histogram
+	// datagrams counts the datagrams both sides sent during the run; 0 if
+	// the contender has none (TCP).
+	datagrams uint64
+	// resent counts re-transmissions during the run: gtudp's DATA re-sent,
+	// kcp-go's segments re-sent (RetransSegs); -1 if not counted.
+	resent int64
+	// hist holds round trips (a DATA's send to its RECV); nil for the
+	// contenders that confirm no single message.
+	hist *hdrhistogram.Histogram
 }
 
 func (r benchResult) rate() float64 { return float64(r.messages) / r.elapsed.Seconds() }
@@ -59,25 +60,44 @@ func (r benchResult) cpuPerMessage() time.Duration {
 	return r.cpu / time.Duration(r.messages)
 }
 
+func (r benchResult) p(q float64) time.Duration {
+	return time.Duration(r.hist.ValueAtQuantile(q)).Round(10 * time.Nanosecond)
+}
+
 func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	var o benchOptions
 	fs := newFlagSet("bench", "[flags]",
-		"Measures, side by side in one run, the bare DATA→RECV→ACK exchange written\n"+
-			"with the same socket calls and no protocol logic (the practical ceiling),\n"+
-			"and gtudp itself, on loopback. Prints messages/s, CPU per message (both\n"+
-			"processes), round-trip p50/p99 and the ratios gtudp/ceiling of throughput\n"+
-			"and of p50. With -loss, gtudp also runs through the lossy relay (the bare\n"+
-			"exchange cannot recover from loss).",
+		"Measures, side by side in one run on loopback, messages of -size bytes sent\n"+
+			"as fast as each contender allows for -duration:\n"+
+			"  bare exchange  DATA→RECV→ACK written with the same socket calls as gtudp\n"+
+			"                 and no protocol logic: the practical ceiling of the protocol;\n"+
+			"  gtudp          gtudp itself, -window messages in flight;\n"+
+			"  kcp-go         github.com/xtaci/kcp-go in message mode, fast mode\n"+
+			"                 (NoDelay 1, 10, 2, 1), window -window both ways, no FEC, no\n"+
+			"                 encryption; each message one Write with a 4-byte length;\n"+
+			"  TCP stream     one loopback TCP connection, each message one Write of a\n"+
+			"                 4-byte length and the payload.\n"+
+			"Prints messages/s (gtudp and bare: confirmed by RECV; kcp-go and TCP: read\n"+
+			"by the receiving application), CPU per message (both processes),\n"+
+			"datagrams per message (both directions), re-sends per message, round-trip\n"+
+			"p50/p99 where a message is confirmed, and the ratios of gtudp to the others.\n"+
+			"A contender that cannot carry messages of -size says so in its row.\n"+
+			"With -loss, gtudp also runs through the lossy relay at 0% and that loss.\n"+
+			"With -busy, CPU-burning processes run beside the bench.",
 		"gtudp bench -size 64 -window 1024 -duration 3s", stderr)
-	fs.IntVar(&o.size, "size", 64, "payload bytes")
-	fs.DurationVar(&o.duration, "duration", 3*time.Second, "how long each side runs")
+	fs.IntVar(&o.size, "size", 64, "payload bytes, at most 16 MiB")
+	fs.DurationVar(&o.duration, "duration", 3*time.Second, "how long each contender runs")
 	fs.Float64Var(&o.loss, "loss", 0, "also run gtudp through a relay dropping this fraction each way")
 	fs.IntVar(&o.procs, "procs", 1, "1: both sides in this process; 2: the receiving side in a child process")
+	busy := fs.String("busy", "0", "run this many CPU-burning processes beside the bench, or `cores` for one per core")
 	fs.IntVar(&o.maxprocs, "gomaxprocs", 0, "GOMAXPROCS of each process (default: $GOMAXPROCS, else the cores shared out among the processes)")
 	fs.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of the gtudp run to `file` (and of a child receiver to file.receiver)")
 	o.common.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError("bench takes no arguments, got %q", fs.Args())
 	}
 	// -window (a common flag) is also the bench's messages in flight: 1
 	// measures single-message latency.
@@ -85,8 +105,16 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	if o.window == 0 {
 		o.window = 1024
 	}
-	if o.size < 0 || o.window <= 0 || o.duration <= 0 || o.loss < 0 || o.loss >= 1 || (o.procs != 1 && o.procs != 2) {
-		return usageError("bench: -size must not be negative, -window and -duration must be positive, -loss in [0, 1), -procs 1 or 2")
+	if o.size < 0 || o.size > maxBenchSize || o.window <= 0 || o.duration <= 0 || o.loss < 0 || o.loss >= 1 || (o.procs != 1 && o.procs != 2) {
+		return usageError("bench: -size from 0 to %d, -window and -duration positive, -loss in [0, 1), -procs 1 or 2", maxBenchSize)
+	}
+	switch n, err := strconv.Atoi(*busy); {
+	case *busy == "cores":
+		o.busy = runtime.NumCPU()
+	case err != nil || n < 0:
+		return usageError("-busy %q: want a number of processes or \"cores\"", *busy)
+	default:
+		o.busy = n
 	}
 	if o.maxprocs <= 0 && os.Getenv("GOMAXPROCS") != "" {
 		o.maxprocs = runtime.GOMAXPROCS(0) // the environment's choice stands
@@ -99,13 +127,27 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		o.maxprocs = max(1, runtime.NumCPU()/o.procs)
 	}
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(o.maxprocs))
+	if _, err := o.common.config(io.Discard); err != nil {
+		return err
+	}
+	stopBusy, err := startBusy(ctx, o.busy)
+	if err != nil {
+		return fmt.Errorf("-busy: %w", err)
+	}
+	busyDone := false
+	defer func() {
+		if !busyDone {
+			stopBusy()
+		}
+	}()
+
 	bare, err := benchBare(ctx, o)
 	if err != nil {
 		return fmt.Errorf("bare exchange: %w", err)
 	}
 	g, err := benchGtudp(ctx, o, false, 0)
 	if err != nil {
-		return fmt.Errorf("gtudp: %w", err)
+		return fmt.Errorf("gtudp run: %w", err)
 	}
 	results := []benchResult{bare, g}
 	if o.loss > 0 {
@@ -119,35 +161,97 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 			results = append(results, gl)
 		}
 	}
+	k, err := benchKCP(ctx, o)
+	if err != nil {
+		return fmt.Errorf("kcp-go: %w", err)
+	}
+	tcp, err := benchTCP(ctx, o)
+	if err != nil {
+		return fmt.Errorf("TCP stream: %w", err)
+	}
+	results = append(results, k, tcp)
+	printBench(stdout, o, results, g, map[string]benchResult{"bare exchange": bare, "kcp-go": k, "TCP stream": tcp})
+	if o.busy > 0 {
+		busyDone = true
+		fmt.Fprintf(stdout, "the %d CPU-burning process%s used %.1f CPU-seconds\n", o.busy, plurales(o.busy), stopBusy().Seconds())
+	}
+	return nil
+}
+
+// printBench prints the header, the table of results and the ratios of
+// gtudp (g) to the others.
+func printBench(w io.Writer, o benchOptions, results []benchResult, g benchResult, others map[string]benchResult) {
 	var procs string
 	if o.procs == 2 {
 		procs = fmt.Sprintf("receiver in a second process, GOMAXPROCS %d each", o.maxprocs)
 	} else {
 		procs = fmt.Sprintf("one process, GOMAXPROCS %d", o.maxprocs)
 	}
-	fmt.Fprintf(stdout, "payload %d bytes, window %d, batch %d, %v per run, %s, loopback\n\n",
-		o.size, o.window, o.common.batch, o.duration, procs)
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	// Two ratios to the ceiling: throughput (higher is better) and the
-	// round trip's median (lower is better).
-	fmt.Fprintln(tw, "\tmessages/s\tCPU/message\tp50\tp99\tvs ceiling\tp50 vs ceiling\t")
-	p50 := func(r benchResult) time.Duration { return time.Duration(r.hist.ValueAtQuantile(50)) }
-	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%.0f\t%v\t%v\t%v\t%.2fx\t%.2fx\t\n", r.name, r.rate(), r.cpuPerMessage(),
-			p50(r).Round(10*time.Nanosecond),
-			time.Duration(r.hist.ValueAtQuantile(99)).Round(10*time.Nanosecond),
-			r.rate()/bare.rate(), float64(p50(r))/float64(p50(bare)))
+	busy := ""
+	if o.busy > 0 {
+		busy = fmt.Sprintf(", %d CPU-burning process%s beside", o.busy, plurales(o.busy))
 	}
-	return tw.Flush()
+	fmt.Fprintf(w, "payload %d bytes, window %d, batch %d, %v per run, %s, loopback%s\n\n",
+		o.size, o.window, o.common.batch, o.duration, procs, busy)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "\tmessages/s\tCPU/message\tdatagrams/message\tre-sent/message\tp50\tp99\t")
+	var refused []benchResult
+	for _, r := range results {
+		if r.refused != nil {
+			fmt.Fprintf(tw, "%s\trefused\t-\t-\t-\t-\t-\t\n", r.name)
+			refused = append(refused, r)
+			continue
+		}
+		m := float64(max(r.messages, 1))
+		datagrams, resent, p50, p99 := "-", "-", "-", "-"
+		if r.datagrams > 0 {
+			datagrams = fmt.Sprintf("%.2f", float64(r.datagrams)/m)
+		}
+		if r.resent >= 0 {
+			resent = fmt.Sprintf("%.1f%%", 100*float64(r.resent)/m)
+		}
+		if r.hist != nil {
+			p50, p99 = r.p(50).String(), r.p(99).String()
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%v\t%s\t%s\t%s\t%s\t\n", r.name, r.rate(), r.cpuPerMessage(), datagrams, resent, p50, p99)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	for _, r := range refused {
+		fmt.Fprintf(w, "%s refused: %s\n", r.name, errorText(r.refused))
+	}
+	for _, name := range []string{"bare exchange", "kcp-go", "TCP stream"} {
+		fmt.Fprintf(w, "gtudp / %s: %s\n", name, ratios(g, others[name]))
+	}
+	fmt.Fprintln(w, "(re-sent: gtudp's DATA re-sent, kcp-go's segments re-sent, per message)")
 }
 
-// cpuTime is the process's user and system time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
+// ratios compares gtudp's run g with another's: messages/s (higher is
+// better), CPU per message and round-trip p50 (lower is better).
+func ratios(g, r benchResult) string {
+	switch {
+	case g.refused != nil && r.refused != nil:
+		return "both refuse messages of this size"
+	case g.refused != nil:
+		return "gtudp refuses messages of this size"
+	case r.refused != nil:
+		return r.name + " refuses messages of this size"
+	case r.messages == 0 || g.messages == 0:
+		return "no messages went through"
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	s := fmt.Sprintf("%.2fx messages/s, %.2fx CPU/message", g.rate()/r.rate(), float64(g.cpuPerMessage())/float64(max(r.cpuPerMessage(), 1)))
+	if g.hist != nil && r.hist != nil {
+		s += fmt.Sprintf(", %.2fx p50", float64(g.p(50))/float64(max(r.p(50), 1)))
+	}
+	return s
+}
+
+// plurales is the "es" of a count of processes other than one.
+func plurales(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "es"
 }
 
 // runFor returns a channel closed after d. Both sides' loops wait on it
@@ -177,405 +281,4 @@ func startCPUProfile(file string) (stop func(), err error) {
 // a single message in flight takes a few microseconds.
 func newHist() *hdrhistogram.Histogram {
 	return hdrhistogram.New(1, int64(time.Minute), 3)
-}
-
-// benchBare runs the 3-packet exchange with plain sockets: the sender
-// writes DATA while fewer than window are in flight; the receiver answers
-// each DATA with RECV; the sender answers RECV with ACK and counts the
-// message. Nothing is re-sent, so it runs on a loss-free path only.
-func benchBare(ctx context.Context, o benchOptions) (benchResult, error) {
-	r := benchResult{name: "bare exchange", hist: newHist()}
-	f, err := parseFormat(o.common.magic, o.common.types)
-	if err != nil {
-		return r, err
-	}
-	snd, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		return r, err
-	}
-	defer snd.Close()
-	snd.SetReadBuffer(4 << 20)
-	snd.SetWriteBuffer(4 << 20)
-	far, err := startReceiver(ctx, o, "bare")
-	if err != nil {
-		return r, err
-	}
-	defer far.stop()
-	bc := actor.NewBatchConn(snd, o.common.batch)
-	hl := f.HeaderLen()
-
-	var wg sync.WaitGroup
-	window := make(chan struct{}, o.window)
-	sentAt := make([]atomic.Int64, 1<<16) // by the low 16 bits of the id
-	var done atomic.Int64
-	// The sender's reader: ACK for every RECV, written at once as
-	// gtudp's reader does.
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		ack := make([][]byte, 1)
-		buf := make([]byte, 0, hl)
-		for {
-			k, err := bc.Read()
-			if err != nil {
-				return
-			}
-			for i := range k {
-				b, _ := bc.Datagram(i)
-				p, err := f.Decode(b)
-				if err != nil || p.Kind != wire.Recv {
-					continue
-				}
-				// The round trip ends when the RECV is read, as gtudp
-				// measures it.
-				seq := binary.BigEndian.Uint32(p.ID[:])
-				r.hist.RecordValue(max(time.Now().UnixNano()-sentAt[seq&0xffff].Load(), 1))
-				ack[0] = f.Append(buf[:0], wire.Packet{Kind: wire.Ack, ID: p.ID})
-				bc.WriteBatch(ack, far.addr)
-				done.Add(1)
-				<-window
-			}
-		}
-	}()
-	// The sender: DATA while the window has room, as many at once as it
-	// has (a gtudp peer writes what a wake-up produced in one batch).
-	payload := make([]byte, o.size)
-	pkt := make([]byte, 0, o.window*(hl+o.size))
-	pkts := make([][]byte, 0, o.window)
-	start, cpu0, farCPU0 := time.Now(), cpuTime(), far.cpu()
-	over, stopClock := runFor(o.duration)
-	defer stopClock()
-	var seq uint32
-send:
-	for {
-		select {
-		case window <- struct{}{}:
-		case <-over:
-			break send
-		case <-ctx.Done():
-			break send
-		}
-		n := 1
-	more:
-		for n < o.window {
-			select {
-			case window <- struct{}{}:
-				n++
-			default:
-				break more
-			}
-		}
-		pkt, pkts = pkt[:0], pkts[:0]
-		now := time.Now().UnixNano()
-		for range n {
-			var id wire.ID
-			binary.BigEndian.PutUint32(id[:], seq)
-			sentAt[seq&0xffff].Store(now)
-			seq++
-			off := len(pkt)
-			pkt = f.Append(pkt, wire.Packet{Kind: wire.Data, ID: id, Payload: payload})
-			pkts = append(pkts, pkt[off:])
-		}
-		if _, err := bc.WriteBatch(pkts, far.addr); err != nil {
-			return r, err
-		}
-	}
-	r.messages, r.elapsed, r.cpu = done.Load(), time.Since(start), cpuTime()-cpu0+far.cpu()-farCPU0
-	snd.Close()
-	wg.Wait()
-	if ctx.Err() != nil {
-		return r, ctx.Err()
-	}
-	return r, nil
-}
-
-// benchGtudp streams messages from one endpoint to another, window in
-// flight, directly or through a relay losing the given fraction.
-func benchGtudp(ctx context.Context, o benchOptions, relayed bool, loss float64) (benchResult, error) {
-	r := benchResult{name: "gtudp", hist: newHist()}
-	if relayed {
-		r.name = fmt.Sprintf("gtudp, relay, %.0f%% loss", 100*loss)
-	}
-	cfg, err := o.common.config(io.Discard)
-	if err != nil {
-		return r, err
-	}
-	far, err := startReceiver(ctx, o, "gtudp")
-	if err != nil {
-		return r, err
-	}
-	defer far.stop()
-	to := far.addr
-	if relayed {
-		relay, err := actortest.NewRelay("127.0.0.1:0", to, actortest.RelayConfig{Loss: loss}, nil, 1)
-		if err != nil {
-			return r, err
-		}
-		defer relay.Close()
-		to = relay.Addr()
-	}
-	send, err := gtudp.Listen("udp4", "127.0.0.1:0", cfg)
-	if err != nil {
-		return r, err
-	}
-	defer send.Close(context.Background())
-
-	// Each in-flight message has its own buffer until its receipt. The
-	// buffer's slot is in the message's ID, so finding it again costs
-	// neither a map nor a lock: the bench measures gtudp, not its own
-	// bookkeeping. (Any unique ID will do; gtudp only matches receipts.)
-	// There are twice as many buffers as the window, so that gtudp's own
-	// window, not the buffers, limits what is in flight.
-	bufs := make([][]byte, 2*o.window)
-	free := make([]uint32, len(bufs))
-	for i := range bufs {
-		bufs[i] = make([]byte, o.size)
-		free[i] = uint32(i)
-	}
-	if o.profile != "" && !relayed {
-		stopProfile, err := startCPUProfile(o.profile)
-		if err != nil {
-			return r, err
-		}
-		defer stopProfile()
-	}
-	// One goroutine sends and takes receipts, as an application streaming
-	// through the Outbox would.
-	var failed error
-	pending := 0 // sent, receipt not in yet
-	var seq uint64
-	start, cpu0, farCPU0 := time.Now(), cpuTime(), far.cpu()
-	end, stopClock := runFor(o.duration)
-	defer stopClock()
-	var giveUp <-chan time.Time // after the run: the last receipts' deadline
-	for end != nil || pending > 0 {
-		var outbox chan<- gtudp.Message
-		var m gtudp.Message
-		if end != nil && len(free) > 0 {
-			slot := free[len(free)-1]
-			var id uuid.UUID
-			binary.BigEndian.PutUint32(id[:4], slot)
-			binary.BigEndian.PutUint64(id[8:], seq+1)
-			outbox, m = send.Outbox(), gtudp.Message{ID: id, Addr: to, Data: bufs[slot]}
-		}
-		select {
-		case outbox <- m:
-			free = free[:len(free)-1]
-			seq++
-			pending++
-		case rc := <-send.Receipts():
-			pending--
-			if rc.Err != nil {
-				failed = rc.Err
-			} else if end != nil {
-				r.hist.RecordValue(max(rc.RTT.Nanoseconds(), 1))
-				r.messages++
-			}
-			free = append(free, binary.BigEndian.Uint32(rc.ID[:4]))
-		case <-end:
-			r.elapsed, r.cpu = time.Since(start), cpuTime()-cpu0+far.cpu()-farCPU0
-			end, giveUp = nil, time.After(10*time.Second)
-		case <-giveUp:
-			pending = 0
-		case <-ctx.Done():
-			return r, ctx.Err()
-		}
-	}
-	if failed != nil && !errors.Is(failed, gtudp.ErrClosed) {
-		return r, fmt.Errorf("a message failed: %w", failed)
-	}
-	return r, ctx.Err()
-}
-
-// receiver is the far side of a bench run, in this process or a child.
-type receiver struct {
-	addr netip.AddrPort
-	stop func()
-	// cpu returns the CPU time a child receiver has used so far; zero in
-	// this process, whose CPU time counts it already.
-	cpu func() time.Duration
-}
-
-// startReceiver starts the receiving side: "bare" answers every DATA with
-// RECV and drops ACKs; "gtudp" is an endpoint that drains its Inbox.
-func startReceiver(ctx context.Context, o benchOptions, mode string) (receiver, error) {
-	if o.procs == 2 {
-		return startChildReceiver(ctx, o, mode)
-	}
-	return serveReceiver(mode, o.common)
-}
-
-func serveReceiver(mode string, c common) (receiver, error) {
-	switch mode {
-	case "bare":
-		f, err := parseFormat(c.magic, c.types)
-		if err != nil {
-			return receiver{}, err
-		}
-		rcv, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			return receiver{}, err
-		}
-		rcv.SetReadBuffer(4 << 20)
-		rcv.SetWriteBuffer(4 << 20)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			// RECV for every DATA of a read, written in one batch as a
-			// gtudp peer writes the RECVs of one wake-up.
-			bc := actor.NewBatchConn(rcv, c.batch)
-			hl := f.HeaderLen()
-			buf := make([]byte, 0, max(c.batch, 1)*hl)
-			var out [][]byte
-			var to netip.AddrPort
-			flush := func() {
-				if len(out) > 0 {
-					bc.WriteBatch(out, to)
-				}
-				buf, out = buf[:0], out[:0]
-			}
-			for {
-				k, err := bc.Read()
-				if err != nil {
-					return
-				}
-				for i := range k {
-					b, from := bc.Datagram(i)
-					p, err := f.Decode(b)
-					if err != nil || p.Kind != wire.Data {
-						continue
-					}
-					if from != to {
-						flush()
-						to = from
-					}
-					off := len(buf)
-					buf = f.Append(buf, wire.Packet{Kind: wire.Recv, ID: p.ID})
-					out = append(out, buf[off:])
-				}
-				flush()
-			}
-		}()
-		return receiver{addr: rcv.LocalAddr().(*net.UDPAddr).AddrPort(), stop: func() { rcv.Close(); <-done }, cpu: noCPU}, nil
-	case "gtudp":
-		cfg, err := c.config(io.Discard)
-		if err != nil {
-			return receiver{}, err
-		}
-		ep, err := gtudp.Listen("udp4", "127.0.0.1:0", cfg)
-		if err != nil {
-			return receiver{}, err
-		}
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			for range ep.Inbox() {
-			}
-		}()
-		return receiver{addr: ep.LocalAddr(), stop: func() {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			ep.Close(ctx)
-			<-done
-		}, cpu: noCPU}, nil
-	}
-	return receiver{}, fmt.Errorf("unknown receiver mode %q", mode)
-}
-
-// startChildReceiver runs "gtudp bench-receiver" in a child process: it
-// prints its address, then serves until its stdin closes.
-func startChildReceiver(ctx context.Context, o benchOptions, mode string) (receiver, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return receiver{}, err
-	}
-	args := []string{"bench-receiver", "-mode", mode, "-magic", o.common.magic, "-types", o.common.types, "-batch", strconv.Itoa(o.common.batch), "-gomaxprocs", strconv.Itoa(o.maxprocs)}
-	if o.profile != "" && mode == "gtudp" {
-		args = append(args, "-cpuprofile", o.profile+".receiver")
-	}
-	cmd := exec.CommandContext(ctx, exe, args...)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return receiver{}, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return receiver{}, err
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return receiver{}, err
-	}
-	out := bufio.NewReader(stdout)
-	line, err := out.ReadString('\n')
-	if err != nil {
-		cmd.Process.Kill()
-		cmd.Wait()
-		return receiver{}, fmt.Errorf("child receiver: %w", err)
-	}
-	addr, err := netip.ParseAddrPort(strings.TrimSpace(line))
-	if err != nil {
-		cmd.Process.Kill()
-		cmd.Wait()
-		return receiver{}, fmt.Errorf("child receiver said %q: %w", line, err)
-	}
-	// Each line to the child asks for its CPU time, which it prints.
-	cpu := func() time.Duration {
-		if _, err := io.WriteString(stdin, "cpu\n"); err != nil {
-			return 0
-		}
-		line, err := out.ReadString('\n')
-		if err != nil {
-			return 0
-		}
-		ns, _ := strconv.ParseInt(strings.TrimSpace(line), 10, 64)
-		return time.Duration(ns)
-	}
-	return receiver{addr: addr, stop: func() { stdin.Close(); cmd.Wait() }, cpu: cpu}, nil
-}
-
-func noCPU() time.Duration { return 0 }
-
-// runBenchReceiver is the child side of "gtudp bench -procs 2" (not listed
-// in the usage): it serves until stdin is closed.
-func runBenchReceiver(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	var c common
-	fs := newFlagSet("bench-receiver", "-mode bare|gtudp", "The receiving side of gtudp bench -procs 2.", "gtudp bench -procs 2", stderr)
-	mode := fs.String("mode", "gtudp", "bare or gtudp")
-	profile := fs.String("cpuprofile", "", "write a CPU profile to `file`")
-	maxprocs := fs.Int("gomaxprocs", 0, "GOMAXPROCS (default: Go's)")
-	c.register(fs)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if *maxprocs > 0 {
-		runtime.GOMAXPROCS(*maxprocs)
-	}
-	if *profile != "" {
-		stopProfile, err := startCPUProfile(*profile)
-		if err != nil {
-			return err
-		}
-		defer stopProfile()
-	}
-	r, err := serveReceiver(*mode, c)
-	if err != nil {
-		return err
-	}
-	defer r.stop()
-	fmt.Fprintln(stdout, r.addr)
-	gone := make(chan struct{})
-	go func() {
-		// Every line read asks for this process's CPU time so far.
-		lines := bufio.NewScanner(stdin)
-		for lines.Scan() {
-			fmt.Fprintln(stdout, int64(cpuTime()))
-		}
-		close(gone)
-	}()
-	select {
-	case <-gone:
-	case <-ctx.Done():
-	}
-	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"regexp"
 	"strings"
 	"time"
 
@@ -61,6 +62,35 @@ func (c *common) config(stderr io.Writer) (*gtudp.Config, error) {
 	}
 	return cfg, nil
 }
+
+// openEndpoint opens an endpoint on address. A Config the library refuses is
+// reported in the terms the user typed: flag names, not field names.
+func openEndpoint(network, address string, cfg *gtudp.Config) (*gtudp.Endpoint, error) {
+	ep, err := gtudp.Listen(network, address, cfg)
+	if err != nil && strings.Contains(err.Error(), "invalid config") {
+		return nil, usageError("%s", configFieldRE.ReplaceAllStringFunc(errorText(err), func(field string) string {
+			return configFlags[field]
+		}))
+	}
+	return ep, err
+}
+
+// configFlags maps each Config field that common.config sets from a flag
+// to that flag. The library validates the Config and names its fields;
+// repeating its checks here would drift from them.
+var configFlags = map[string]string{
+	"InitialRTO":  "-rto-initial",
+	"MinRTO":      "-rto-min",
+	"MaxRTO":      "-rto-max",
+	"MaxAttempts": "-attempts",
+	"Lifetime":    "-lifetime",
+	"Window":      "-window",
+	"Batch":       "-batch",
+}
+
+// configFieldRE matches the names of configFlags as whole words, so that
+// "RecvWindow" stays itself.
+var configFieldRE = regexp.MustCompile(`\b(InitialRTO|MinRTO|MaxRTO|MaxAttempts|Lifetime|Window|Batch)\b`)
 
 // parseFormat reads -magic and -types.
 func parseFormat(magic, types string) (gtudp.Format, error) {

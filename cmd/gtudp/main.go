@@ -7,7 +7,7 @@
 //	gtudp echo   [flags] -listen ADDR          # send every message back, like echo_server.py
 //	gtudp send   [flags] ADDR [MESSAGE...]     # send arguments or stdin lines, report each outcome
 //	gtudp listen [flags] -listen ADDR          # print every message received
-//	gtudp bench  [flags]                       # gtudp against the bare 3-packet exchange
+//	gtudp bench  [flags]                       # gtudp against the bare exchange, kcp-go and TCP
 //
 // Run "gtudp COMMAND -h" for a command's flags.
 package main
@@ -19,8 +19,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
+	"strings"
 )
 
 // exitError carries a command's exit status: 1 when it ran and failed
@@ -49,11 +48,12 @@ var commands = []command{
 	{"echo", "send every message received back to its sender", runEcho},
 	{"send", "send messages reliably and report each outcome", runSend},
 	{"listen", "print every message received", runListen},
-	{"bench", "measure gtudp against the bare 3-packet exchange on loopback", runBench},
+	{"bench", "measure gtudp against the bare exchange, kcp-go and TCP on loopback", runBench},
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, intr := newInterrupter(context.Background())
+	stop := notifySignals(intr)
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(exitCode(err, os.Stderr))
@@ -66,12 +66,20 @@ func exitCode(err error, stderr io.Writer) int {
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
-	fmt.Fprintln(stderr, "gtudp:", err)
+	fmt.Fprintln(stderr, "gtudp:", errorText(err))
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code
 	}
 	return 1
+}
+
+// errorText is err's message without the "gtudp: " the tool prints before
+// it: the library's errors begin with that prefix, since any program may
+// print them, and a wrapped one carries it in mid-message.
+func errorText(err error) string {
+	s := strings.TrimPrefix(err.Error(), "gtudp: ")
+	return strings.ReplaceAll(s, ": gtudp: ", ": ")
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -82,8 +90,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		return nil
 	}
-	if args[0] == "bench-receiver" { // the child of "gtudp bench -procs 2"
+	switch args[0] { // children of "gtudp bench", not listed
+	case "bench-receiver": // -procs 2
 		return runBenchReceiver(ctx, args[1:], stdin, stdout, stderr)
+	case "bench-busy": // -busy
+		return runBenchBusy(ctx, args[1:], stdin, stdout, stderr)
 	}
 	for _, c := range commands {
 		if c.name == args[0] {
