@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -67,8 +68,13 @@ func (c *common) config(stderr io.Writer) (*gtudp.Config, error) {
 // reported in the terms the user typed: flag names, not field names.
 func openEndpoint(network, address string, cfg *gtudp.Config) (*gtudp.Endpoint, error) {
 	ep, err := gtudp.Listen(network, address, cfg)
-	if err != nil && strings.Contains(err.Error(), "invalid config") {
-		return nil, usageError("%s", configFieldRE.ReplaceAllStringFunc(errorText(err), func(field string) string {
+	var ce *gtudp.ConfigError
+	if errors.As(err, &ce) {
+		name := ce.Field
+		if f, ok := configFlags[name]; ok {
+			name = f
+		}
+		return nil, usageError("%s %s", name, configFieldRE.ReplaceAllStringFunc(ce.Reason, func(field string) string {
 			return configFlags[field]
 		}))
 	}
