@@ -205,20 +205,27 @@ func start(conn net.PacketConn, s *resolved, own bool) (*Endpoint, error) {
 func (e *Endpoint) Inbox() <-chan Message { return e.app.inbox }
 
 // Outbox returns the channel on which to send messages without waiting for
-// their outcome: each gets exactly one Receipt on Receipts. A send on it
-// waits while the destination's window is full. The endpoint never closes
-// it; once Close has begun, messages get ErrClosed receipts, and after
-// Close has finished nobody reads it: select on Done.
+// their outcome: each gets exactly one Receipt on Receipts (none with
+// Config.DiscardReceipts). The endpoint takes each message at once and its
+// peer keeps it until the peer's window has room, oldest first: a peer
+// that is slow or dead holds up only messages to itself. Only when
+// Config.OutboxQueue messages wait, over all peers, does a send on the
+// Outbox wait. The endpoint never closes it; once Close has begun,
+// messages get ErrClosed receipts, and after Close has finished nobody
+// reads it: select on Done.
 //
 // A message's Data must not be modified until its receipt is out.
 func (e *Endpoint) Outbox() chan<- Message { return e.app.outbox }
 
 // Receipts returns the channel of outcomes of messages sent through the
 // Outbox. It is buffered (Config.ReceiptsSize); a receipt that finds it
-// full waits in its peer until there is room. If nobody reads it,
-// receipts past Window waiting per peer, and those still waiting when
-// their peer ends, are dropped and counted in Stats.ReceiptsDropped. It is
-// closed when Close has finished.
+// full waits in its peer, holding its place in that peer's window, until
+// there is room: a reader that keeps reading gets every receipt, and a
+// slow reader slows the Outbox down to its pace. If nobody reads it, the
+// Outbox stalls once the windows are full, and Close waits for the
+// receipts until its context ends, then drops them (counted in
+// Stats.ReceiptsDropped). An application that wants no receipts sets
+// Config.DiscardReceipts. The channel is closed when Close has finished.
 func (e *Endpoint) Receipts() <-chan Receipt { return e.app.receipts }
 
 // Done returns a channel closed when Close begins.
@@ -342,8 +349,9 @@ type Stats struct {
 	// StrayRecv counts RECV from addresses without a peer (answered ACK,
 	// as the original does); StrayAck counts ignored ACK from them.
 	StrayRecv, StrayAck uint64
-	// ReceiptsDropped counts receipts lost because nobody read Receipts
-	// (see Endpoint.Receipts).
+	// ReceiptsDropped counts receipts dropped because nobody read
+	// Receipts: those still waiting when Close's context ended, and the
+	// ErrClosed receipts of messages refused while Receipts was full.
 	ReceiptsDropped uint64
 	// ReadErrors counts socket read errors other than the socket closing.
 	ReadErrors uint64
@@ -564,9 +572,20 @@ type Config struct {
 	// re-send later, nothing is lost.
 	InboxSize int
 	// ReceiptsSize is the buffer of the Receipts channel. Default 1024.
-	// A receipt that finds it full waits in its peer, which hands it over
-	// when there is room; see Endpoint.Receipts.
+	// A receipt that finds it full waits in its peer, holding its place in
+	// the peer's window, until there is room; see Endpoint.Receipts.
 	ReceiptsSize int
+	// DiscardReceipts says the application wants no receipts for messages
+	// put on the Outbox: none are made, Receipts stays empty, and the
+	// outcomes are only counted (PeerStats.Confirmed, Failed). Send still
+	// returns its own.
+	DiscardReceipts bool
+	// OutboxQueue is how many messages taken from the Outbox the peers may
+	// keep, over all peers, while their windows are full. Default 4096.
+	// A message to a peer whose window is full waits in that peer and
+	// does not hold up messages to other peers; only when all the places
+	// are taken does the Outbox itself wait.
+	OutboxQueue int
 	// MaxPeers caps the peers (remote addresses with state) at once.
 	// Default 1024. A DATA from a new address beyond it is not answered
 	// and counted in Stats.PeerLimited; a send to a new address fails
@@ -625,6 +644,7 @@ const (
 	DefaultDedupeLimit   = 16384
 	DefaultInboxSize     = 256
 	DefaultReceiptsSize  = 1024
+	DefaultOutboxQueue   = 4096
 	DefaultMaxPeers      = 1024
 	DefaultIdleTimeout   = 10 * time.Second
 	DefaultSocketBuffer  = 4 << 20
@@ -687,13 +707,15 @@ func (c *Config) resolve() (*resolved, error) {
 				HoldLimit:     c.HoldLimit,
 				DedupeLimit:   c.DedupeLimit,
 			},
-			Clock:        c.Clock,
-			Logger:       c.Logger,
-			MaxPeers:     c.MaxPeers,
-			IdleTimeout:  c.IdleTimeout,
-			SocketBuffer: c.SocketBuffer,
-			Batch:        c.Batch,
-			Passthrough:  c.Passthrough,
+			Clock:           c.Clock,
+			Logger:          c.Logger,
+			MaxPeers:        c.MaxPeers,
+			IdleTimeout:     c.IdleTimeout,
+			SocketBuffer:    c.SocketBuffer,
+			Batch:           c.Batch,
+			Passthrough:     c.Passthrough,
+			OutboxQueue:     c.OutboxQueue,
+			DiscardReceipts: c.DiscardReceipts,
 		},
 		inbox:    c.InboxSize,
 		receipts: c.ReceiptsSize,
@@ -737,6 +759,7 @@ func (c *Config) resolve() (*resolved, error) {
 		{"DedupeLimit", &p.DedupeLimit, DefaultDedupeLimit, maxTable},
 		{"InboxSize", &r.inbox, DefaultInboxSize, maxChannel},
 		{"ReceiptsSize", &r.receipts, DefaultReceiptsSize, maxChannel},
+		{"OutboxQueue", &r.OutboxQueue, DefaultOutboxQueue, maxChannel},
 		{"MaxPeers", &r.MaxPeers, DefaultMaxPeers, maxTable},
 		{"Batch", &r.Batch, DefaultBatch, maxBatch},
 		{"SocketBuffer", &r.SocketBuffer, DefaultSocketBuffer, maxSocketBuffer},

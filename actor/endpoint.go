@@ -75,6 +75,10 @@ type Endpoint struct {
 
 	ctr counters
 
+	// outboxPlaces holds a token for every message from the Outbox that a
+	// peer keeps and has not yet sent: at most OutboxQueue.
+	outboxPlaces chan struct{}
+
 	// The reader's own: its buffer for the ACKs of stray RECVs, and the
 	// peer of the last datagram it handed over.
 	ack      [][]byte
@@ -110,8 +114,10 @@ func New(conn net.PacketConn, s *Settings, app App, own bool) (*Endpoint, error)
 		gate:      gate{idle: make(chan struct{})},
 		stop:      make(chan struct{}),
 		closed:    make(chan struct{}),
-		ack:       [][]byte{make([]byte, 0, s.Params.Format.HeaderLen())},
-		hook:      beforePacket,
+
+		outboxPlaces: make(chan struct{}, s.OutboxQueue),
+		ack:          [][]byte{make([]byte, 0, s.Params.Format.HeaderLen())},
+		hook:         beforePacket,
 	}
 	e.udp, _ = conn.(*net.UDPConn)
 	if _, err := rand.Read(e.seeds[:]); err != nil {
@@ -156,7 +162,7 @@ func (e *Endpoint) Send(ctx context.Context, addr netip.AddrPort, data []byte) e
 	}
 	id := newID()
 	done := make(chan peer.Receipt, 1)
-	p, err := e.submit(ctx, addr, peer.Outgoing{ID: id, Data: data, Done: done})
+	p, err := e.submit(addr, peer.Outgoing{ID: id, Data: data, Done: done})
 	e.gate.leave()
 	if err != nil {
 		return err
@@ -207,8 +213,8 @@ func (e *Endpoint) check(addr netip.AddrPort, data []byte) (netip.AddrPort, erro
 }
 
 // submit hands m to the peer of addr, starting it if needed, and returns
-// the peer. It waits while the peer's window is full.
-func (e *Endpoint) submit(ctx context.Context, addr netip.AddrPort, m peer.Outgoing) (*peer.Peer, error) {
+// the peer. It never waits: the peer keeps m until its window has room.
+func (e *Endpoint) submit(addr netip.AddrPort, m peer.Outgoing) (*peer.Peer, error) {
 	for {
 		e.mu.Lock()
 		p := e.peers[addr]
@@ -220,9 +226,8 @@ func (e *Endpoint) submit(ctx context.Context, addr netip.AddrPort, m peer.Outgo
 		if err != nil {
 			return nil, err
 		}
-		err = p.Send(ctx, m)
-		if !errors.Is(err, peer.ErrClosed) {
-			return p, err
+		if p.Send(m) == nil {
+			return p, nil
 		}
 		// The peer no longer takes sends: Close is draining it, or it
 		// retired or crashed between the lookup and the send. In the
@@ -241,11 +246,16 @@ func (e *Endpoint) submit(ctx context.Context, addr netip.AddrPort, m peer.Outgo
 }
 
 // outboxLoop runs in its own goroutine: it takes the messages users put on
-// the Outbox, one at a time, so a full window makes the Outbox wait.
+// the Outbox and hands each to its peer, which sends it when its window
+// has room. It never waits on one peer: a dead peer's full window holds
+// back only messages to that peer. What the peers hold for the Outbox is
+// bounded by Settings.OutboxQueue places over all peers; with every place
+// taken, the loop waits for one, and so does the Outbox.
 //
 // It waits on the Outbox from inside the gate: a message it has taken is
-// sent in full even if Close begins meanwhile. Once the gate is shut it
-// answers every message with an ErrClosed receipt, until Close stops it.
+// sent in full even if Close begins meanwhile, unless it still waits for a
+// place (it then gets ErrClosed, unsent). Once the gate is shut it answers
+// every message with an ErrClosed receipt, until Close stops it.
 func (e *Endpoint) outboxLoop() {
 	defer e.wg.Done()
 	for {
@@ -280,16 +290,45 @@ func (e *Endpoint) post(m Post) {
 		return
 	}
 	addr, err := e.check(m.Addr, m.Data)
-	if err == nil {
-		_, err = e.submit(context.Background(), addr, peer.Outgoing{ID: m.ID, Data: m.Data})
-	}
 	if err != nil {
+		e.refuse(Post{ID: m.ID, Addr: addr, Data: m.Data}, err)
+		return
+	}
+	if !e.takePlace() {
+		e.refuse(Post{ID: m.ID, Addr: addr, Data: m.Data}, peer.ErrClosed)
+		return
+	}
+	if _, err := e.submit(addr, peer.Outgoing{ID: m.ID, Data: m.Data, Queued: true, NoReceipt: e.cfg.DiscardReceipts}); err != nil {
+		<-e.outboxPlaces
 		e.refuse(Post{ID: m.ID, Addr: addr, Data: m.Data}, err)
 	}
 }
 
+// takePlace takes an Outbox place, waiting for one while Close has not
+// begun; a free place wins over Close.
+func (e *Endpoint) takePlace() bool {
+	select {
+	case e.outboxPlaces <- struct{}{}:
+		return true
+	default:
+	}
+	select {
+	case e.outboxPlaces <- struct{}{}:
+		return true
+	case <-e.closingCh:
+		return false
+	}
+}
+
+// dequeued gives an Outbox place back: a message that held one went out,
+// or ended unsent (peer.Options.Dequeued).
+func (e *Endpoint) dequeued() { <-e.outboxPlaces }
+
 // refuse reports a message from the Outbox that was never sent.
 func (e *Endpoint) refuse(m Post, err error) {
+	if e.cfg.DiscardReceipts {
+		return
+	}
 	if m.ID == (uuid.UUID{}) {
 		m.ID = newID()
 	}
@@ -331,6 +370,7 @@ func (e *Endpoint) startLocked(addr netip.AddrPort, validated bool) (*peer.Peer,
 		Validated:       validated,
 		Seed:            e.seedLocked(),
 		Retire:          e.retire,
+		Dequeued:        e.dequeued,
 		Resume:          e.resume,
 		BeforePacket:    hook,
 	})

@@ -199,13 +199,21 @@ func TestEndpoint_ReceiptsWaitForTheReader(t *testing.T) {
 				t.Fatal(r)
 			}
 		}
-		// Nobody reads: one receipt fits, the other two are dropped when
-		// the endpoint closes, and counted.
+		// Nobody reads: one receipt fits, the other two wait in the peer,
+		// and Close waits for them until its context ends; then they are
+		// dropped, and counted.
 		for range 3 {
 			p.a.Outbox() <- gtudp.Message{Addr: p.b.LocalAddr(), Data: []byte("x")}
 		}
 		synctest.Wait()
-		p.close(t)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := p.a.Close(ctx); err != context.DeadlineExceeded {
+			t.Fatalf("Close with receipts nobody reads: %v, want its context's end", err)
+		}
+		if err := p.b.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 		if st := p.a.Stats(); st.ReceiptsDropped != 2 || st.Confirmed != 6 {
 			t.Fatalf("ReceiptsDropped %d, Confirmed %d; want 2 and 6", st.ReceiptsDropped, st.Confirmed)
 		}

@@ -33,6 +33,11 @@ type Settings struct {
 	Batch int
 	// Passthrough delivers datagrams that are not gtUDP as raw ones.
 	Passthrough bool
+	// OutboxQueue bounds the messages from the Outbox that peers keep
+	// while their windows are full, over all peers.
+	OutboxQueue int
+	// DiscardReceipts: messages from the Outbox get no receipt.
+	DiscardReceipts bool
 }
 
 // App is the application's side of an endpoint: where it hands deliveries

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"sync"
@@ -92,6 +93,10 @@ type Options struct {
 	// for IdleTimeout. The owner removes the peer from its table if
 	// p.CloseIfIdle() succeeds, and reports whether the peer is to exit.
 	Retire func(p *Peer) bool
+	// Dequeued, if not nil, is called (from the peer's goroutine) for
+	// every message with Queued set when it goes out for the first time
+	// or ends without going out.
+	Dequeued func()
 	// Resume, if not nil, lets the peer park: after ParkAfter with
 	// nothing in flight (it may still remember finished ids), Run returns
 	// true and the goroutine ends, so an idle peer costs no stack. The
@@ -131,9 +136,6 @@ type Peer struct {
 		sends   *mailbox.Mailbox[Outgoing]
 		cancels *mailbox.Mailbox[cancel]
 		wakeup  chan struct{} // buffered(1)
-		// window holds a token for every message accepted and not
-		// finished: Send waits on it when Window messages are in flight.
-		window chan struct{}
 	}
 
 	// Shutdown and parking: any goroutine.
@@ -169,6 +171,10 @@ type Peer struct {
 		outs   []Outcome
 		routed int       // outcomes of outs already handed on
 		late   []Receipt // receipts waiting for room in the Outlet, oldest first
+		// waiting holds the messages taken from the sends mailbox that
+		// wait for room in the window, oldest first. A cancelled one is
+		// marked gone and skipped.
+		waiting fifo[waiting]
 
 		writeErrors uint64
 		armed       bool
@@ -196,9 +202,11 @@ func New(opt Options) *Peer {
 	wake := make(chan struct{}, 1)
 	p.mail.wakeup = wake
 	p.mail.net = mailbox.NewShared[Inbound](netMailbox(opt.Params), wake)
-	p.mail.sends = mailbox.NewShared[Outgoing](opt.Params.Window, wake)
+	// The sends mailbox only carries messages to the loop, which keeps
+	// those that wait for the window: its bounds are the endpoint's
+	// (Outbox places, and one message per blocked Send).
+	p.mail.sends = mailbox.NewShared[Outgoing](math.MaxInt32, wake)
 	p.mail.cancels = mailbox.NewShared[cancel](64, wake)
-	p.mail.window = make(chan struct{}, opt.Params.Window)
 	p.ctl.closing = make(chan struct{})
 	p.ctl.done = make(chan struct{})
 	p.ctl.timer = opt.Clock.AfterFunc(time.Hour, p.alarm)
@@ -256,29 +264,15 @@ func (p *Peer) alarm() {
 // Parked reports whether the peer is parked: idle, with no goroutine.
 func (p *Peer) Parked() bool { return p.ctl.parked.Load() }
 
-// Send hands the peer a message to send reliably. It waits while the
-// peer's window is full, and returns ctx.Err() if ctx ends first, or
-// ErrClosed if the peer stops taking sends (it exited, or the endpoint is
+// Send hands the peer a message to send reliably, without waiting: the
+// peer sends it when its window has room (Window messages in flight or
+// with receipts not yet handed over), oldest first. It returns ErrClosed
+// if the peer takes no more sends (it exited, or the endpoint is
 // closing). On nil the message will get exactly one outcome: on m.Done,
 // or through the Outlet when m.Done is nil.
-func (p *Peer) Send(ctx context.Context, m Outgoing) error {
-	select {
-	case <-p.ctl.closing:
-		return ErrClosed
-	default:
-	}
-	select {
-	case p.mail.window <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-p.ctl.closing:
-		return ErrClosed
-	}
-	// The window token bounds what is queued and in flight together, so
-	// this Put finds room at once; it can only fail on a closed mailbox.
-	if err := p.mail.sends.Put(context.Background(), m); err != nil {
-		<-p.mail.window
-		return ErrClosed
+func (p *Peer) Send(m Outgoing) error {
+	if err := p.mail.sends.TryPut(m); err != nil {
+		return ErrClosed // a full mailbox of 2^31 cannot happen first
 	}
 	p.wake()
 	return nil
@@ -377,12 +371,12 @@ func (p *Peer) Run(ctx context.Context) (parked bool) {
 			st.Drain()
 		}
 		p.flush(now)
-		if draining && !st.Busy() && p.mail.sends.Len() == 0 {
+		if draining && !p.busy() && p.mail.sends.Len() == 0 {
 			p.end(closedErr)
 			return false
 		}
 		if !draining {
-			retire, park := p.loop.life.advance(now, st.Busy() || len(p.loop.late) > 0, st.Idle())
+			retire, park := p.loop.life.advance(now, p.busy(), st.Idle())
 			if retire {
 				if p.opt.Retire(p) {
 					p.end(closedErr)
@@ -422,6 +416,7 @@ func (p *Peer) Run(ctx context.Context) (parked bool) {
 				p.loop.late[0] = Receipt{}
 				p.loop.late = p.loop.late[1:]
 				p.handLate()
+				p.admit(now) // a place in the window came free
 			}
 		}
 		if ctx.Err() != nil {
@@ -459,22 +454,23 @@ func (p *Peer) onWakeup() time.Time {
 		st.ReceiveAt(now, in.At, in.Packet, in.Size)
 	}
 	clear(p.loop.inb)
-	// Cancels first, then sends: a message is put before its cancel, so
-	// every cancel taken finds its message taken too. One still waiting
-	// to go out ends without being sent.
+	// Sends, then cancels, then the window: a message is put before its
+	// cancel, so every cancel taken finds its message taken too, and one
+	// that has not gone out yet ends without being sent.
 	p.loop.cancb = p.mail.cancels.Drain(p.loop.cancb[:0], 0)
-	if p.mail.sends.Len() > 0 {
-		// A DATA's round trip starts when it is written, just after: not
-		// when the loop woke up.
-		now = p.opt.Clock.Now()
-		p.takeSends(now)
-	}
+	sends := p.takeSends()
 	for _, c := range p.loop.cancb {
-		if c.id != (uuid.UUID{}) {
+		if !p.cancelWaiting(c.id, c.err) {
 			st.Cancel(now, c.id, c.err)
 		}
 	}
 	clear(p.loop.cancb)
+	if sends {
+		// A DATA's round trip starts when it is written, just after: not
+		// when the loop woke up.
+		now = p.opt.Clock.Now()
+		p.admit(now)
+	}
 	return now
 }
 
@@ -501,6 +497,7 @@ func (p *Peer) park(ctx context.Context, now time.Time) bool {
 	p.mail.cancels.Shrink()
 	l := &p.loop
 	l.dgrams, l.inb, l.outb, l.cancb, l.outs, l.late = nil, nil, nil, nil, nil, nil
+	l.waiting.reset(true)
 	p.publish()
 	p.ctl.timer.Stop()
 	l.armed = !at.IsZero()
@@ -522,34 +519,78 @@ func (p *Peer) hasWork(ctx context.Context) bool {
 	return p.mail.net.Len() > 0 || p.mail.sends.Len() > 0 || p.mail.cancels.Len() > 0 || ctx.Err() != nil || p.ctl.drain.Load()
 }
 
-// takeSends moves the messages waiting in the sends mailbox into the
-// state, but for those whose cancel came with them: they end unsent, with
-// the cancel's error, and the cancel is spent.
-func (p *Peer) takeSends(now time.Time) {
+// takeSends moves the messages in the sends mailbox to those waiting for
+// the window, and reports whether there were any.
+func (p *Peer) takeSends() bool {
 	p.loop.outb = p.mail.sends.Drain(p.loop.outb[:0], 0)
 	for _, m := range p.loop.outb {
-		if i := p.cancelled(m.ID); i >= 0 {
-			p.route(Outcome{Receipt: Receipt{ID: m.ID, Addr: p.opt.Addr, Data: m.Data, Err: p.loop.cancb[i].err}, Done: m.Done})
-			p.loop.cancb[i].id = uuid.UUID{}
-			continue
-		}
-		if err := p.loop.st.Send(now, m); err != nil {
-			// Cannot happen while the window token is honoured; the
-			// message still gets its one outcome.
-			p.route(Outcome{Receipt: Receipt{ID: m.ID, Addr: p.opt.Addr, Data: m.Data, Err: err}, Done: m.Done})
-		}
+		p.loop.waiting.push(waiting{m: m})
 	}
+	n := len(p.loop.outb)
 	clear(p.loop.outb)
+	return n > 0
 }
 
-// cancelled returns the index of the cancel taken for id, or -1.
-func (p *Peer) cancelled(id uuid.UUID) int {
-	for i, c := range p.loop.cancb {
-		if c.id == id {
-			return i
+// waiting is a message that waits for room in the window.
+type waiting struct {
+	m    Outgoing
+	gone bool // cancelled while it waited
+}
+
+// room returns how many more messages the window takes: those in flight
+// and those whose receipts wait for the Outlet both hold a place, so that
+// a slow reader of Receipts slows the sender down rather than lose
+// receipts.
+func (p *Peer) room() int {
+	return p.opt.Params.Window - p.loop.st.InFlight() - len(p.loop.late)
+}
+
+// admit sends waiting messages while the window has room.
+func (p *Peer) admit(now time.Time) {
+	w := &p.loop.waiting
+	for w.len() > 0 && p.room() > 0 {
+		q := w.pop()
+		if q.gone {
+			continue
+		}
+		p.dequeued(q.m)
+		if err := p.loop.st.Send(now, q.m); err != nil {
+			// Too large for the format: it still gets its one outcome.
+			p.route(Outcome{Receipt: Receipt{ID: q.m.ID, Addr: p.opt.Addr, Data: q.m.Data, Err: err}, Done: q.m.Done, NoReceipt: q.m.NoReceipt})
 		}
 	}
-	return -1
+	if w.len() == 0 {
+		w.reset(false)
+	}
+}
+
+// dequeued gives back the Outbox place of m, if it holds one.
+func (p *Peer) dequeued(m Outgoing) {
+	if m.Queued && p.opt.Dequeued != nil {
+		p.opt.Dequeued()
+	}
+}
+
+// cancelWaiting ends the waiting message id, unsent, with err, and
+// reports whether it found it.
+func (p *Peer) cancelWaiting(id uuid.UUID, err error) bool {
+	all := p.loop.waiting.all()
+	for i := range all {
+		if q := &all[i]; !q.gone && q.m.ID == id {
+			q.gone = true
+			p.dequeued(q.m)
+			p.route(Outcome{Receipt: Receipt{ID: id, Addr: p.opt.Addr, Data: q.m.Data, Err: err}, Done: q.m.Done, NoReceipt: q.m.NoReceipt})
+			return true
+		}
+	}
+	return false
+}
+
+// busy reports whether the peer has work that keeps it from parking or
+// retiring: an exchange under way, a message waiting for the window, or
+// a receipt waiting for the Outlet.
+func (p *Peer) busy() bool {
+	return p.loop.st.Busy() || p.loop.waiting.len() > 0 || len(p.loop.late) > 0
 }
 
 // flush writes the datagrams the state produced, then hands out outcomes
@@ -571,6 +612,7 @@ func (p *Peer) flush(now time.Time) {
 	}
 	clear(p.loop.outs)
 	p.loop.outs, p.loop.routed = p.loop.outs[:0], 0
+	p.admit(now) // finished messages made room
 
 	for {
 		d, ok := st.Next()
@@ -622,26 +664,19 @@ func (p *Peer) writeFailed(err error) {
 	}
 }
 
-// route hands one outcome on and frees its window token: the message is
-// done, even if its receipt has to wait for room in the Outlet.
+// route hands one outcome on. A receipt the Outlet has no room for waits
+// in the peer, holding its place in the window (see room) until the
+// Outlet takes it: a reader of Receipts that keeps reading gets every
+// receipt, and a slow one slows the sends down.
 func (p *Peer) route(o Outcome) {
-	<-p.mail.window
-	if o.Done != nil {
+	switch {
+	case o.Done != nil:
 		o.Done <- o.Receipt // capacity 1, one receipt per message: never blocks
-		return
+	case o.NoReceipt:
+	case len(p.loop.late) == 0 && p.opt.Outlet.Report(o.Receipt):
+	default:
+		p.loop.late = append(p.loop.late, o.Receipt)
 	}
-	if len(p.loop.late) == 0 && p.opt.Outlet.Report(o.Receipt) {
-		return
-	}
-	// The Outlet is full for a moment (a batch of RECVs finishes many
-	// messages at once) or nobody reads it: keep the receipt, within
-	// bounds, and hand it over from the loop.
-	if len(p.loop.late) >= p.opt.Params.Window {
-		p.dropReceipts(1)
-		p.loop.late[0] = Receipt{}
-		p.loop.late = p.loop.late[1:]
-	}
-	p.loop.late = append(p.loop.late, o.Receipt)
 }
 
 // handLate hands waiting receipts to the Outlet while it has room.
@@ -700,8 +735,13 @@ func (p *Peer) end(fail func(id uuid.UUID, attempts int) error) {
 	for _, o := range p.loop.st.Salvage(nil, fail) {
 		p.route(o)
 	}
+	for p.loop.waiting.len() > 0 {
+		if q := p.loop.waiting.pop(); !q.gone {
+			p.unsent(q.m, fail(q.m.ID, 0))
+		}
+	}
 	for _, m := range p.mail.sends.Drain(nil, 0) {
-		p.route(Outcome{Receipt: Receipt{ID: m.ID, Addr: p.opt.Addr, Data: m.Data, Err: fail(m.ID, 0)}, Done: m.Done})
+		p.unsent(m, fail(m.ID, 0))
 	}
 	// Hand over what receipts fit and drop the rest: nobody will hand
 	// them over later.
@@ -709,6 +749,12 @@ func (p *Peer) end(fail func(id uuid.UUID, attempts int) error) {
 	p.dropReceipts(len(p.loop.late))
 	p.loop.late = nil
 	p.publish()
+}
+
+// unsent ends m, which never went out, with err.
+func (p *Peer) unsent(m Outgoing, err error) {
+	p.dequeued(m)
+	p.route(Outcome{Receipt: Receipt{ID: m.ID, Addr: p.opt.Addr, Data: m.Data, Err: err}, Done: m.Done, NoReceipt: m.NoReceipt})
 }
 
 // Crash ends a peer whose goroutine panicked with r: the supervisor calls it

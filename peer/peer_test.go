@@ -186,7 +186,7 @@ func sendWait(t *testing.T, ctx context.Context, p *peer.Peer, data string) peer
 	t.Helper()
 	done := make(chan peer.Receipt, 1)
 	id := uuid.New()
-	if err := p.Send(ctx, peer.Outgoing{ID: id, Data: []byte(data), Done: done}); err != nil {
+	if err := p.Send(peer.Outgoing{ID: id, Data: []byte(data), Done: done}); err != nil {
 		t.Fatalf("Send: %v", err)
 	}
 	r := <-done
@@ -209,7 +209,7 @@ func TestPeer_ExchangeAndRetransmitOnTimer(t *testing.T) {
 			return from == addrA && p.Kind == wire.Data && lost.Add(1) == 1
 		})
 		done := make(chan peer.Receipt, 1)
-		if err := a.p.Send(ctx, peer.Outgoing{ID: uuid.New(), Data: []byte("hi"), Done: done}); err != nil {
+		if err := a.p.Send(peer.Outgoing{ID: uuid.New(), Data: []byte("hi"), Done: done}); err != nil {
 			t.Fatal(err)
 		}
 		step(mock, 99*time.Millisecond)
@@ -236,7 +236,9 @@ func TestPeer_ExchangeAndRetransmitOnTimer(t *testing.T) {
 	})
 }
 
-func TestPeer_WindowFullSendWaits(t *testing.T) {
+// Messages beyond the window wait in the peer, oldest first, and go out
+// as the window frees; one cancelled while it waits ends unsent.
+func TestPeer_WindowFullMessagesWait(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
@@ -244,43 +246,38 @@ func TestPeer_WindowFullSendWaits(t *testing.T) {
 		l, a, _ := pair(t, ctx, mock, peerConfig(), 8)
 		l.setDrop(func(netip.AddrPort, wire.Packet) bool { return true }) // nothing gets through
 
-		receipts := make(chan peer.Receipt, 3)
-		for range 2 { // Window 2
-			if err := a.p.Send(ctx, peer.Outgoing{ID: uuid.New(), Data: []byte("w"), Done: receipts}); err != nil {
+		receipts := make(chan peer.Receipt, 4)
+		ids := []uuid.UUID{uuid.New(), uuid.New(), uuid.New(), uuid.New()}
+		for _, id := range ids { // Window 2
+			if err := a.p.Send(peer.Outgoing{ID: id, Data: []byte("w"), Done: receipts}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		third := make(chan error, 1)
-		go func() { third <- a.p.Send(ctx, peer.Outgoing{ID: uuid.New(), Data: []byte("w"), Done: receipts}) }()
 		synctest.Wait()
-		select {
-		case err := <-third:
-			t.Fatalf("third Send returned %v with the window full", err)
-		default:
+		if st := a.p.Stats(); st.InFlight != 2 || st.Sent != 2 {
+			t.Fatalf("in flight %d, sent %d; want 2 and 2, the others waiting", st.InFlight, st.Sent)
 		}
-		if st := a.p.Stats(); st.InFlight != 2 {
-			t.Fatalf("in flight %d, want 2", st.InFlight)
-		}
-
-		// A Send on a full window gives up with its context.
-		short, stop := context.WithCancel(ctx)
-		fourth := make(chan error, 1)
-		go func() { fourth <- a.p.Send(short, peer.Outgoing{ID: uuid.New(), Done: receipts}) }()
-		synctest.Wait()
-		stop()
-		if err := <-fourth; err != context.Canceled {
-			t.Fatalf("Send with a cancelled context on a full window = %v", err)
+		a.p.Cancel(ids[3], context.Canceled) // waiting: ends unsent
+		if r := <-receipts; r.ID != ids[3] || r.Err != context.Canceled || r.Attempts != 0 {
+			t.Fatalf("receipt %+v, want the fourth, cancelled unsent", r)
 		}
 
 		l.setDrop(nil)
 		step(mock, 100*time.Millisecond) // the re-sends get through, freeing the window
-		if err := <-third; err != nil {
-			t.Fatalf("third Send = %v once the window freed", err)
-		}
+		step(mock, 0)
+		got := map[uuid.UUID]bool{}
 		for range 3 {
-			if r := <-receipts; r.Err != nil {
+			r := <-receipts
+			if r.Err != nil {
 				t.Fatalf("receipt %+v", r)
 			}
+			got[r.ID] = true
+		}
+		if !got[ids[0]] || !got[ids[1]] || !got[ids[2]] {
+			t.Fatalf("receipts for %v, want the first three", got)
+		}
+		if st := a.p.Stats(); st.Sent != 3 {
+			t.Fatalf("sent %d, want 3 (the cancelled one never went out)", st.Sent)
 		}
 	})
 }
@@ -294,7 +291,7 @@ func TestPeer_InboxFullHoldsDeliveryUntilRead(t *testing.T) {
 		b.inbox <- peer.Delivery{Data: []byte("filler")} // the application is behind
 
 		done := make(chan peer.Receipt, 1)
-		if err := a.p.Send(ctx, peer.Outgoing{ID: uuid.New(), Data: []byte("waiting"), Done: done}); err != nil {
+		if err := a.p.Send(peer.Outgoing{ID: uuid.New(), Data: []byte("waiting"), Done: done}); err != nil {
 			t.Fatal(err)
 		}
 		synctest.Wait()
@@ -335,7 +332,7 @@ func TestPeer_RetiresWhenIdle(t *testing.T) {
 		if !a.retired.Load() || !b.retired.Load() {
 			t.Fatal("an idle peer exited without retiring")
 		}
-		if err := a.p.Send(ctx, peer.Outgoing{ID: uuid.New(), Done: make(chan peer.Receipt, 1)}); !errors.Is(err, peer.ErrClosed) {
+		if err := a.p.Send(peer.Outgoing{ID: uuid.New(), Done: make(chan peer.Receipt, 1)}); !errors.Is(err, peer.ErrClosed) {
 			t.Fatalf("Send to a retired peer = %v, want ErrClosed", err)
 		}
 	})
@@ -430,12 +427,12 @@ func TestPeer_DrainFinishesThenExits(t *testing.T) {
 		l, a, b := pair(t, ctx, mock, peerConfig(), 8)
 		l.setDrop(func(from netip.AddrPort, p wire.Packet) bool { return from == addrA && p.Kind == wire.Data })
 		done := make(chan peer.Receipt, 1)
-		if err := a.p.Send(ctx, peer.Outgoing{ID: uuid.New(), Data: []byte("late"), Done: done}); err != nil {
+		if err := a.p.Send(peer.Outgoing{ID: uuid.New(), Data: []byte("late"), Done: done}); err != nil {
 			t.Fatal(err)
 		}
 		synctest.Wait()
 		a.p.Drain()
-		if err := a.p.Send(ctx, peer.Outgoing{ID: uuid.New(), Done: make(chan peer.Receipt, 1)}); !errors.Is(err, peer.ErrClosed) || !errors.Is(err, net.ErrClosed) {
+		if err := a.p.Send(peer.Outgoing{ID: uuid.New(), Done: make(chan peer.Receipt, 1)}); !errors.Is(err, peer.ErrClosed) || !errors.Is(err, net.ErrClosed) {
 			t.Fatalf("Send while draining = %v, want ErrClosed (and net.ErrClosed)", err)
 		}
 		select {
@@ -462,8 +459,8 @@ func TestPeer_ContextEndFailsInFlight(t *testing.T) {
 		l, a, _ := pair(t, ctx, mock, peerConfig(), 8)
 		l.setDrop(func(netip.AddrPort, wire.Packet) bool { return true })
 		done := make(chan peer.Receipt, 2)
-		a.p.Send(ctx, peer.Outgoing{ID: uuid.New(), Done: done})
-		a.p.Send(ctx, peer.Outgoing{ID: uuid.New(), Done: done})
+		a.p.Send(peer.Outgoing{ID: uuid.New(), Done: done})
+		a.p.Send(peer.Outgoing{ID: uuid.New(), Done: done})
 		synctest.Wait()
 		cancel()
 		for range 2 {
@@ -484,9 +481,9 @@ func TestPeer_CancelEndsMessage(t *testing.T) {
 		l.setDrop(func(netip.AddrPort, wire.Packet) bool { return true })
 		done := make(chan peer.Receipt, 1)
 		id := uuid.New()
-		a.p.Send(ctx, peer.Outgoing{ID: id, Done: done})
+		a.p.Send(peer.Outgoing{ID: id, Done: done})
 		a.p.Cancel(id, context.DeadlineExceeded)
-		if r := <-done; r.Err != context.DeadlineExceeded || r.ID != id {
+		if r := <-done; !errors.Is(r.Err, context.DeadlineExceeded) || r.ID != id {
 			t.Fatalf("receipt %+v, want the cancel's error", r)
 		}
 		synctest.Wait()
@@ -499,7 +496,11 @@ func TestPeer_CancelEndsMessage(t *testing.T) {
 // Receipts of messages without a Done channel go to Receipts; one that finds
 // it full waits in the peer until there is room, up to Window of them; past
 // that, and when the peer ends, they are dropped and counted.
-func TestPeer_ReceiptsWaitForRoomOrAreCounted(t *testing.T) {
+// Receipts the Outlet has no room for wait in the peer, each holding its
+// place in the window: none is dropped while the application reads, a
+// slow reader slows the sends down, and only those still waiting when the
+// peer ends are dropped, and counted.
+func TestPeer_ReceiptsHoldTheWindow(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
@@ -513,30 +514,35 @@ func TestPeer_ReceiptsWaitForRoomOrAreCounted(t *testing.T) {
 			IdleTimeout: time.Hour, Validated: true, Retire: func(*peer.Peer) bool { return false },
 		})
 		go p.Run(ctx)
-		fail := func(n int) { // n sends, nobody answers: all fail
-			for range n {
-				p.Send(ctx, peer.Outgoing{ID: uuid.New()})
+		for range 6 { // nobody answers: all fail, Window (2) at a time
+			p.Send(peer.Outgoing{ID: uuid.New()})
+		}
+		step(mock, 10*time.Second)
+		// One receipt in Receipts, two waiting in the peer: the window is
+		// taken by receipts, so the other three have not gone out.
+		if st := p.Stats(); st.Sent != 3 || st.InFlight != 0 {
+			t.Fatalf("sent %d, in flight %d; want 3 and 0 with the window held by receipts", st.Sent, st.InFlight)
+		}
+		for i := range 5 { // read slowly: every receipt comes
+			if r := <-receipts; !errors.Is(r.Err, peer.ErrUndelivered) {
+				t.Fatalf("receipt %d: %+v, want ErrUndelivered", i, r)
 			}
 			step(mock, 10*time.Second)
-		}
-		fail(2) // Window is 2
-		for range 2 {
-			if r := <-receipts; !errors.Is(r.Err, peer.ErrUndelivered) {
-				t.Fatalf("receipt %+v, want ErrUndelivered", r)
-			}
 		}
 		if dropped.Load() != 0 {
 			t.Fatalf("dropped %d receipts while Receipts was being read", dropped.Load())
 		}
-		fail(2) // one in Receipts, one waiting
-		fail(2) // three waiting: one too many
-		if dropped.Load() != 1 {
-			t.Fatalf("dropped receipts %d, want 1 (Receipts holds one, the peer Window=2)", dropped.Load())
+		if st := p.Stats(); st.Sent != 6 {
+			t.Fatalf("sent %d, want all 6 once their receipts were read", st.Sent)
 		}
+		// The last receipt is in Receipts; two more fail and wait.
+		p.Send(peer.Outgoing{ID: uuid.New()})
+		p.Send(peer.Outgoing{ID: uuid.New()})
+		step(mock, 10*time.Second)
 		cancel()
 		<-p.Done()
-		if dropped.Load() != 3 {
-			t.Fatalf("dropped receipts %d after the peer ended, want 3", dropped.Load())
+		if dropped.Load() != 2 {
+			t.Fatalf("dropped receipts %d after the peer ended, want the 2 still waiting", dropped.Load())
 		}
 	})
 }
@@ -563,8 +569,8 @@ func TestPeer_CrashFailsEverything(t *testing.T) {
 			p.Run(ctx)
 		}()
 		done := make(chan peer.Receipt, 2)
-		p.Send(ctx, peer.Outgoing{ID: uuid.New(), Done: done})
-		p.Send(ctx, peer.Outgoing{ID: uuid.New(), Done: done})
+		p.Send(peer.Outgoing{ID: uuid.New(), Done: done})
+		p.Send(peer.Outgoing{ID: uuid.New(), Done: done})
 		synctest.Wait()
 		p.Put(peer.Inbound{Packet: wire.Packet{Kind: wire.Ack}, Size: 5})
 		if r := <-exited; r != "injected" {
@@ -577,7 +583,7 @@ func TestPeer_CrashFailsEverything(t *testing.T) {
 				t.Fatalf("receipt %+v, want an UndeliveredError naming the panic", r)
 			}
 		}
-		if err := p.Send(ctx, peer.Outgoing{ID: uuid.New(), Done: done}); !errors.Is(err, peer.ErrClosed) {
+		if err := p.Send(peer.Outgoing{ID: uuid.New(), Done: done}); !errors.Is(err, peer.ErrClosed) {
 			t.Fatalf("Send to a crashed peer = %v, want ErrClosed", err)
 		}
 	})
@@ -625,7 +631,7 @@ func TestPeer_WritesBatchesAndCountsFailures(t *testing.T) {
 			Validated: true, Retire: func(*peer.Peer) bool { return false },
 		})
 		for i := range 5 {
-			if err := p.Send(ctx, peer.Outgoing{ID: uuid.New(), Data: []byte{byte(i)}}); err != nil {
+			if err := p.Send(peer.Outgoing{ID: uuid.New(), Data: []byte{byte(i)}}); err != nil {
 				t.Fatal(err)
 			}
 		}

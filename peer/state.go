@@ -84,6 +84,9 @@ func (s *State) at(now time.Time) int64 { return int64(now.Sub(s.base)) }
 // full.
 func (s *State) Room() int { return s.p.Window - s.tx.len() }
 
+// InFlight returns how many of our messages await their RECV.
+func (s *State) InFlight() int { return s.tx.len() }
+
 // Send starts sending m: it gets an id unique among the peer's pending
 // messages and its DATA goes out at once. It returns ErrWindowFull when
 // Window messages are in flight and wire.ErrTooLarge when m.Data does not
@@ -410,8 +413,9 @@ func (s *State) finish(o *outbound, err error, rtt time.Duration) {
 		s.stats.Failed++
 	}
 	s.out.outcome(Outcome{
-		Receipt: Receipt{ID: o.msg.ID, Addr: s.addr, Data: o.msg.Data, Err: err, Attempts: o.attempts, RTT: rtt},
-		Done:    o.msg.Done,
+		Receipt:   Receipt{ID: o.msg.ID, Addr: s.addr, Data: o.msg.Data, Err: err, Attempts: o.attempts, RTT: rtt},
+		Done:      o.msg.Done,
+		NoReceipt: o.msg.NoReceipt,
 	})
 	s.tx.release(o)
 }
@@ -502,8 +506,9 @@ func (s *State) Salvage(dst []Outcome, err func(id uuid.UUID, attempts int) erro
 		delete(s.tx.byID, id)
 		s.stats.Failed++
 		s.out.outcome(Outcome{
-			Receipt: Receipt{ID: o.msg.ID, Addr: s.addr, Data: o.msg.Data, Err: err(o.msg.ID, o.attempts), Attempts: o.attempts},
-			Done:    o.msg.Done,
+			Receipt:   Receipt{ID: o.msg.ID, Addr: s.addr, Data: o.msg.Data, Err: err(o.msg.ID, o.attempts), Attempts: o.attempts},
+			Done:      o.msg.Done,
+			NoReceipt: o.msg.NoReceipt,
 		})
 	}
 	s.tx.queue = nil

@@ -26,8 +26,14 @@ type Outgoing struct {
 	ID   uuid.UUID
 	Data []byte
 	// Done receives the message's receipt; it must have room for it
-	// (capacity 1). If nil, the receipt goes to the Outlet.
-	Done chan<- Receipt
+	// (capacity 1). If nil, the receipt goes to the Outlet, unless
+	// NoReceipt is set: then the outcome is only counted.
+	Done      chan<- Receipt
+	NoReceipt bool
+	// Queued says the message holds one of the endpoint's Outbox places
+	// until it goes out (or ends unsent): the peer gives it back through
+	// Options.Dequeued.
+	Queued bool
 }
 
 // Receipt is the outcome of one message sent reliably.
@@ -48,10 +54,12 @@ type Receipt struct {
 	RTT time.Duration
 }
 
-// Outcome is a finished outgoing message: its receipt and where it goes.
+// Outcome is a finished outgoing message: its receipt and where it goes
+// (Done, or the Outlet, or nowhere if NoReceipt).
 type Outcome struct {
-	Receipt Receipt
-	Done    chan<- Receipt
+	Receipt   Receipt
+	Done      chan<- Receipt
+	NoReceipt bool
 }
 
 // Errors of the protocol; package gtudp re-exports them.

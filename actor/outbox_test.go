@@ -1,0 +1,88 @@
+package actor_test
+
+import (
+	"context"
+	"encoding/binary"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/gtudp/gtudp"
+)
+
+// A slow but active reader of Receipts gets every receipt: a receipt that
+// finds Receipts full waits in its peer and holds its place in the window,
+// so the Outbox slows to the reader's pace instead of dropping receipts.
+func TestOutbox_SlowReceiptsReaderGetsEveryReceipt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newPair(t, &gtudp.Config{Window: 16, ReceiptsSize: 16})
+		const n = 5000
+		go func() {
+			for i := range n {
+				var id [16]byte
+				binary.BigEndian.PutUint64(id[8:], uint64(i)+1)
+				p.a.Outbox() <- gtudp.Message{ID: id, Addr: p.b.LocalAddr(), Data: []byte("x")}
+			}
+		}()
+		seen := make(map[[16]byte]bool, n)
+		for range n {
+			synctest.Wait() // everything else runs first: the slowest reader there is
+			r := <-p.a.Receipts()
+			if r.Err != nil || seen[r.ID] {
+				t.Fatalf("receipt %+v (seen before: %v)", r, seen[r.ID])
+			}
+			seen[r.ID] = true
+		}
+		if st := p.a.Stats(); st.ReceiptsDropped != 0 || st.Confirmed != n {
+			t.Fatalf("dropped %d receipts, confirmed %d of %d", st.ReceiptsDropped, st.Confirmed, n)
+		}
+		p.close(t)
+	})
+}
+
+// One dead peer does not hold up the Outbox for the others: with Window 2
+// and ten messages waiting for a peer that never answers, a message to a
+// live peer is delivered and confirmed at once, not after the dead peer's
+// Lifetime.
+func TestOutbox_DeadPeerDoesNotBlockOthers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newPair(t, &gtudp.Config{Window: 2, Lifetime: 3 * time.Second})
+		dead, _ := p.network.Listen("10.0.0.9:9") // reads nothing, answers nothing
+		defer dead.Close()
+		for range 10 {
+			p.a.Outbox() <- gtudp.Message{Addr: dead.AddrPort(), Data: []byte("void")}
+		}
+		p.a.Outbox() <- gtudp.Message{Addr: p.b.LocalAddr(), Data: []byte("live")}
+		synctest.Wait() // no time passes
+		r := <-p.a.Receipts()
+		if r.Err != nil || r.Addr != p.b.LocalAddr() {
+			t.Fatalf("first receipt %+v, want the live peer's success with no time passed", r)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		p.a.Close(ctx)
+		p.b.Close(ctx)
+	})
+}
+
+// An application that wants no receipts says so: none are made, nothing
+// waits for a reader, and the outcomes are counted.
+func TestOutbox_DiscardReceipts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newPair(t, &gtudp.Config{Window: 4, ReceiptsSize: 1, DiscardReceipts: true})
+		for range 100 {
+			p.a.Outbox() <- gtudp.Message{Addr: p.b.LocalAddr(), Data: []byte("x")}
+		}
+		p.a.Outbox() <- gtudp.Message{Data: []byte("nowhere")} // refused: no receipt either
+		synctest.Wait()
+		select {
+		case r := <-p.a.Receipts():
+			t.Fatalf("receipt %+v with DiscardReceipts", r)
+		default:
+		}
+		if st := p.a.Stats(); st.Confirmed != 100 || st.ReceiptsDropped != 0 {
+			t.Fatalf("confirmed %d, dropped %d; want 100 and 0", st.Confirmed, st.ReceiptsDropped)
+		}
+		p.close(t)
+	})
+}
