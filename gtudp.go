@@ -302,6 +302,8 @@ func (e *Endpoint) Stats() Stats {
 		StrayAck:        s.StrayAck,
 		ReceiptsDropped: s.ReceiptsDropped,
 		ReadErrors:      s.ReadErrors,
+		OverBudget:      s.OverBudget,
+		HeldBytes:       s.BudgetUsed,
 	}
 }
 
@@ -355,6 +357,11 @@ type Stats struct {
 	ReceiptsDropped uint64
 	// ReadErrors counts socket read errors other than the socket closing.
 	ReadErrors uint64
+	// OverBudget counts DATA dropped unanswered because the payloads the
+	// endpoint held had reached Config.HoldBytes (their senders re-send);
+	// HeldBytes is the bytes it holds now.
+	OverBudget uint64
+	HeldBytes  int64
 }
 
 // PeerStats are the counters of one remote peer, cumulative over its
@@ -560,6 +567,15 @@ type Config struct {
 	// re-sent). Held payloads are memory: lower it for large payloads. At
 	// most RecvWindow.
 	HoldLimit int
+	// HoldBytes caps the bytes of received payloads the endpoint holds
+	// over all its peers: copied from the socket and not yet taken from
+	// the Inbox. Default 64 MiB, which fits a small server. Past it, a
+	// DATA is dropped unanswered (its sender re-sends: backpressure, not
+	// loss) and counted in Stats.OverBudget. With HoldLimit and RecvWindow
+	// it bounds what remote hosts can make the endpoint keep: held
+	// payloads at most HoldBytes, plus Config.InboxSize delivered ones
+	// nobody has read, plus the bookkeeping of the limits above.
+	HoldBytes int
 	// DedupeLimit caps the finished ids one peer remembers. At the cap the
 	// oldest id whose exchange ended with an ACK is forgotten (its sender
 	// has provably stopped re-sending) and counted in
@@ -642,6 +658,7 @@ const (
 	DefaultRecvWindow    = 4096
 	DefaultHoldLimit     = 1024
 	DefaultDedupeLimit   = 16384
+	DefaultHoldBytes     = 64 << 20
 	DefaultInboxSize     = 256
 	DefaultReceiptsSize  = 1024
 	DefaultOutboxQueue   = 4096
@@ -673,7 +690,7 @@ func (c *Config) Validate() error {
 // endpoint's settings, and the sizes of the channels this package owns.
 type resolved struct {
 	actor.Settings
-	inbox, receipts int
+	inbox, receipts, holdBytes int
 }
 
 // resolve applies the defaults of c (nil is the zero Config) and checks
@@ -717,8 +734,9 @@ func (c *Config) resolve() (*resolved, error) {
 			OutboxQueue:     c.OutboxQueue,
 			DiscardReceipts: c.DiscardReceipts,
 		},
-		inbox:    c.InboxSize,
-		receipts: c.ReceiptsSize,
+		inbox:     c.InboxSize,
+		receipts:  c.ReceiptsSize,
+		holdBytes: c.HoldBytes,
 	}
 	p := &r.Params
 	if r.Clock == nil {
@@ -763,6 +781,7 @@ func (c *Config) resolve() (*resolved, error) {
 		{"MaxPeers", &r.MaxPeers, DefaultMaxPeers, maxTable},
 		{"Batch", &r.Batch, DefaultBatch, maxBatch},
 		{"SocketBuffer", &r.SocketBuffer, DefaultSocketBuffer, maxSocketBuffer},
+		{"HoldBytes", &r.holdBytes, DefaultHoldBytes, noMax},
 	} {
 		if *n.v < 0 && n.name != "SocketBuffer" { // negative: the system's buffer
 			return nil, &ConfigError{Field: n.name, Reason: fmt.Sprintf("is %d, must not be negative", *n.v)}
@@ -774,6 +793,7 @@ func (c *Config) resolve() (*resolved, error) {
 			return nil, &ConfigError{Field: n.name, Reason: fmt.Sprintf("is %d, at most %d", *n.v, n.max)}
 		}
 	}
+	p.Budget = peer.NewBudget(int64(r.holdBytes))
 	if p.DedupeHorizon == 0 {
 		p.DedupeHorizon = p.Lifetime + dedupeMargin
 		if p.DedupeHorizon < p.Lifetime {

@@ -327,8 +327,8 @@ func checkEndToEnd(t *rapid.T) {
 	// RECV re-sends take at most RecvAttempts × MaxRTO (12 s).
 	quiet := func() error {
 		for i, ep := range eps {
-			if st := ep.Stats(); st.Peers != 0 || st.InFlight != 0 || st.Open != 0 || st.Remembered != 0 {
-				return fmt.Errorf("endpoint %d not quiescent: %d peers, %d in flight, %d open, %d remembered", i, st.Peers, st.InFlight, st.Open, st.Remembered)
+			if st := ep.Stats(); st.Peers != 0 || st.InFlight != 0 || st.Open != 0 || st.Remembered != 0 || st.HeldBytes != 0 {
+				return fmt.Errorf("endpoint %d not quiescent: %d peers, %d in flight, %d open, %d remembered, %d bytes held", i, st.Peers, st.InFlight, st.Open, st.Remembered, st.HeldBytes)
 			}
 		}
 		return nil

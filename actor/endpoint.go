@@ -469,6 +469,7 @@ func (e *Endpoint) Stats() Stats {
 	e.mu.Unlock()
 	s.Addr = e.local
 	e.ctr.fill(&s)
+	s.BudgetUsed = e.cfg.Params.Budget.Used()
 	return s
 }
 

@@ -185,26 +185,41 @@ func (e *Endpoint) dispatch(src netip.AddrPort, b []byte, at *time.Time) {
 		in.At = *at
 	}
 	// The payload leaves the reader: the peer gets its own copy, which
-	// becomes the user's on delivery. RECV and ACK keep their trailing
-	// bytes (reserved for a compatible extension) the same way.
+	// becomes the user's on delivery. A DATA's copy is taken from the
+	// endpoint's budget first (the peer gives it back); past the budget
+	// the DATA is dropped unanswered, and its sender re-sends later.
+	// RECV and ACK keep their trailing bytes (reserved for a compatible
+	// extension) the same way, outside the budget: they are small.
+	if pkt.Kind == wire.Data && !e.cfg.Params.Budget.Take(len(pkt.Payload)) {
+		e.ctr.overBudget.Add(1)
+		return
+	}
 	in.Packet.Payload = bytes.Clone(pkt.Payload)
+	if !e.handOver(src, pkt, in, len(b)) && pkt.Kind == wire.Data {
+		e.cfg.Params.Budget.Give(len(in.Packet.Payload))
+	}
+}
+
+// handOver puts in into the mailbox of src's peer and reports whether it
+// did.
+func (e *Endpoint) handOver(src netip.AddrPort, pkt wire.Packet, in peer.Inbound, size int) bool {
 	for attempt := range 2 {
 		// The peer of the last datagram is likely this one's too: no
 		// lock, no lookup. One that has ended refuses the Put, and the
 		// table is asked again.
 		p := e.lastPeer
 		if attempt > 0 || p == nil || src != e.lastSrc {
-			if p = e.peerFor(src, pkt, len(b)); p == nil {
-				return
+			if p = e.peerFor(src, pkt, size); p == nil {
+				return false
 			}
 		}
 		switch err := p.Put(in); {
 		case err == nil:
 			e.lastSrc, e.lastPeer = src, p
-			return
+			return true
 		case errors.Is(err, mailbox.ErrFull):
 			e.ctr.mailboxFull.Add(1)
-			return
+			return false
 		}
 		// The peer has ended and left the table (or is about to): look
 		// again, once.
@@ -216,6 +231,7 @@ func (e *Endpoint) dispatch(src netip.AddrPort, b []byte, at *time.Time) {
 		e.mu.Unlock()
 	}
 	e.ctr.mailboxFull.Add(1)
+	return false
 }
 
 // peerFor returns the peer of src from the table, starting one for a DATA

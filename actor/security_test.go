@@ -197,3 +197,64 @@ func TestEndpoint_NoDataAfterItsAck(t *testing.T) {
 		})
 	}
 }
+
+// With the Inbox stalled, forged sources sending 60 KB DATA could make the
+// endpoint hold HoldLimit payloads per peer (~66 MB each, ~63 GiB over the
+// product of the per-peer caps). One endpoint-wide budget bounds what it
+// holds: past it DATA is dropped unanswered and counted, and the heap
+// stays under the budget plus a stated overhead: the Inbox's own buffer
+// (InboxSize delivered payloads nobody has read) and 4 MiB of bookkeeping.
+func TestAttack_HeldBytesBudget(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const budget = 8 << 20
+		const payload = 60_000
+		const inboxSize = 16
+		mock := clock.NewMock()
+		network := actortest.NewNetwork(mock)
+		sc, _ := network.Listen("10.0.0.1:4323")
+		ep, err := gtudp.New(sc, &gtudp.Config{Clock: mock, HoldBytes: budget, InboxSize: inboxSize})
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := heapInUse()
+		var peak uint64
+		big := make([]byte, payload)
+		for src := range 8 {
+			c, _ := network.Listen(fmt.Sprintf("10.66.0.%d:666", src+1))
+			defer c.Close()
+			for i := range 200 { // 12 MB from each source, 96 MB in all
+				big[0], big[1] = byte(i), byte(i>>8)
+				c.WriteTo(dataPacket(wire.ID{byte(src), byte(i), byte(i >> 8), 1}, string(big)), sc.LocalAddr())
+				if i%20 == 0 {
+					synctest.Wait()
+					peak = max(peak, heapInUse())
+				}
+			}
+		}
+		synctest.Wait()
+		peak = max(peak, heapInUse())
+		st := ep.Stats()
+		overhead := uint64(inboxSize*payload + 4<<20)
+		t.Logf("heap %d MB before, %d MB at peak (budget %d MB + overhead %d MB); held %d B, %d DATA over budget",
+			before>>20, peak>>20, budget>>20, overhead>>20, st.HeldBytes, st.OverBudget)
+		if st.HeldBytes > budget || st.OverBudget == 0 {
+			t.Fatalf("held %d bytes (budget %d), %d over budget", st.HeldBytes, budget, st.OverBudget)
+		}
+		if peak > before+budget+overhead {
+			t.Fatalf("heap grew by %d bytes, above the budget %d plus %d", peak-before, budget, overhead)
+		}
+		// Read the Inbox: everything held is handed over, the budget is
+		// given back in full.
+		go func() {
+			for range ep.Inbox() {
+			}
+		}()
+		synctest.Wait()
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		ep.Close(ctx)
+		if st := ep.Stats(); st.HeldBytes != 0 {
+			t.Fatalf("%d bytes still held after the Inbox was read and the endpoint closed", st.HeldBytes)
+		}
+	})
+}

@@ -48,6 +48,10 @@ type Stats struct {
 	ReceiptsDropped uint64
 	// ReadErrors counts socket read errors other than the socket closing.
 	ReadErrors uint64
+	// OverBudget counts DATA dropped unanswered because the payloads held
+	// had reached the endpoint's budget; BudgetUsed is those bytes now.
+	OverBudget uint64
+	BudgetUsed int64
 }
 
 // counters are the endpoint's own counters, updated by several goroutines.
@@ -58,6 +62,7 @@ type counters struct {
 	rawDelivered, rawDropped, rawSent atomic.Uint64
 	strayRecv, strayAck               atomic.Uint64
 	receiptsDropped, readErrors       atomic.Uint64
+	overBudget                        atomic.Uint64
 	ackWriteErrors                    atomic.Uint64 // ACKs the reader wrote
 }
 
@@ -76,5 +81,6 @@ func (c *counters) fill(s *Stats) {
 	s.StrayAck = c.strayAck.Load()
 	s.ReceiptsDropped = c.receiptsDropped.Load()
 	s.ReadErrors = c.readErrors.Load()
+	s.OverBudget = c.overBudget.Load()
 	s.WriteErrors += c.ackWriteErrors.Load()
 }

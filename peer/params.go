@@ -32,6 +32,10 @@ type Params struct {
 	// exchanges kept open; HoldLimit the deliveries held while the Inbox
 	// is full; DedupeLimit the finished ids remembered.
 	Window, RecvWindow, HoldLimit, DedupeLimit int
+
+	// Budget is the endpoint's budget of bytes for payloads it holds,
+	// shared by all its peers (not a setting: state); nil, no limit.
+	Budget *Budget
 }
 
 // headerLen is the length of a packet with no payload under p's format.

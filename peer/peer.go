@@ -728,6 +728,11 @@ func (p *Peer) end(fail func(id uuid.UUID, attempts int) error) {
 	p.ctl.timer.Stop()
 	p.loop.armed = false
 	p.closeMailboxes()
+	for _, in := range p.mail.net.Drain(nil, 0) {
+		if in.Packet.Kind == wire.Data {
+			p.opt.Params.Budget.Give(len(in.Packet.Payload)) // never handled
+		}
+	}
 	for _, o := range p.loop.outs[p.loop.routed:] {
 		p.route(o)
 	}

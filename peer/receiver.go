@@ -103,13 +103,15 @@ func (r *receiver) next() (*inbound, bool) {
 }
 
 // delivered moves the oldest held exchange to those awaiting ACK, with its
-// first RECV sent at t and the next one due at due.
-func (r *receiver) delivered(t, due int64) *inbound {
+// first RECV sent at t and the next one due at due. It returns the entry
+// and the length of the payload it no longer holds.
+func (r *receiver) delivered(t, due int64) (*inbound, int) {
 	e := r.held.pop()
+	n := len(e.data)
 	e.held, e.data = false, nil
 	e.attempts, e.first, e.due = 1, t, due
 	r.awaiting.push(e)
-	return e
+	return e, n
 }
 
 // due returns the exchange awaiting ACK whose RECV is due first, if it is
@@ -166,13 +168,17 @@ func (r *receiver) unlink(e *inbound) {
 	head.next = e.next
 }
 
-// dropHeld forgets every held exchange: they were never answered.
-func (r *receiver) dropHeld() {
+// dropHeld forgets every held exchange (they were never answered) and
+// returns the bytes of payload it let go.
+func (r *receiver) dropHeld() int {
+	n := 0
 	for r.held.len() > 0 {
 		e := r.held.pop()
+		n += len(e.data)
 		r.unlink(e)
 		*e = inbound{}
 	}
+	return n
 }
 
 // compact releases what is kept for reuse, and the tables if empty.

@@ -194,8 +194,9 @@ func (s *State) Cancel(now time.Time, id uuid.UUID, err error) bool {
 }
 
 // Receive handles one packet from the peer. size is its length on the
-// wire. For Data, ownership of p.Payload passes to the state: it becomes
-// the delivered message's Data.
+// wire. For Data, ownership of p.Payload passes to the state, and with it
+// the payload's bytes of the budget (Params.Budget): it becomes the
+// delivered message's Data, or its bytes are given back.
 func (s *State) Receive(now time.Time, p wire.Packet, size int) {
 	s.ReceiveAt(now, now, p, size)
 }
@@ -224,6 +225,15 @@ func (s *State) ReceiveAt(now, arrived time.Time, p wire.Packet, size int) {
 }
 
 func (s *State) onData(t int64, id wire.ID, payload []byte) {
+	if !s.hold(t, id, payload) {
+		s.p.Budget.Give(len(payload)) // not kept: its bytes go back
+	}
+}
+
+// hold takes a DATA's payload into the held deliveries if it is a new
+// message there is room for, and reports whether it did. A repeat is
+// answered RECV again instead, if it was delivered.
+func (s *State) hold(t int64, id wire.ID, payload []byte) bool {
 	d := digest(payload)
 	if s.rx.seen.has(doneKey(id, d)) {
 		// A late repeat of a finished message: never delivered again.
@@ -231,7 +241,7 @@ func (s *State) onData(t int64, id wire.ID, payload []byte) {
 		// RECVs may all have been lost).
 		s.stats.Duplicates++
 		s.reply(id)
-		return
+		return false
 	}
 	if e, ok := s.rx.find(id, d); ok {
 		// A repeat: the sender has not seen our RECV (or we have not
@@ -241,16 +251,17 @@ func (s *State) onData(t int64, id wire.ID, payload []byte) {
 			e.resent = true
 			s.reply(id)
 		}
-		return
+		return false
 	}
 	// A new message, even if an exchange with its id is open: the
 	// original can send two messages under one id, and a restarted sender
 	// can reuse one. The payloads tell them apart.
 	if s.draining || s.rx.open() >= s.p.RecvWindow || s.rx.held.len() >= s.p.HoldLimit || s.dedupeFull() {
 		s.stats.Withheld++
-		return
+		return false
 	}
 	s.rx.hold(id, d, payload)
+	return true
 }
 
 // dedupeFull reports whether the dedupe window is at its limit and its
@@ -314,7 +325,8 @@ func (s *State) Next() (Delivery, bool) {
 // application: it is answered RECV now, and RECV is re-sent until ACK.
 func (s *State) Delivered(now time.Time) {
 	t := s.at(now)
-	e := s.rx.delivered(t, after(t, s.tx.rtt.backoff(1)))
+	e, n := s.rx.delivered(t, after(t, s.tx.rtt.backoff(1)))
+	s.p.Budget.Give(n) // the application's now
 	s.stats.Delivered++
 	s.emit(wire.Recv, e.id, nil)
 }
@@ -484,7 +496,7 @@ func (s *State) TakeOutcomes(dst []Outcome) []Outcome { return s.out.takeOutcome
 // exchanges awaiting ACK carry on; Busy reports when they are done.
 func (s *State) Drain() {
 	s.draining = true
-	s.rx.dropHeld()
+	s.p.Budget.Give(s.rx.dropHeld())
 }
 
 // Busy reports whether an exchange is still going on: a message in flight,
@@ -497,7 +509,8 @@ func (s *State) Busy() bool { return s.tx.len() > 0 || s.rx.open() > 0 }
 func (s *State) Idle() bool { return !s.Busy() && s.rx.seen.len() == 0 }
 
 // Salvage ends every message in flight with err and returns, appended to
-// dst, every outcome not yet taken: for a peer that ends before its
+// dst, every outcome not yet taken; it drops the held deliveries, giving
+// their bytes back to the budget. It is for a peer that ends before its
 // messages are done, or whose goroutine panicked. It relies only on the
 // sender's table, not on its schedule, which a panic may have left
 // inconsistent.
@@ -512,6 +525,7 @@ func (s *State) Salvage(dst []Outcome, err func(id uuid.UUID, attempts int) erro
 		})
 	}
 	s.tx.queue = nil
+	s.p.Budget.Give(s.rx.dropHeld())
 	return s.out.takeOutcomes(dst)
 }
 
