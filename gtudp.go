@@ -290,6 +290,7 @@ func (e *Endpoint) Stats() Stats {
 		PeersStarted:    s.PeersStarted,
 		PeersRetired:    s.PeersRetired,
 		PeersParked:     s.PeersParked,
+		PeersEvicted:    s.PeersEvicted,
 		PeerCrashes:     s.PeerCrashes,
 		PeerLimited:     s.PeerLimited,
 		MailboxFull:     s.MailboxFull,
@@ -330,6 +331,10 @@ type Stats struct {
 	// they remember) but no goroutine, until traffic or a deadline
 	// resumes them.
 	PeersParked int
+	// PeersEvicted counts peers ended to make room for a new one when
+	// MaxPeers were live: peers that never proved their address, oldest
+	// and least used first (see Config.MaxPeers).
+	PeersEvicted uint64
 	// PeerCrashes counts peer actors that panicked and were recovered.
 	PeerCrashes uint64
 	// PeerLimited counts packets from new addresses dropped because
@@ -403,6 +408,9 @@ type PeerStats struct {
 	// WriteErrors counts datagrams the socket refused to send; the
 	// protocol re-sends them like lost ones.
 	WriteErrors uint64
+	// Unhandled counts packets that reached the peer and were dropped
+	// unread because it ended first (evicted, or the endpoint closing).
+	Unhandled uint64
 
 	// InFlight is the messages awaiting RECV (window use); Open the
 	// received exchanges not finished; Remembered the dedupe window.
@@ -603,9 +611,17 @@ type Config struct {
 	// are taken does the Outbox itself wait.
 	OutboxQueue int
 	// MaxPeers caps the peers (remote addresses with state) at once.
-	// Default 1024. A DATA from a new address beyond it is not answered
-	// and counted in Stats.PeerLimited; a send to a new address fails
-	// with ErrPeerLimit.
+	// Default 1024. When they are all live, a new one takes the place of
+	// a peer that never proved its address (never answered one of our
+	// DATA): the oldest and least used such peer with none of our
+	// messages, or, for a send of ours or a peer that proved itself, one
+	// with our messages, which then fail saying why (Stats.PeersEvicted).
+	// What an evicted peer remembered of the messages it delivered is
+	// kept, so a late repeat is still not delivered twice. A flood of
+	// forged sources can thus not lock honest peers out. When no peer can
+	// be evicted, a DATA from a new address is not answered (counted in
+	// Stats.PeerLimited), and a send to a new address fails with
+	// ErrPeerLimit.
 	MaxPeers int
 	// IdleTimeout is how long a peer with nothing pending and nothing
 	// remembered stays before it exits. Default 10 s. (A peer quiet for a

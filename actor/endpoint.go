@@ -53,10 +53,12 @@ type Endpoint struct {
 
 	mu      sync.Mutex
 	peers   map[netip.AddrPort]*peer.Peer
-	gone    peer.Stats // totals of peers that have ended
-	closing bool       // Close is draining: no new peers
-	broken  error      // the socket failed underneath: no new peers
-	seeds   [32]byte   // key of the peers' id sequences
+	order   []*peer.Peer // eviction order (evict.go); may hold peers that left
+	graves  graves       // what evicted peers remembered
+	gone    peer.Stats   // totals of peers that have ended
+	closing bool         // Close is draining: no new peers
+	broken  error        // the socket failed underneath: no new peers
+	seeds   [32]byte     // key of the peers' id sequences
 	seedCtr uint64
 
 	// peerCtx ends every peer at once (abort): Close when its context
@@ -114,6 +116,7 @@ func New(conn net.PacketConn, s *Settings, app App, own bool) (*Endpoint, error)
 		gate:      gate{idle: make(chan struct{})},
 		stop:      make(chan struct{}),
 		closed:    make(chan struct{}),
+		graves:    graves{max: s.Params.DedupeLimit * 4},
 
 		outboxPlaces: make(chan struct{}, s.OutboxQueue),
 		ack:          [][]byte{make([]byte, 0, s.Params.Format.HeaderLen())},
@@ -351,7 +354,7 @@ func (e *Endpoint) startLocked(addr netip.AddrPort, validated bool) (*peer.Peer,
 	if e.broken != nil {
 		return nil, e.broken
 	}
-	if len(e.peers) >= e.cfg.MaxPeers {
+	if len(e.peers) >= e.cfg.MaxPeers && !e.evictLocked(validated) {
 		return nil, ErrPeerLimit
 	}
 	var hook func(peer.Inbound)
@@ -370,11 +373,14 @@ func (e *Endpoint) startLocked(addr netip.AddrPort, validated bool) (*peer.Peer,
 		Validated:       validated,
 		Seed:            e.seedLocked(),
 		Retire:          e.retire,
+		Memory:          e.graves.take(addr),
+		Bury:            e.bury,
 		Dequeued:        e.dequeued,
 		Resume:          e.resume,
 		BeforePacket:    hook,
 	})
 	e.peers[addr] = p
+	e.orderLocked(p)
 	e.ctr.started.Add(1)
 	e.resume(p)
 	return p, nil

@@ -177,11 +177,11 @@ func TestReliability_FloodFromRealAddresses(t *testing.T) {
 		}
 	}
 	st := srv.Stats()
-	if st.PeerLimited == 0 || st.PeersStarted+st.PeerLimited+st.MailboxFull < sources/2 {
+	if st.PeersEvicted == 0 || st.PeersStarted+st.PeerLimited+st.MailboxFull < sources/2 {
 		t.Fatalf("flood not accounted for: %+v", st)
 	}
-	t.Logf("flood of %d sources: %d peers started, %d refused at MaxPeers, %d dropped at a full mailbox; memory in use before %d KiB, peak %d KiB",
-		sources, st.PeersStarted, st.PeerLimited, st.MailboxFull, before>>10, peak>>10)
+	t.Logf("flood of %d sources: %d peers started, %d evicted, %d refused at MaxPeers, %d dropped at a full mailbox; memory in use before %d KiB, peak %d KiB",
+		sources, st.PeersStarted, st.PeersEvicted, st.PeerLimited, st.MailboxFull, before>>10, peak>>10)
 	if peak > before+256<<20 {
 		t.Fatalf("memory grew by %d MiB during the flood", (peak-before)>>20)
 	}

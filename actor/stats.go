@@ -22,6 +22,9 @@ type Stats struct {
 	// they remember) but no goroutine, until traffic or a deadline
 	// resumes them.
 	PeersParked int
+	// PeersEvicted counts peers ended to make room for another (see
+	// Endpoint's eviction order).
+	PeersEvicted uint64
 	// PeerCrashes counts peer actors that panicked and were recovered.
 	PeerCrashes uint64
 	// PeerLimited counts packets from new addresses dropped because
@@ -62,7 +65,7 @@ type counters struct {
 	rawDelivered, rawDropped, rawSent atomic.Uint64
 	strayRecv, strayAck               atomic.Uint64
 	receiptsDropped, readErrors       atomic.Uint64
-	overBudget                        atomic.Uint64
+	overBudget, evicted               atomic.Uint64
 	ackWriteErrors                    atomic.Uint64 // ACKs the reader wrote
 }
 
@@ -82,5 +85,6 @@ func (c *counters) fill(s *Stats) {
 	s.ReceiptsDropped = c.receiptsDropped.Load()
 	s.ReadErrors = c.readErrors.Load()
 	s.OverBudget = c.overBudget.Load()
+	s.PeersEvicted = c.evicted.Load()
 	s.WriteErrors += c.ackWriteErrors.Load()
 }

@@ -10,8 +10,10 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/benbjohnson/clock"
 	"github.com/gtudp/gtudp"
 	"github.com/gtudp/gtudp/actor"
+	"github.com/gtudp/gtudp/actor/actortest"
 	"github.com/gtudp/gtudp/peer"
 	"github.com/gtudp/gtudp/wire"
 )
@@ -60,37 +62,130 @@ func TestEndpoint_PeerPanicIsIsolated(t *testing.T) {
 	}
 }
 
+// At MaxPeers, a peer that proved its address keeps its place: a send to
+// a new address fails at once with ErrPeerLimit, and a DATA from one is
+// never answered, and counted. A peer that never proved its address gives
+// its place up to a send of ours.
 func TestEndpoint_MaxPeers(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	srv := listen(t, "udp4", "127.0.0.1:0", &gtudp.Config{MaxPeers: 1})
-	in := collectInbox(srv)
-	first := listen(t, "udp4", "127.0.0.1:0", nil)
-	if err := first.Send(ctx, srv.LocalAddr(), []byte("1")); err != nil {
-		t.Fatal(err)
-	}
-	// A send to a second address is refused at once.
-	other, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	if err := srv.Send(ctx, other.LocalAddr().(*net.UDPAddr).AddrPort(), nil); !errors.Is(err, gtudp.ErrPeerLimit) {
-		t.Fatalf("Send beyond MaxPeers: %v, want ErrPeerLimit", err)
-	}
-	// A DATA from a second address is not answered, and counted.
-	data := wire.DefaultFormat().Append(nil, wire.Packet{Kind: wire.Data, ID: wire.ID{1, 2, 3, 4}, Payload: []byte("x")})
-	other.WriteToUDPAddrPort(data, srv.LocalAddr())
-	other.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-	if n, _, err := other.ReadFromUDPAddrPort(make([]byte, 64)); err == nil {
-		t.Fatalf("the endpoint answered a peer beyond MaxPeers with %d bytes", n)
-	}
-	if st := srv.Stats(); st.PeerLimited != 1 || st.Peers != 1 {
-		t.Fatalf("PeerLimited %d, Peers %d; want 1 and 1", st.PeerLimited, st.Peers)
-	}
-	if got := len(in.snapshot()); got != 1 {
-		t.Fatalf("%d messages delivered, want 1", got)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		mock := clock.NewMock()
+		network := actortest.NewNetwork(mock)
+		sc, _ := network.Listen("10.0.0.1:1")
+		srv, _ := gtudp.New(sc, &gtudp.Config{Clock: mock, MaxPeers: 1})
+		in := make(chan gtudp.Message, 16)
+		go func() {
+			for m := range srv.Inbox() {
+				in <- m
+			}
+		}()
+		fc, _ := network.Listen("10.0.0.2:1")
+		first, _ := gtudp.New(fc, &gtudp.Config{Clock: mock})
+		go func() {
+			for range first.Inbox() {
+			}
+		}()
+		other, _ := network.Listen("10.0.0.3:1") // plain UDP: never answers
+		ctx := context.Background()
+
+		// first proves its address by answering our DATA with its RECV.
+		errc := make(chan error, 1)
+		go func() { errc <- srv.Send(ctx, first.LocalAddr(), []byte("1")) }()
+		synctest.Wait()
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Send(ctx, other.AddrPort(), nil); !errors.Is(err, gtudp.ErrPeerLimit) {
+			t.Fatalf("Send beyond MaxPeers with the only peer validated: %v, want ErrPeerLimit", err)
+		}
+		data := wire.DefaultFormat().Append(nil, wire.Packet{Kind: wire.Data, ID: wire.ID{1, 2, 3, 4}, Payload: []byte("x")})
+		other.WriteTo(data, sc.LocalAddr())
+		synctest.Wait()
+		if st := srv.Stats(); st.PeerLimited != 1 || st.Peers != 1 || st.PeersEvicted != 0 {
+			t.Fatalf("PeerLimited %d, Peers %d, evicted %d; want 1, 1, 0", st.PeerLimited, st.Peers, st.PeersEvicted)
+		}
+		for range 50 { // 5 s: any answer, however late, would be here
+			synctest.Wait()
+			mock.Add(100 * time.Millisecond)
+		}
+		other.SetReadDeadline(mock.Now()) // its queue only
+		if n, _, err := other.ReadFrom(make([]byte, 64)); err == nil {
+			t.Fatalf("the endpoint answered a peer beyond MaxPeers with %d bytes", n)
+		}
+		if len(in) != 0 {
+			t.Fatalf("%d messages delivered from beyond MaxPeers", len(in))
+		}
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		srv.Close(cctx)
+
+		// A peer that only ever sent to us has proved nothing: our send to
+		// a new address takes its place. What it remembered is kept, so a
+		// late repeat of the message it delivered is answered, not
+		// delivered again.
+		sc2, _ := network.Listen("10.0.0.4:1")
+		srv2, _ := gtudp.New(sc2, &gtudp.Config{Clock: mock, MaxPeers: 1})
+		delivered := make(chan string, 8)
+		go func() {
+			for m := range srv2.Inbox() {
+				delivered <- string(m.Data)
+			}
+		}()
+		raw, _ := network.Listen("10.0.0.5:1")
+		hello := dataPacket(wire.ID{9, 9, 9, 9}, "hello")
+		raw.WriteTo(hello, sc2.LocalAddr())
+		synctest.Wait()
+		if got := <-delivered; got != "hello" {
+			t.Fatalf("delivered %q", got)
+		}
+		recvs := func() int { // RECVs for hello in raw's queue
+			n := 0
+			buf := make([]byte, 64)
+			raw.SetReadDeadline(mock.Now())
+			for {
+				k, _, err := raw.ReadFrom(buf)
+				if err != nil {
+					return n
+				}
+				if p, err := format.Decode(buf[:k]); err == nil && p.Kind == wire.Recv && p.ID == (wire.ID{9, 9, 9, 9}) {
+					n++
+				}
+			}
+		}
+		if recvs() != 1 {
+			t.Fatal("no RECV for hello")
+		}
+		raw.WriteTo(format.Append(nil, wire.Packet{Kind: wire.Ack, ID: wire.ID{9, 9, 9, 9}}), sc2.LocalAddr())
+		synctest.Wait()
+
+		third, _ := network.Listen("10.0.0.6:1")
+		tctx, tcancel := context.WithCancel(ctx)
+		go func() { errc <- srv2.Send(tctx, third.AddrPort(), []byte("x")) }()
+		synctest.Wait()
+		if st := srv2.Stats(); st.PeersEvicted != 1 || st.Peers != 1 {
+			t.Fatalf("evicted %d, peers %d; want the unproven peer evicted for our send", st.PeersEvicted, st.Peers)
+		}
+		tcancel()
+		if err := <-errc; !errors.Is(err, context.Canceled) {
+			t.Fatal(err)
+		}
+		// A late repeat of hello: its peer comes back (in the place of
+		// third's, which has nothing of ours now) and knows it.
+		raw.WriteTo(hello, sc2.LocalAddr())
+		synctest.Wait()
+		if n := recvs(); n != 1 {
+			t.Fatalf("%d RECVs for the repeat, want 1; %+v", n, srv2.Stats())
+		}
+		select {
+		case got := <-delivered:
+			t.Fatalf("delivered %q again after its peer was evicted", got)
+		default:
+		}
+		if st := srv2.Stats(); st.PeersEvicted != 2 || st.Duplicates != 1 {
+			t.Fatalf("evicted %d, duplicates %d; want 2 and 1", st.PeersEvicted, st.Duplicates)
+		}
+		srv2.Close(cctx)
+		first.Close(cctx)
+	})
 }
 
 func TestEndpoint_StrayRecvAnsweredAck(t *testing.T) {

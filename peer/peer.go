@@ -93,6 +93,12 @@ type Options struct {
 	// for IdleTimeout. The owner removes the peer from its table if
 	// p.CloseIfIdle() succeeds, and reports whether the peer is to exit.
 	Retire func(p *Peer) bool
+	// Memory, if not nil, is what an earlier peer of this address
+	// remembered when it was evicted: the new one recalls it.
+	Memory Memory
+	// Bury is called, from the peer's goroutine, when the peer ends
+	// because it was evicted, with what its State remembers.
+	Bury func(p *Peer, m Memory)
 	// Dequeued, if not nil, is called (from the peer's goroutine) for
 	// every message with Queued set when it goes out for the first time
 	// or ends without going out.
@@ -141,10 +147,18 @@ type Peer struct {
 	// Shutdown and parking: any goroutine.
 	ctl struct {
 		drainOnce sync.Once
-		drain     atomic.Bool   // set by Drain, which then wakes the loop
-		closeOnce sync.Once     //
-		closing   chan struct{} // closed when the peer takes no more sends
-		done      chan struct{} // closed when Run returns for good
+		drain     atomic.Bool // set by Drain, which then wakes the loop
+		evict     atomic.Bool // set by Evict, which then wakes the loop
+		// touched is set by every packet and send, and cleared by the
+		// supervisor's eviction scan: a peer in use gets a second chance.
+		touched atomic.Bool
+		// validated says whether the peer has proved its address; ours
+		// whether it has messages of ours in flight or waiting. Both as of
+		// the loop's last publish, for the supervisor's eviction scan.
+		validated, ours atomic.Bool
+		closeOnce       sync.Once     //
+		closing         chan struct{} // closed when the peer takes no more sends
+		done            chan struct{} // closed when Run returns for good
 		// parked is set while the peer has no goroutine; whoever clears
 		// it (CompareAndSwap) calls Resume.
 		parked atomic.Bool
@@ -177,6 +191,7 @@ type Peer struct {
 		waiting fifo[waiting]
 
 		writeErrors uint64
+		unhandled   uint64 // packets dropped unread at the end
 		armed       bool
 		armedFor    time.Time
 	}
@@ -212,6 +227,11 @@ func New(opt Options) *Peer {
 	p.ctl.timer = opt.Clock.AfterFunc(time.Hour, p.alarm)
 	p.ctl.timer.Stop()
 	p.loop.st = NewState(opt.Params, opt.Addr, opt.Clock.Now(), opt.Seed, opt.Validated)
+	if opt.Memory != nil {
+		p.loop.st.Recall(opt.Clock.Now(), opt.Memory)
+	}
+	p.ctl.touched.Store(true)
+	p.ctl.validated.Store(opt.Validated)
 	p.loop.life = lifecycle{idleTimeout: opt.IdleTimeout}
 	if opt.Resume != nil {
 		p.loop.life.parkAfter = opt.ParkAfter
@@ -235,6 +255,7 @@ func (p *Peer) Addr() netip.AddrPort { return p.opt.Addr }
 func (p *Peer) Put(in Inbound) error {
 	err := p.mail.net.TryPut(in)
 	if err == nil {
+		p.ctl.touched.Store(true)
 		p.wake()
 	}
 	return err
@@ -274,8 +295,31 @@ func (p *Peer) Send(m Outgoing) error {
 	if err := p.mail.sends.TryPut(m); err != nil {
 		return ErrClosed // a full mailbox of 2^31 cannot happen first
 	}
+	p.ctl.touched.Store(true)
+	p.ctl.ours.Store(true)
 	p.wake()
 	return nil
+}
+
+// Evict ends the peer to make room for another: it takes nothing more,
+// hands what its State remembers to Options.Bury, and fails its messages
+// (those in flight, waiting, or in its mailbox) with an UndeliveredError
+// that says it was evicted. The owner takes it out of its table first.
+func (p *Peer) Evict() {
+	p.ctl.evict.Store(true)
+	p.closeMailboxes()
+	p.alarm() // wake the loop, or resume the parked peer
+}
+
+// Evictable reports, as of the loop's last publish, whether the peer has
+// not proved its address, and whether it has none of our messages either
+// in flight or waiting (when ours is false). It clears the peer's touched
+// mark, and reports false if it was set: a peer in use is spared once.
+func (p *Peer) Evictable(ours bool) bool {
+	if p.ctl.touched.Swap(false) || p.ctl.validated.Load() {
+		return false
+	}
+	return ours || !p.ctl.ours.Load()
 }
 
 // Cancel asks the peer to end the message with the given ID with err, if
@@ -366,6 +410,11 @@ func (p *Peer) Run(ctx context.Context) (parked bool) {
 	p.loop.armed = false // and its timer may have fired, or be set for a parked peer
 	draining := false
 	for {
+		if p.ctl.evict.Load() {
+			p.opt.Bury(p, st.Forget(now))
+			p.end(p.evictedErr)
+			return false
+		}
 		if !draining && p.ctl.drain.Load() {
 			draining = true
 			st.Drain()
@@ -430,6 +479,12 @@ func (p *Peer) Run(ctx context.Context) (parked bool) {
 
 // closedErr fails a message with ErrClosed.
 func closedErr(uuid.UUID, int) error { return ErrClosed }
+
+// evictedErr fails a message of an evicted peer.
+func (p *Peer) evictedErr(id uuid.UUID, attempts int) error {
+	return &UndeliveredError{Addr: p.opt.Addr, ID: id, Attempts: attempts,
+		Reason: "its peer was evicted: the address had not proved it receives our packets, and the peer table was full"}
+}
 
 // onWakeup handles a token on the wake-up channel: packets, cancels and
 // sends waiting in the mailboxes, and the timer. It returns the time now.
@@ -699,6 +754,9 @@ func (p *Peer) dropReceipts(n int) {
 func (p *Peer) publish() {
 	s := p.loop.st.Stats()
 	s.WriteErrors = p.loop.writeErrors
+	s.Unhandled = p.loop.unhandled
+	p.ctl.validated.Store(s.Validated)
+	p.ctl.ours.Store(s.InFlight > 0 || p.loop.waiting.len() > 0 || p.mail.sends.Len() > 0)
 	p.pub.Lock()
 	p.pub.stats = s
 	p.pub.Unlock()
@@ -729,6 +787,7 @@ func (p *Peer) end(fail func(id uuid.UUID, attempts int) error) {
 	p.loop.armed = false
 	p.closeMailboxes()
 	for _, in := range p.mail.net.Drain(nil, 0) {
+		p.loop.unhandled++
 		if in.Packet.Kind == wire.Data {
 			p.opt.Params.Budget.Give(len(in.Packet.Payload)) // never handled
 		}

@@ -33,6 +33,11 @@ type State struct {
 	addr     netip.AddrPort
 	base     time.Time // times are kept as nanoseconds since base
 	draining bool      // the endpoint is closing: take no new message
+	// proved: the peer has answered one of our DATA with its RECV, or our
+	// probe with its ACK, so it receives what we send to its address. (A
+	// peer we chose to contact is trusted beyond the amplification limit
+	// from the start, but has proved nothing until then.)
+	proved bool
 
 	tx    sender
 	rx    receiver
@@ -164,6 +169,7 @@ func (s *State) sendProbe(t int64) {
 // amplification limit goes out now.
 func (s *State) validate(t int64) {
 	s.probe.active = false
+	s.proved = true
 	if s.amp.validated {
 		return
 	}
@@ -529,6 +535,61 @@ func (s *State) Salvage(dst []Outcome, err func(id uuid.UUID, attempts int) erro
 	return s.out.takeOutcomes(dst)
 }
 
+// Memory is what a State remembers of the peer's messages: the dedupe
+// keys of those it delivered, each until it may be forgotten. A State
+// that ends before its time (its peer evicted) hands it to the endpoint
+// (Forget), and the next State for the address takes it back (Recall), so
+// that a late repeat of a message delivered before is still known.
+type Memory []Remembered
+
+// Remembered is one delivered message in a Memory.
+type Remembered struct {
+	key    uint64
+	expire time.Time
+	acked  bool
+}
+
+// Until returns when all of m has expired.
+func (m Memory) Until() time.Time {
+	var u time.Time
+	for _, r := range m {
+		if r.expire.After(u) {
+			u = r.expire
+		}
+	}
+	return u
+}
+
+// Forget returns, oldest first, every delivered message s remembers, and
+// those delivered and still awaiting their ACK (remembered as from now,
+// ended without ACK). The State must not be used after.
+func (s *State) Forget(now time.Time) Memory {
+	t := s.at(now)
+	m := make(Memory, 0, s.rx.seen.len()+s.rx.open())
+	for _, r := range s.rx.seen.fifo.all() {
+		m = append(m, Remembered{key: r.key, expire: s.base.Add(time.Duration(r.expire)), acked: r.acked})
+	}
+	expire := s.base.Add(time.Duration(after(t, s.p.DedupeHorizon)))
+	for _, e := range s.rx.awaiting {
+		m = append(m, Remembered{key: doneKey(e.id, e.digest), expire: expire})
+	}
+	return m
+}
+
+// Recall takes back m, a Memory of the same address, as of now: what has
+// expired is dropped, the rest is remembered as before (within
+// DedupeLimit, newest kept). Call it on a new State, before any packet.
+func (s *State) Recall(now time.Time, m Memory) {
+	if len(m) > s.p.DedupeLimit {
+		m = m[len(m)-s.p.DedupeLimit:]
+	}
+	for _, r := range m {
+		if r.expire.After(now) {
+			s.rx.seen.add(r.key, s.at(r.expire), r.acked)
+		}
+	}
+}
+
 // Compact releases memory kept for reuse. The Peer calls it when it goes
 // quiet.
 func (s *State) Compact() {
@@ -542,7 +603,7 @@ func (s *State) Stats() Stats {
 	st := s.stats
 	st.InFlight, st.Open, st.Remembered = s.tx.len(), s.rx.open(), s.rx.seen.len()
 	st.SRTT, st.RTTVar, st.RTO = s.tx.rtt.srtt, s.tx.rtt.rttvar, s.tx.rtt.rto
-	st.Validated = s.amp.validated
+	st.Validated = s.proved
 	return st
 }
 

@@ -131,6 +131,7 @@ type Stats struct {
 	PacketsIn, PacketsOut   uint64
 	BytesIn, BytesOut       uint64
 	WriteErrors             uint64
+	Unhandled               uint64
 
 	InFlight, Open, Remembered int
 	SRTT, RTTVar, RTO          time.Duration
@@ -158,6 +159,7 @@ func (s *Stats) Add(o Stats) {
 	s.BytesIn += o.BytesIn
 	s.BytesOut += o.BytesOut
 	s.WriteErrors += o.WriteErrors
+	s.Unhandled += o.Unhandled
 	s.InFlight += o.InFlight
 	s.Open += o.Open
 	s.Remembered += o.Remembered
