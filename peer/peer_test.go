@@ -321,12 +321,12 @@ func TestPeer_RetiresWhenIdle(t *testing.T) {
 			t.Fatal(r.Err)
 		}
 		<-b.inbox
-		// B remembers the id for DedupeHorizon (20 s), then idles 5 s.
-		step(mock, 20*time.Second)
+		// B remembers the id, ended by ACK, for 2 s, then idles 5 s.
+		step(mock, 6*time.Second)
 		if b.retired.Load() {
-			t.Fatal("receiver retired while it remembered an id")
+			t.Fatal("receiver retired before its idle timeout")
 		}
-		step(mock, 5*time.Second)
+		step(mock, 2*time.Second)
 		<-a.done
 		<-b.done
 		if !a.retired.Load() || !b.retired.Load() {
@@ -400,10 +400,11 @@ func TestPeer_ParksWhenQuietAndResumes(t *testing.T) {
 			t.Fatalf("delivered %q, want y", m.Data)
 		}
 
-		// B's timer resumes it to forget the ids past DedupeHorizon (20 s),
+		// B's timer resumes it to forget the ids past their horizon (2 s
+		// after the ACK, ended by it; put off by a second while parked),
 		// then it idles IdleTimeout (5 s) and retires; A, idle all along,
 		// retires too.
-		step(mock, 20*time.Second)
+		step(mock, 2*time.Second)
 		if b.retired.Load() {
 			t.Fatal("B retired while it remembered ids")
 		}

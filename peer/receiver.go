@@ -198,85 +198,117 @@ type doneRef struct {
 	acked  bool // ended by ACK: the sender has stopped re-sending
 }
 
-// dedupe remembers finished exchanges for the dedupe horizon, by key
-// (doneKey), oldest first. Up to smallDone keys are found by scanning the
-// FIFO; past that an index holds every key of the FIFO.
+// dedupe remembers finished exchanges by key (doneKey) until they expire,
+// in two FIFOs, each oldest first: those ended by the sender's ACK and
+// those ended without it. An ACK says the sender has stopped re-sending,
+// so only copies already in the network can still come, and those
+// exchanges are kept for a shorter time (State.end): the two FIFOs each
+// stay in expiry order. Up to smallDone keys are found by scanning; past
+// that an index holds every key of both.
 //
-// A key is added only after a lookup found it absent, so the FIFO holds
+// A key is added only after a lookup found it absent, so the FIFOs hold
 // each key once, but for a 64-bit collision of two different exchanges'
-// keys: then the index holds it once and the FIFO twice, and the first
+// keys: then the index holds it once and the FIFOs twice, and the first
 // expiry removes it from the index early. That shortens one exchange's
 // protection, with probability 2^-64 per pair; nothing else depends on it.
 type dedupe struct {
-	fifo  fifo[doneRef]
-	index doneSet // in use past smallDone
+	acked, unacked fifo[doneRef]
+	index          doneSet // in use past smallDone
 }
 
 // smallDone is the most remembered ids kept without the index.
 const smallDone = 8
 
-func (d *dedupe) len() int { return d.fifo.len() }
+func (d *dedupe) len() int { return d.acked.len() + d.unacked.len() }
 
 func (d *dedupe) has(k uint64) bool {
 	if d.index.inUse() {
 		return d.index.has(k)
 	}
-	for _, r := range d.fifo.all() {
-		if r.key == k {
-			return true
+	for _, q := range []*fifo[doneRef]{&d.acked, &d.unacked} {
+		for _, r := range q.all() {
+			if r.key == k {
+				return true
+			}
 		}
 	}
 	return false
 }
 
 func (d *dedupe) add(k uint64, expire int64, acked bool) {
-	if !d.index.inUse() && d.fifo.len() >= smallDone {
-		for _, r := range d.fifo.all() {
-			d.index.add(r.key)
+	if !d.index.inUse() && d.len() >= smallDone {
+		for _, q := range []*fifo[doneRef]{&d.acked, &d.unacked} {
+			for _, r := range q.all() {
+				d.index.add(r.key)
+			}
 		}
 	}
 	if d.index.inUse() && !d.index.has(k) {
 		d.index.add(k)
 	}
-	d.fifo.push(doneRef{key: k, expire: expire, acked: acked})
+	r := doneRef{key: k, expire: expire, acked: acked}
+	if acked {
+		d.acked.push(r)
+	} else {
+		d.unacked.push(r)
+	}
 }
 
-// oldest returns the oldest remembered exchange; there must be one.
-func (d *dedupe) oldest() doneRef { return d.fifo.front() }
+// evictable reports whether an exchange ended by ACK is remembered: one
+// that may be forgotten early, its sender having stopped re-sending.
+func (d *dedupe) evictable() bool { return d.acked.len() > 0 }
 
-// forgetOldest forgets the oldest remembered exchange.
-func (d *dedupe) forgetOldest() {
-	r := d.fifo.pop()
+// forgetAcked forgets the oldest exchange ended by ACK; there must be one.
+func (d *dedupe) forgetAcked() { d.forget(d.acked.pop()) }
+
+func (d *dedupe) forget(r doneRef) {
 	if d.index.inUse() {
 		d.index.del(r.key)
 	}
 }
 
-// next returns when the oldest remembered exchange expires, or never.
+// next returns when a remembered exchange next expires, or never.
 func (d *dedupe) next() int64 {
-	if d.fifo.len() == 0 {
-		return never
+	next := int64(never)
+	for _, q := range []*fifo[doneRef]{&d.acked, &d.unacked} {
+		if q.len() > 0 {
+			next = min(next, q.front().expire)
+		}
 	}
-	return d.fifo.front().expire
+	return next
 }
 
 // expire forgets what has expired by t.
 func (d *dedupe) expire(t int64) {
-	for d.fifo.len() > 0 && d.fifo.front().expire <= t {
-		d.forgetOldest()
+	for _, q := range []*fifo[doneRef]{&d.acked, &d.unacked} {
+		for q.len() > 0 && q.front().expire <= t {
+			d.forget(q.pop())
+		}
+	}
+}
+
+// all calls f for every remembered exchange, those ended by ACK first.
+func (d *dedupe) all(f func(doneRef)) {
+	for _, r := range d.acked.all() {
+		f(r)
+	}
+	for _, r := range d.unacked.all() {
+		f(r)
 	}
 }
 
 func (d *dedupe) compact() {
-	if d.fifo.len() <= smallDone {
-		d.index = doneSet{} // the FIFO alone will do
+	if d.len() <= smallDone {
+		d.index = doneSet{} // the FIFOs alone will do
 	} else {
 		d.index.shrink()
 	}
-	if d.fifo.len() == 0 {
-		d.fifo.reset(true)
-	} else {
-		d.fifo.shrink()
+	for _, q := range []*fifo[doneRef]{&d.acked, &d.unacked} {
+		if q.len() == 0 {
+			q.reset(true)
+		} else {
+			q.shrink()
+		}
 	}
 }
 

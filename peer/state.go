@@ -270,11 +270,11 @@ func (s *State) hold(t int64, id wire.ID, payload []byte) bool {
 	return true
 }
 
-// dedupeFull reports whether the dedupe window is at its limit and its
-// oldest entry is not safe to forget: its exchange ended without an ACK,
-// so its sender may still be re-sending.
+// dedupeFull reports whether the dedupe window is at its limit and holds
+// no exchange safe to forget: all ended without an ACK, so their senders
+// may still be re-sending.
 func (s *State) dedupeFull() bool {
-	return s.rx.seen.len() >= s.p.DedupeLimit && !s.rx.seen.oldest().acked
+	return s.rx.seen.len() >= s.p.DedupeLimit && !s.rx.seen.evictable()
 }
 
 func (s *State) onRecv(t, at int64, id wire.ID) {
@@ -406,21 +406,41 @@ func (s *State) NextDeadline() time.Time {
 	return s.base.Add(time.Duration(next))
 }
 
-// end closes a received exchange and, if it was delivered, remembers it
-// for the dedupe horizon; acked says whether its ACK came. At DedupeLimit
-// the oldest remembered exchange makes room (onData refuses new DATA
+// end closes a received exchange and, if it was delivered, remembers it;
+// acked says whether its ACK came. One ended without its ACK is kept for
+// DedupeHorizon: its sender may re-send until its Lifetime. One ended by
+// the ACK needs only outlast copies already in the network when the sender
+// stopped: it is kept for ackedHorizon. That shortens the time a sender
+// that restarts, drawing new ids, can have a new message taken for one it
+// sent before (same id and payload) and silently dropped. At DedupeLimit
+// the oldest exchange ended by ACK makes room (onData refuses new DATA
 // before that could forget one whose sender may still re-send).
 func (s *State) end(e *inbound, t int64, acked bool) {
 	k, delivered := s.rx.close(e)
 	if !delivered {
 		return
 	}
-	if s.rx.seen.len() >= s.p.DedupeLimit {
+	if s.rx.seen.len() >= s.p.DedupeLimit && s.rx.seen.evictable() {
 		s.stats.DedupeEvicted++
-		s.rx.seen.forgetOldest()
+		s.rx.seen.forgetAcked()
 	}
-	s.rx.seen.add(k, after(t, s.p.DedupeHorizon), acked)
+	horizon := s.p.DedupeHorizon
+	if acked {
+		horizon = s.ackedHorizon()
+	}
+	s.rx.seen.add(k, after(t, horizon), acked)
 }
+
+// ackedHorizon is how long an exchange ended by ACK is remembered: four
+// retransmission timeouts (the longest a copy plausibly lingers in a
+// path's queues), and at least minAckedHorizon, at most DedupeHorizon.
+func (s *State) ackedHorizon() time.Duration {
+	return min(max(minAckedHorizon, 4*s.tx.rtt.rto), s.p.DedupeHorizon)
+}
+
+// minAckedHorizon bounds ackedHorizon from below: a copy delayed by a
+// scheduler or a bufferbloated queue for up to two seconds is still known.
+const minAckedHorizon = 2 * time.Second
 
 // finish ends an outgoing message with err (nil: delivered) and releases
 // its entry; o must be out of the sender's table.
@@ -560,15 +580,15 @@ func (m Memory) Until() time.Time {
 	return u
 }
 
-// Forget returns, oldest first, every delivered message s remembers, and
+// Forget returns every delivered message s remembers, and
 // those delivered and still awaiting their ACK (remembered as from now,
 // ended without ACK). The State must not be used after.
 func (s *State) Forget(now time.Time) Memory {
 	t := s.at(now)
 	m := make(Memory, 0, s.rx.seen.len()+s.rx.open())
-	for _, r := range s.rx.seen.fifo.all() {
+	s.rx.seen.all(func(r doneRef) {
 		m = append(m, Remembered{key: r.key, expire: s.base.Add(time.Duration(r.expire)), acked: r.acked})
-	}
+	})
 	expire := s.base.Add(time.Duration(after(t, s.p.DedupeHorizon)))
 	for _, e := range s.rx.awaiting {
 		m = append(m, Remembered{key: doneKey(e.id, e.digest), expire: expire})

@@ -37,9 +37,16 @@ type end struct {
 }
 
 type packet struct {
-	to  int // index of the receiving end
-	pkt wire.Packet
+	to   int // index of the receiving end
+	pkt  wire.Packet
+	sent time.Time
 }
+
+// maxLinger is the longest a packet stays in the model's network: copies
+// arrive in any order, any number of times, but not later than this,
+// which is within the least time an exchange ended by ACK is remembered
+// (2 s). A copy delayed longer than that could be delivered again.
+const maxLinger = 1500 * time.Millisecond
 
 var addrs = [2]netip.AddrPort{
 	netip.MustParseAddrPort("10.0.0.1:1000"),
@@ -81,7 +88,7 @@ func newPairModel(t *rapid.T) *pairModel {
 func (m *pairModel) collect() {
 	for i, e := range m.ends {
 		for _, p := range decode(panics{}, e.s.TakeDatagrams(nil)) { // copies: the network outlives the buffer
-			m.flight = append(m.flight, packet{to: 1 - i, pkt: p})
+			m.flight = append(m.flight, packet{to: 1 - i, pkt: p, sent: m.now})
 		}
 		for _, o := range e.s.TakeOutcomes(nil) {
 			e.receipts[o.Receipt.ID] = append(e.receipts[o.Receipt.ID], o.Receipt)
@@ -183,6 +190,13 @@ func (m *pairModel) Compact(t *rapid.T) {
 
 func (m *pairModel) advance(d time.Duration) {
 	m.now = m.now.Add(d)
+	live := m.flight[:0]
+	for _, p := range m.flight {
+		if m.now.Sub(p.sent) <= maxLinger {
+			live = append(live, p)
+		}
+	}
+	m.flight = live
 	for _, e := range m.ends {
 		e.s.Tick(m.now)
 	}

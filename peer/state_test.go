@@ -237,9 +237,10 @@ func TestState_DuplicateDataBeforeAndAfterAck(t *testing.T) {
 		t.Fatalf("after ACK: busy %v remembered %d, want false 1", h.s.Busy(), h.s.Stats().Remembered)
 	}
 
-	// After the ACK, within the horizon: still not delivered; RECV again
-	// in case the sender never got one.
-	h.at(9 * time.Second)
+	// After the ACK, within the horizon of an exchange ended by ACK
+	// (2 s here): still not delivered; RECV again in case the sender
+	// never got one.
+	h.at(1999 * time.Millisecond)
 	h.recv(wire.Data, id, "once")
 	h.onePacket(wire.Recv)
 	if got := h.deliverAll(); len(got) != 0 {
@@ -250,9 +251,6 @@ func TestState_DuplicateDataBeforeAndAfterAck(t *testing.T) {
 	}
 }
 
-// Past the dedupe horizon the id is forgotten: memory is reclaimed, and a
-// copy arriving that late is a new message (the horizon bounds the
-// guarantee; its default outlasts any default sender).
 // Past a handful of remembered ids the state indexes them in a map; Compact
 // drops it again once few are left. Either way no duplicate is delivered.
 func TestState_DedupeManyIDsAcrossCompact(t *testing.T) {
@@ -260,6 +258,7 @@ func TestState_DedupeManyIDsAcrossCompact(t *testing.T) {
 	cfg.RecvWindow, cfg.HoldLimit = 64, 64
 	h := newHarness(t, cfg, true)
 	const n = 20
+	const gap = 10 * time.Millisecond
 	deliverAndAck := func(i int) {
 		id := wire.ID{0, 0, 0, byte(i)}
 		h.recv(wire.Data, id, fmt.Sprint(i))
@@ -267,7 +266,7 @@ func TestState_DedupeManyIDsAcrossCompact(t *testing.T) {
 		h.recv(wire.Ack, id, "")
 	}
 	for i := range n {
-		h.at(time.Duration(i) * time.Second / 4) // ids expire a quarter second apart
+		h.at(time.Duration(i) * gap) // ids expire 10 ms apart
 		deliverAndAck(i)
 	}
 	h.packets()
@@ -283,8 +282,9 @@ func TestState_DedupeManyIDsAcrossCompact(t *testing.T) {
 	dupes(0)
 	h.s.Compact() // 20 remembered: the map stays
 	dupes(0)
-	// At 10 s + 3.5 s the first 15 have expired; 5 are left, without a map.
-	h.at(cfg.DedupeHorizon + 14*time.Second/4)
+	// Ended by ACK, they are kept 2 s: at 2 s + 14 gaps the first 15 have
+	// expired; 5 are left, without a map.
+	h.at(2*time.Second + 14*gap)
 	h.s.Compact()
 	if st := h.s.Stats(); st.Remembered != n-15 {
 		t.Fatalf("remembered %d, want %d", st.Remembered, n-15)
@@ -299,27 +299,51 @@ func TestState_DedupeManyIDsAcrossCompact(t *testing.T) {
 	}
 }
 
-func TestState_DedupeHorizonExpires(t *testing.T) {
+// Past its horizon a finished exchange is forgotten: memory is reclaimed,
+// and a copy arriving that late is a new message. One ended by the
+// sender's ACK is kept for max(2 s, 4 RTO): the sender has stopped, so
+// only copies already in the network can come. One ended without it (the
+// RECVs given up) is kept for DedupeHorizon: its sender may still be
+// re-sending.
+func TestState_DedupeHorizons(t *testing.T) {
 	h := newHarness(t, testParams(), true)
-	id := wire.ID{1, 1, 1, 1}
-	h.recv(wire.Data, id, "m")
+	acked, unacked := wire.ID{1, 1, 1, 1}, wire.ID{2, 2, 2, 2}
+	h.recv(wire.Data, acked, "m")
+	h.recv(wire.Data, unacked, "n")
 	h.deliverAll()
 	h.packets()
-	h.recv(wire.Ack, id, "")
-	if d := h.s.NextDeadline(); d != epoch.Add(10*time.Second) {
-		t.Fatalf("NextDeadline = %v, want the horizon at 10s", d.Sub(epoch))
+	h.recv(wire.Ack, acked, "")
+	if d := h.s.NextDeadline(); d != epoch.Add(100*time.Millisecond) {
+		t.Fatalf("NextDeadline = %v, want the RECV re-send at 100ms", d.Sub(epoch))
 	}
-	h.at(10*time.Second - time.Nanosecond)
-	if h.s.Idle() {
-		t.Fatal("idle before the horizon")
+	for h.s.Stats().Open > 0 { // RecvAttempts 3, then it gives up
+		h.at(h.s.NextDeadline().Sub(epoch))
 	}
-	h.at(10 * time.Second)
+	ended := h.now.Sub(epoch)
+	h.packets()
+	if d := h.s.NextDeadline(); d != epoch.Add(2*time.Second) {
+		t.Fatalf("NextDeadline = %v, want the acked exchange's horizon at 2s", d.Sub(epoch))
+	}
+	h.at(2*time.Second - time.Nanosecond)
+	if st := h.s.Stats(); st.Remembered != 2 {
+		t.Fatalf("remembered %d before 2s, want 2", st.Remembered)
+	}
+	h.at(2 * time.Second)
+	if st := h.s.Stats(); st.Remembered != 1 {
+		t.Fatalf("remembered %d at 2s, want 1 (the acked one forgotten)", st.Remembered)
+	}
+	if d := h.s.NextDeadline(); d != epoch.Add(ended+10*time.Second) {
+		t.Fatalf("NextDeadline = %v, want the unacked exchange's horizon at %v", d.Sub(epoch), ended+10*time.Second)
+	}
+	h.recv(wire.Data, unacked, "n") // still known
+	h.recv(wire.Data, acked, "m")   // forgotten: a new message
+	if got := h.deliverAll(); len(got) != 1 || got[0] != "m" {
+		t.Fatalf("delivered %q, want [m]", got)
+	}
+	h.recv(wire.Ack, acked, "")
+	h.at(ended + 10*time.Second)
 	if !h.s.Idle() {
-		t.Fatalf("not idle after the horizon: %+v", h.s.Stats())
-	}
-	h.recv(wire.Data, id, "m")
-	if got := h.deliverAll(); len(got) != 1 {
-		t.Fatalf("after the horizon delivered %q, want the copy as a new message", got)
+		t.Fatalf("not idle after every horizon: %+v", h.s.Stats())
 	}
 }
 
@@ -775,5 +799,59 @@ func TestState_WriteErrors(t *testing.T) {
 	h.s.WriteFailed(h.now, 5, syscall.EMSGSIZE) // no such datagram: ignored
 	if len(h.outcomes()) != 0 {
 		t.Fatal("a failure of a datagram that was not written ended a message")
+	}
+}
+
+// A sender that restarts draws new ids; a new message of it whose id and
+// payload equal those of one the receiver still remembers is taken for a
+// repeat: answered RECV, never delivered (a silent loss). The chance per
+// message is (messages remembered with that payload) / 2^32. Exchanges
+// ended by the sender's ACK are remembered only for max(2 s, 4 RTO), so
+// after a steady stream of identical payloads at 10,000 messages/s the
+// receiver remembers ~20,000 of them, not the 200,000 of a 10-minute
+// horizon: the expected losses of a restart burst of 32,768 identical
+// messages fall from 32,768 x 200,000 / 2^32 = 1.5 to 0.15.
+func TestState_RestartRisk(t *testing.T) {
+	cfg := testParams()
+	cfg.DedupeLimit, cfg.DedupeHorizon, cfg.Window, cfg.RecvWindow = 1<<20, 10*time.Minute, 1, 1
+	now := epoch
+	recv := peer.NewState(cfg, remote, now, [5]uint32{9}, true)
+	var dgrams [][]byte
+	hop := func(from, to *peer.State) {
+		dgrams = wireHop(wire.DefaultFormat(), dgrams, from, to, now)
+	}
+	payload := []byte("same payload every time")
+	stream := func(seed uint32, n int) (lost int) {
+		send := peer.NewState(cfg, remote, now, [5]uint32{seed, seed + 1, seed + 2, seed + 3, seed + 4}, true)
+		for range n {
+			now = now.Add(100 * time.Microsecond)
+			if err := send.Send(now, peer.Outgoing{ID: uuid.New(), Data: payload}); err != nil {
+				t.Fatal(err)
+			}
+			hop(send, recv) // DATA
+			if _, ok := recv.Next(); ok {
+				recv.Delivered(now)
+			} else {
+				lost++ // answered as a repeat: the sender is told it arrived
+			}
+			hop(recv, send) // RECV
+			hop(send, recv) // ACK
+			send.TakeOutcomes(nil)
+			recv.Tick(now)
+		}
+		return lost
+	}
+	if lost := stream(1, 200_000); lost != 0 {
+		t.Fatalf("%d messages of one sender taken for repeats", lost)
+	}
+	remembered := recv.Stats().Remembered
+	lost := stream(1000, 32_768) // the sender restarted: new ids
+	expect := 32_768 * float64(remembered) / (1 << 32)
+	t.Logf("remembered %d after 20 s at 10,000 msg/s; restart burst of 32,768 identical messages: %d lost (expected %.2f)", remembered, lost, expect)
+	if remembered > 25_000 {
+		t.Fatalf("remembered %d exchanges ended by ACK: more than 2.5 s of the stream", remembered)
+	}
+	if lost > 3 {
+		t.Fatalf("%d silent losses in a restart burst, expected %.2f", lost, expect)
 	}
 }
