@@ -3,11 +3,13 @@ package actor_test
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/gtudp/gtudp"
+	"github.com/gtudp/gtudp/actor/actortest"
 )
 
 // A slow but active reader of Receipts gets every receipt: a receipt that
@@ -84,5 +86,46 @@ func TestOutbox_DiscardReceipts(t *testing.T) {
 			t.Fatalf("confirmed %d, dropped %d; want 100 and 0", st.Confirmed, st.ReceiptsDropped)
 		}
 		p.close(t)
+	})
+}
+
+// Close does not wait for ACKs of messages the application already has: a
+// receiver whose sender vanished closes at once (it used to wait ~12 s of
+// RECV re-sends). It waits for our own messages in flight, at most their
+// Lifetime, or until its context ends.
+func TestClose_Bounds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newPair(t, &gtudp.Config{Lifetime: 3 * time.Second})
+		errc := make(chan error, 1)
+		go func() { errc <- p.a.Send(context.Background(), p.b.LocalAddr(), []byte("x")) }()
+		p.network.SetLink(p.b.LocalAddr(), p.a.LocalAddr(), actortest.Link{Loss: 1}) // no RECV gets back: no ACK comes
+		synctest.Wait()
+		if st := p.b.Stats(); st.Delivered != 1 || st.Open != 1 {
+			t.Fatalf("receiver %+v: want the message delivered, its exchange open", st.PeerStats)
+		}
+		start := p.mock.Now()
+		if err := p.b.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if d := p.mock.Now().Sub(start); d != 0 {
+			t.Fatalf("the receiver's Close took %v, want no wait", d)
+		}
+
+		// The sender's message is in flight to a peer that is gone: Close
+		// waits for it up to its Lifetime, or for its own context.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		closed := make(chan error, 1)
+		go func() { closed <- p.a.Close(ctx) }()
+		for range 20 {
+			synctest.Wait()
+			p.mock.Add(100 * time.Millisecond)
+		}
+		if err := <-closed; err != context.DeadlineExceeded {
+			t.Fatalf("sender's Close: %v, want its context's end", err)
+		}
+		if err := <-errc; !errors.Is(err, gtudp.ErrClosed) {
+			t.Fatalf("Send: %v, want ErrClosed once Close gave up", err)
+		}
 	})
 }

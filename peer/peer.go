@@ -417,7 +417,7 @@ func (p *Peer) Run(ctx context.Context) (parked bool) {
 		}
 		if !draining && p.ctl.drain.Load() {
 			draining = true
-			st.Drain()
+			st.Drain(now)
 		}
 		p.flush(now)
 		if draining && !p.busy() && p.mail.sends.Len() == 0 {

@@ -516,13 +516,25 @@ func permanent(err error) bool {
 // returns it.
 func (s *State) TakeOutcomes(dst []Outcome) []Outcome { return s.out.takeOutcomes(dst) }
 
-// Drain puts the state in closing mode: new DATA is no longer taken, and
-// messages held for the Inbox are dropped (they were never answered, so
-// their senders know nothing was confirmed). Messages in flight and
-// exchanges awaiting ACK carry on; Busy reports when they are done.
-func (s *State) Drain() {
+// Drain puts the state in closing mode at now: new DATA is no longer
+// taken; messages held for the Inbox are dropped (they were never
+// answered, so their senders know nothing was confirmed); and exchanges
+// delivered and awaiting their ACK end now, after one last RECV: the
+// application has the message, and the ACK would only stop our re-sends.
+// Our messages in flight carry on; Busy reports when they are done.
+func (s *State) Drain(now time.Time) {
+	t := s.at(now)
 	s.draining = true
 	s.p.Budget.Give(s.rx.dropHeld())
+	for {
+		e, ok := s.rx.due(never)
+		if !ok {
+			break
+		}
+		s.stats.RecvResent++
+		s.emit(wire.Recv, e.id, nil)
+		s.end(e, t, false)
+	}
 }
 
 // Busy reports whether an exchange is still going on: a message in flight,

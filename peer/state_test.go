@@ -660,7 +660,11 @@ func TestState_UnprovenAddressFailsAtLifetime(t *testing.T) {
 	}
 }
 
-func TestState_DrainDropsHeldAndRefusesNewData(t *testing.T) {
+// Drain drops held messages (never answered), refuses new DATA, and ends
+// exchanges awaiting their ACK after one last RECV: the application has
+// those messages, and the ACK would only stop our re-sends. Only our own
+// messages in flight keep the state busy.
+func TestState_Drain(t *testing.T) {
 	h := newHarness(t, testParams(), true)
 	h.recv(wire.Data, wire.ID{1}, "delivered")
 	h.deliverAll()
@@ -668,7 +672,10 @@ func TestState_DrainDropsHeldAndRefusesNewData(t *testing.T) {
 	h.recv(wire.Data, wire.ID{2}, "held")
 	h.send(1, "out")
 	h.packets()
-	h.s.Drain()
+	h.s.Drain(h.now)
+	if p := h.onePacket(wire.Recv); p.ID != (wire.ID{1}) {
+		t.Fatalf("last RECV for %v, want the delivered one", p.ID)
+	}
 	if _, ok := h.s.Next(); ok {
 		t.Fatal("a held message survived Drain")
 	}
@@ -677,13 +684,11 @@ func TestState_DrainDropsHeldAndRefusesNewData(t *testing.T) {
 		t.Fatal("new DATA taken while draining")
 	}
 	h.noPackets()
-	if !h.s.Busy() {
-		t.Fatal("not busy with a message in flight and a RECV awaiting ACK")
+	if st := h.s.Stats(); !h.s.Busy() || st.Open != 0 || st.InFlight != 1 || st.Remembered != 1 {
+		t.Fatalf("busy %v, %+v: want busy with our message only, the delivered one remembered", h.s.Busy(), st)
 	}
-	h.recv(wire.Ack, wire.ID{1}, "")
-	for _, p := range h.packets() {
-		t.Fatalf("unexpected %v", p)
-	}
+	h.recv(wire.Data, wire.ID{1}, "delivered") // a repeat is still answered
+	h.onePacket(wire.Recv)
 	h.at(time.Hour) // the message in flight fails
 	if h.s.Busy() {
 		t.Fatal("still busy after everything ended")
