@@ -24,42 +24,83 @@
 // is 1d 75 79 07 14 48 65 6c 6c 6f. Bytes after the id of a RECV or ACK are
 // ignored. Package wire has the codec.
 //
+// One packet goes beyond the original's use of the format, and the
+// original answers it as it answers any such packet: to learn whether an
+// address that has only sent to us receives what we send (see guarantee
+// 8), the endpoint may send it a RECV for a random id of its own (a
+// probe); the original, like gtudp, answers a RECV for an id it does not
+// know with its ACK, and an ACK for an id only we knew proves the address.
+//
 // # Guarantees
 //
-//  1. Nothing is lost silently: every message sent gets exactly one outcome,
-//     a success receipt (RECV seen) or a failure receipt or error.
-//  2. No duplicates: a payload is delivered to the Inbox at most once per
-//     message, under any loss, duplication and reordering within the dedupe
-//     horizon (Config.DedupeHorizon, default 40 s).
-//  3. A delivered message carries its true source address; packets from one
-//     address never change another peer's state.
+//  1. Every message gets exactly one outcome, and it is the truth: success
+//     (Send returns nil, or the receipt's Err is nil) only once the peer has
+//     answered RECV, so its endpoint has the message; otherwise an error
+//     that says why (see Cancellation and errors). A message the sender
+//     gave up on may still have arrived if every RECV was lost: failure
+//     means "not confirmed", success means "delivered". A reader of
+//     Receipts that keeps reading gets every receipt.
+//  2. No duplicates: a payload is delivered at most once per message, under
+//     any loss, duplication and reordering of the network, as long as no
+//     copy of a DATA arrives after the receiver has forgotten its
+//     exchange. The receiver remembers an exchange the sender ended with
+//     its ACK for max(2 s, 4 retransmission timeouts) (the sender has
+//     stopped, so only copies already in the network can come), and one
+//     ended without an ACK for DedupeHorizon (Lifetime + 10 s by default:
+//     that sender may still be re-sending).
+//  3. A delivered message carries its true source address; packets from
+//     one address never change another peer's state.
 //  4. Backpressure, not loss: a full Inbox makes the receiver withhold RECV
-//     (the sender re-sends); a full per-peer window makes Send and the
-//     Outbox wait.
-//  5. Bounded memory: peers (MaxPeers), pending ids, dedupe windows and
-//     queues all have limits; what is dropped at a limit is counted in
-//     Stats.
+//     (the sender re-sends later); a peer's full window makes its messages
+//     wait, in that peer only. A receipt the application has not taken
+//     holds its place in the window, so a slow reader of Receipts slows
+//     the sends down rather than lose receipts.
+//  5. Bounded memory: the peers (MaxPeers), each peer's windows, open
+//     exchanges, held deliveries and dedupe window, the messages waiting
+//     for a window (OutboxQueue), and the bytes of received payloads held
+//     for delivery over all peers (HoldBytes) all have limits; what is
+//     refused at a limit is counted in Stats. A flood from many forged
+//     source addresses cannot grow memory past them, nor lock honest peers
+//     out: at MaxPeers a peer that never proved its address gives its place
+//     to a new one (what it remembered of its deliveries is kept, so
+//     guarantee 2 holds), and a proven peer keeps its place.
 //  6. Bad input never crashes: any datagram is decoded or classified
 //     foreign; a panic in one peer's actor is recovered, that peer's
 //     pending messages fail, and the endpoint goes on serving.
 //  7. Clean shutdown: when Close returns, no goroutine of the endpoint is
 //     left.
-//  8. No amplification: to an address that has not yet answered one of our
-//     own packets, the endpoint sends at most three times the bytes it
-//     received from it, the application's replies included. A reply beyond
-//     that waits until the address answers (a real peer does so at once,
-//     by acknowledging our RECV) or fails at its Lifetime.
+//  8. No amplification: until an address proves it receives what we send
+//     to it — by answering one of our DATA with its RECV, or our probe with
+//     its ACK; an ACK of its own exchange proves nothing, since whoever
+//     forged the DATA knows its id — the endpoint sends it at most three
+//     times the bytes it received from it, the application's replies
+//     included. A reply beyond that waits, and a probe goes instead: a real
+//     peer answers it within a round trip, a forged source never does, and
+//     the reply then fails at its Lifetime.
 //
 // Not guaranteed: order (messages are delivered as they arrive, as in the
-// original), and delivery to a peer that is gone (you get a failure
-// receipt). Success means the peer's endpoint has the message in its
-// Inbox, not that its application has read it.
+// original), and delivery to a peer that is gone (you get a failure).
+// Success means the peer's endpoint has the message in its Inbox, not that
+// its application has read it.
+//
+// Sender restarts. Ids are 32 bits. A sender that restarts draws new ids,
+// and a new message whose id and payload both equal those of a message
+// the receiver still remembers (guarantee 2) is taken for a repeat:
+// answered, never delivered. The chance per message is the number of
+// remembered messages with that same payload over 2^32: after a steady
+// stream of identical payloads at 10,000 messages/s, about 20,000 are
+// remembered, so a restart burst of 32,768 identical messages loses one
+// with probability about 0.15; with distinct payloads the chance is nil.
 //
 // # Usage
 //
 //	ep, err := gtudp.Listen("udp", "127.0.0.1:4323", nil)
 //	if err != nil { ... }
-//	defer ep.Close(context.Background())
+//	defer func() {
+//		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+//		defer cancel()
+//		ep.Close(ctx) // see Close for what it waits for
+//	}()
 //	go func() {
 //		for m := range ep.Inbox() { // closed when Close has finished
 //			fmt.Printf("%v: %s\n", m.Addr, m.Data)
@@ -71,50 +112,62 @@
 // # Lifecycle and goroutines
 //
 // Listen and New start two goroutines: the socket reader and the Outbox
-// loop. Each remote address with state gets its own actor goroutine, which
+// loop. Each remote address with state has its own actor goroutine, which
 // owns that peer's pending ids and its single timer; it starts with the
 // first packet from, or send to, the address, and ends after IdleTimeout
 // with nothing pending and nothing remembered. A peer quiet for a second
 // with nothing in flight parks: it keeps its state (the ids it remembers,
 // its RTT estimate) but gives its goroutine up, so an idle peer costs
-// about 3.3 KB instead of 8.4; its next packet, send or deadline starts a
-// goroutine again (Stats.PeersParked counts them). The reader never waits on a
-// peer: a packet for a peer that is behind is dropped, counted, and
+// about 3 KB instead of 8; its next packet, send or deadline starts a
+// goroutine again (Stats.PeersParked counts them). The reader never waits
+// on a peer: a packet for a peer that is behind is dropped, counted, and
 // recovered by re-sending. A peer's goroutine writes every packet of its
 // exchanges, DATA, RECV and ACK, so once it has written ACK(id) it never
 // writes DATA(id) again (the original would deliver that DATA twice).
 //
 // Close(ctx) stops taking sends (they fail with ErrClosed), lets every peer
-// finish the exchanges under way as the original's cleanup() does, fails
-// what is left with ErrClosed if ctx ends first, stops the reader, waits
-// for every goroutine and then closes Inbox and Receipts. It is
-// idempotent. Listen's socket is closed; New's is left open. The Outbox is
-// never closed by the endpoint: after Close, select on Done.
+// finish its own messages in flight, as the original's cleanup() does, and
+// hand over their receipts; it fails what is left with ErrClosed if ctx
+// ends first, stops the reader, waits for every goroutine and then closes
+// Inbox and Receipts. It does not wait for the ACK of a message the
+// application already has: each gets a last RECV. So Close waits at most
+// Lifetime (30 s by default, for a message to a peer that is gone), plus
+// the time your Receipts reader takes; pass a ctx with a deadline to
+// bound it. It is idempotent. Listen's socket is closed; New's is left
+// open. The Outbox is never closed by the endpoint: after Close, select on
+// Done.
 //
 // # Ownership and allocation
 //
 // A received message's Data is a fresh copy the application owns. The Data
 // of a message being sent is read by the endpoint until its outcome is
-// known (Send returns, or its receipt is out): do not modify it before.
-// Encoding and decoding allocate nothing; receiving allocates the copy
-// handed to the application.
+// known (Send returns, or its receipt is out, which hands it back in
+// Receipt.Data): do not modify it before. Encoding and decoding allocate
+// nothing; receiving allocates the copy handed to the application.
 //
 // On a *net.UDPConn on 64-bit Linux the endpoint reads up to Config.Batch
 // datagrams per recvmmsg(2) and each peer writes what one wake-up produced
 // with sendmmsg(2), as many per call; any other net.PacketConn is read and
-// written one datagram per call. Round-trip times, and Receipt.RTT, run from a DATA's
-// first transmission to its RECV's arrival at the socket reader.
+// written one datagram per call. Round-trip times, and Receipt.RTT, run
+// from a DATA's first transmission to its RECV's arrival at the socket
+// reader.
 //
 // # Cancellation and errors
 //
-// Send blocks until the outcome and returns nil, an error matching
-// ErrUndelivered (an *UndeliveredError with the attempts), ErrClosed,
-// ErrTooLarge, ErrPeerLimit, or its context's error, in which case the
-// endpoint stops re-sending it; a RECV that arrived first still wins.
-// Messages from the Outbox get their outcome on Receipts. A reader of
-// Receipts gets every receipt; when nobody reads it, receipts past its
-// buffer and a window's worth per peer are dropped and counted in
-// Stats.ReceiptsDropped: the protocol never waits on Receipts.
+// Send blocks until the outcome. A ctx done before Send starts sends
+// nothing and returns ctx.Err(); one that ends while the message waits for
+// its peer's window ends it unsent, with ctx.Err(); one that ends after the
+// DATA went out stops the re-sends and returns an error matching both
+// ctx.Err() and ErrOutcomeUnknown: the peer may have it. A RECV that
+// arrived first still wins. The other errors match ErrUndelivered (an
+// *UndeliveredError with the attempts made, whose Err is the last error
+// the socket gave writing it, if any; an error no re-send can cure, such as
+// a datagram too large for the socket, ends the message at once),
+// ErrClosed, ErrTooLarge, ErrPeerLimit, or ErrBadAddress (a destination the
+// socket can never reach: invalid, or of the other address family). Messages
+// from the Outbox get the same outcomes on Receipts, each carrying the
+// message back (Receipt.Message), so it can be matched by ID, Addr or
+// Data without an id scheme of one's own.
 //
 // # Raw datagrams
 //
@@ -125,15 +178,15 @@
 // # Limits
 //
 // A payload fits in one datagram: at most 65507 bytes minus the header
-// (ErrTooLarge beyond). The peers, each peer's window of messages in
-// flight, its open received exchanges, its held deliveries and its dedupe
-// window are capped by Config; the defaults and their reasons are on the
-// Config fields.
+// (ErrTooLarge beyond). The socket must be unconnected (New refuses a
+// connected one, and clears a read deadline the socket comes with). The
+// limits of guarantee 5, their defaults and the reasons for them are on
+// the Config fields.
 //
 // # Testing
 //
 // Package actor/actortest provides an in-memory network of net.PacketConns
-// with loss, duplication, reordering, delay and partitions, driven by a
-// clock.Clock, for deterministic tests inside testing/synctest with
-// clock.NewMock.
+// with loss, duplication, reordering, delay, partitions and shared
+// bottlenecks (rate and queue), driven by a clock.Clock, for deterministic
+// tests inside testing/synctest with clock.NewMock.
 package gtudp

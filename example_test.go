@@ -102,3 +102,34 @@ func Example_passthrough() {
 	// raw=true from 10.0.0.2:9999: plain hello
 	// plain got: plain reply
 }
+
+// A receipt carries its message back: match it by Data, Addr or ID, with
+// no id scheme of your own, and reuse the buffer once the receipt is out.
+func ExampleEndpoint_Receipts() {
+	network := actortest.NewNetwork(nil)
+	server := endpoint(network, "10.0.0.1:4323", nil)
+	clients := []*gtudp.Endpoint{
+		endpoint(network, "10.0.0.2:5000", nil),
+		endpoint(network, "10.0.0.3:5000", nil),
+	}
+	go func() {
+		for range server.Inbox() {
+		}
+	}()
+	for _, c := range clients {
+		c.Outbox() <- gtudp.Message{Addr: server.LocalAddr(), Data: []byte("presence from " + c.LocalAddr().String())}
+	}
+	for _, c := range clients {
+		r := <-c.Receipts()
+		fmt.Printf("%s: delivered=%v\n", r.Data, r.Err == nil)
+	}
+
+	ctx := context.Background()
+	for _, c := range clients {
+		c.Close(ctx)
+	}
+	server.Close(ctx)
+	// Output:
+	// presence from 10.0.0.2:5000: delivered=true
+	// presence from 10.0.0.3:5000: delivered=true
+}

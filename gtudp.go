@@ -264,20 +264,24 @@ func (e *Endpoint) SendRaw(addr netip.AddrPort, data []byte) error {
 //
 //  1. It stops taking sends: Send, SendRaw and the Outbox fail with
 //     ErrClosed from now on; a send already accepted is carried out.
-//  2. Every peer finishes the exchanges under way, as the original's
-//     cleanup() does: a message in flight ends at its RECV, or at its
-//     limits (MaxAttempts, Lifetime); a delivered message waits for its
-//     ACK, or RecvAttempts re-sends of RECV. New DATA is not taken.
-//  3. If ctx ends first, what is left fails with ErrClosed and Close
+//  2. Every peer finishes its own messages in flight, as the original's
+//     cleanup() does: each ends at its RECV, or at its limits
+//     (MaxAttempts, Lifetime), and its receipt is handed to Receipts. A
+//     message delivered to us and awaiting its ACK gets one last RECV and
+//     ends: the application has it. New DATA is not taken.
+//  3. If ctx ends first, what is left fails with ErrClosed (receipts that
+//     nobody took are dropped, counted in Stats.ReceiptsDropped) and Close
 //     returns ctx.Err().
 //  4. The socket reader stops; a socket from Listen is closed, one given
 //     to New is left open.
 //  5. Inbox and Receipts are closed, last.
 //
-// Keep reading the Inbox while Close drains, or held messages are dropped
-// unanswered (their senders are not told they arrived). Close is
-// idempotent: later calls wait for the first (or for their own ctx) and
-// return its result.
+// So Close waits at most Lifetime (30 s by default, for a message to a
+// peer that is gone) plus the time the Receipts reader takes; pass a ctx
+// with a deadline to bound it. Keep reading the Inbox while Close drains,
+// or held messages are dropped unanswered (their senders are not told
+// they arrived). Close is idempotent: later calls wait for the first (or
+// for their own ctx) and return its result.
 func (e *Endpoint) Close(ctx context.Context) error { return e.ep.Close(ctx) }
 
 // Stats returns the endpoint's counters: its own, and the totals over its

@@ -434,10 +434,12 @@ func (e *Endpoint) runPeer(p *peer.Peer) {
 // reap removes an ended peer from the table, if it is still the entry, and
 // keeps its counters.
 func (e *Endpoint) reap(p *peer.Peer) {
+	now := e.cfg.Clock.Now()
 	e.mu.Lock()
 	if e.peers[p.Addr()] == p {
 		delete(e.peers, p.Addr())
 	}
+	e.graves.sweep(now) // peers end as a flood ages out: so do its graves
 	e.gone.Add(p.Stats())
 	e.mu.Unlock()
 	e.ctr.retired.Add(1)

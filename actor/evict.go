@@ -93,7 +93,11 @@ func (g *graves) put(a netip.AddrPort, m peer.Memory, now time.Time) {
 		g.byAddr[a] = grave{m: m, until: m.Until()}
 		g.n += len(m)
 	}
-	// Drop the oldest burials while over the bound or expired.
+	g.sweep(now)
+}
+
+// sweep drops the oldest burials while over the bound or expired.
+func (g *graves) sweep(now time.Time) {
 	for len(g.order) > 0 {
 		old := g.order[0]
 		gr, ok := g.byAddr[old]
