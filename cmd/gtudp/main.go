@@ -50,6 +50,7 @@ var commands = []command{
 	{"send", "send messages reliably and report each outcome", runSend},
 	{"listen", "print every message received", runListen},
 	{"bench", "measure gtudp against the bare 3-packet exchange on loopback", runBench},
+	{"testbed", "gtudp and TCP through a real bottleneck built from network namespaces (root, Linux)", runTestbed},
 }
 
 func main() {
