@@ -119,8 +119,13 @@ type delayReport struct {
 	// written back, in nanoseconds: the delay line's own error.
 	LateP99, LateMax int64
 	// TxDropped is tun0's tx_dropped: packets the kernel dropped because
-	// the delay line had not read them yet.
-	TxDropped int64
+	// the delay line had not read them yet. WriteErrors counts packets
+	// the device refused back.
+	TxDropped, WriteErrors int64
+	// NotRealtime says why the delay line's threads run at ordinary
+	// priority, if they do: its timing then suffers from the machine's
+	// load.
+	NotRealtime string `json:",omitempty"`
 }
 
 // runResult is one run of one scenario.
@@ -395,6 +400,14 @@ func rowNotes(s scenario, runs []*runResult, fi int, perFlow bool) []string {
 		if r.Err != "" {
 			add(fmt.Sprintf("run %d failed: %s", r.Run, r.Err))
 			continue
+		}
+		if d := r.Path.Delay; !perFlow && d != nil {
+			if d.NotRealtime != "" {
+				add(d.NotRealtime)
+			}
+			if d.TxDropped > 0 || d.WriteErrors > 0 {
+				add(fmt.Sprintf("run %d: the kernel dropped %d packets at tun0, %d writes failed", r.Run, d.TxDropped, d.WriteErrors))
+			}
 		}
 		if !perFlow || fi >= len(r.Flows) {
 			continue
