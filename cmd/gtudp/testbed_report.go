@@ -323,6 +323,9 @@ var pathColumns = []column{
 	{"backlog_drops", "backlog drops", 0, func(s scenario, r *runResult, f *flowResult) (float64, bool) {
 		return float64(r.Path.BacklogDrops), true
 	}},
+	{"rcvbuf_a", "rcvbuf drops A", 0, func(s scenario, r *runResult, f *flowResult) (float64, bool) {
+		return float64(r.Path.RcvbufErrorsA), true
+	}},
 	{"rcvbuf_b", "rcvbuf drops B", 0, func(s scenario, r *runResult, f *flowResult) (float64, bool) {
 		return float64(r.Path.RcvbufErrorsB), true
 	}},
