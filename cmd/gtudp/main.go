@@ -49,6 +49,7 @@ var commands = []command{
 	{"send", "send messages reliably and report each outcome", runSend},
 	{"listen", "print every message received", runListen},
 	{"bench", "measure gtudp against the bare exchange, kcp-go and TCP on loopback", runBench},
+	{"testbed", "gtudp and TCP through a real bottleneck built from network namespaces (root, Linux)", runTestbed},
 }
 
 func main() {
