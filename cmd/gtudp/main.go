@@ -8,6 +8,7 @@
 //	gtudp send   [flags] ADDR [MESSAGE...]     # send arguments or stdin lines, report each outcome
 //	gtudp listen [flags] -listen ADDR          # print every message received
 //	gtudp bench  [flags]                       # gtudp against the bare exchange, kcp-go and TCP
+//	gtudp testbed [flags]                      # gtudp and TCP through a real bottleneck (root, Linux)
 //
 // Run "gtudp COMMAND -h" for a command's flags.
 package main
