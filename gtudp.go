@@ -415,12 +415,27 @@ type PeerStats struct {
 	// Unhandled counts packets that reached the peer and were dropped
 	// unread because it ended first (evicted, or the endpoint closing).
 	Unhandled uint64
+	// Lost counts transmissions of DATA found lost (a later one was
+	// answered first, by three transmissions or 9/8 of the RTT); Spurious
+	// those that turned out not to be (their RECV came too soon after the
+	// re-send to answer it). Timeouts counts probe timeouts: nothing
+	// answered for a retransmission timeout, so the oldest message went
+	// again.
+	Lost, Spurious uint64
+	Timeouts       uint64
 
 	// InFlight is the messages awaiting RECV (window use); Open the
 	// received exchanges not finished; Remembered the dedupe window.
 	InFlight, Open, Remembered int
-	// SRTT, RTTVar and RTO are the RFC 6298 estimator's state.
+	// SRTT, RTTVar and RTO are the RFC 6298 estimator's state; MinRTT the
+	// least round trip seen.
 	SRTT, RTTVar, RTO time.Duration
+	MinRTT            time.Duration
+	// Cwnd is the congestion window and InFlightBytes the bytes of DATA
+	// in flight (counted with their IP and UDP headers); PacingRate the
+	// rate DATA is paced at, in bytes per second (0: not yet paced).
+	Cwnd, InFlightBytes int
+	PacingRate          int64
 	// Validated: the peer has answered one of our DATA with its RECV,
 	// proving it receives what we send to its address.
 	Validated bool

@@ -518,7 +518,7 @@ func TestPeer_ReceiptsHoldTheWindow(t *testing.T) {
 		for range 6 { // nobody answers: all fail, Window (2) at a time
 			p.Send(peer.Outgoing{ID: uuid.New()})
 		}
-		step(mock, 10*time.Second)
+		step(mock, 30*time.Second)
 		// One receipt in Receipts, two waiting in the peer: the window is
 		// taken by receipts, so the other three have not gone out.
 		if st := p.Stats(); st.Sent != 3 || st.InFlight != 0 {
@@ -528,7 +528,7 @@ func TestPeer_ReceiptsHoldTheWindow(t *testing.T) {
 			if r := <-receipts; !errors.Is(r.Err, peer.ErrUndelivered) {
 				t.Fatalf("receipt %d: %+v, want ErrUndelivered", i, r)
 			}
-			step(mock, 10*time.Second)
+			step(mock, 30*time.Second)
 		}
 		if dropped.Load() != 0 {
 			t.Fatalf("dropped %d receipts while Receipts was being read", dropped.Load())
@@ -539,7 +539,7 @@ func TestPeer_ReceiptsHoldTheWindow(t *testing.T) {
 		// The last receipt is in Receipts; two more fail and wait.
 		p.Send(peer.Outgoing{ID: uuid.New()})
 		p.Send(peer.Outgoing{ID: uuid.New()})
-		step(mock, 10*time.Second)
+		step(mock, 30*time.Second)
 		cancel()
 		<-p.Done()
 		if dropped.Load() != 2 {

@@ -14,8 +14,10 @@ const granularity = time.Millisecond
 // transmitted once.
 type rttEstimator struct {
 	srtt, rttvar, rto time.Duration
+	latest            time.Duration // the last sample
 	min, max          time.Duration
 	sampled           bool
+	backedOff         int64 // when timedOut last doubled rto
 }
 
 func newRTTEstimator(initial, min, max time.Duration) rttEstimator {
@@ -28,6 +30,7 @@ func (e *rttEstimator) sample(r time.Duration) {
 	if r < 0 {
 		r = 0
 	}
+	e.latest = r
 	if !e.sampled {
 		e.srtt, e.rttvar, e.sampled = r, r/2, true
 	} else {
@@ -67,3 +70,20 @@ func (e *rttEstimator) backoff(attempts int) time.Duration {
 }
 
 func clamp(d, lo, hi time.Duration) time.Duration { return max(lo, min(d, hi)) }
+
+// timedOut backs the timer off after a retransmission timeout at t: RTO
+// doubles (RFC 6298 5.5) and stays so until the next sample (5.7), so that
+// the re-sends of a path that got slower do not add the load that slowed
+// it. Many timeouts at once are one back-off: it doubles at most once per
+// RTO.
+func (e *rttEstimator) timedOut(t int64) {
+	if e.backedOff != 0 && t-e.backedOff < int64(e.rto) {
+		return
+	}
+	e.backedOff = t
+	if e.rto > e.max/2 {
+		e.rto = e.max
+		return
+	}
+	e.rto = min(2*e.rto, e.max)
+}

@@ -1,12 +1,8 @@
 package peer
 
 import (
-	"errors"
-	"fmt"
 	"math"
-	"net"
 	"net/netip"
-	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -73,7 +69,7 @@ func NewState(p *Params, addr netip.AddrPort, now time.Time, seed [5]uint32, val
 		p:     p,
 		addr:  addr,
 		base:  now,
-		tx:    sender{ids: newIDSequence(seed), rtt: newRTTEstimator(p.InitialRTO, p.MinRTO, p.MaxRTO)},
+		tx:    newSender(seed, newRTTEstimator(p.InitialRTO, p.MinRTO, p.MaxRTO)),
 		amp:   amplification{validated: validated},
 		out:   output{format: p.Format},
 		stats: Stats{Addr: addr},
@@ -84,120 +80,6 @@ func NewState(p *Params, addr netip.AddrPort, now time.Time, seed [5]uint32, val
 func (s *State) Addr() netip.AddrPort { return s.addr }
 
 func (s *State) at(now time.Time) int64 { return int64(now.Sub(s.base)) }
-
-// Room returns how many more messages Send accepts before the window is
-// full.
-func (s *State) Room() int { return s.p.Window - s.tx.len() }
-
-// InFlight returns how many of our messages await their RECV.
-func (s *State) InFlight() int { return s.tx.len() }
-
-// Send starts sending m: it gets an id unique among the peer's pending
-// messages and its DATA goes out at once. It returns ErrWindowFull when
-// Window messages are in flight and wire.ErrTooLarge when m.Data does not
-// fit in one datagram; m is then not taken. Otherwise m ends with exactly
-// one Outcome. The state keeps m.Data until then.
-func (s *State) Send(now time.Time, m Outgoing) error {
-	if s.tx.len() >= s.p.Window {
-		return ErrWindowFull
-	}
-	if len(m.Data) > s.p.Format.MaxPayload() {
-		return wire.ErrTooLarge
-	}
-	t := s.at(now)
-	o := s.tx.start(m, t, after(t, s.p.Lifetime))
-	s.stats.Sent++
-	s.transmit(o, t)
-	s.tx.schedule(o)
-	return nil
-}
-
-// transmit sends o's DATA and sets its next transmission or its end; the
-// caller reschedules it. A DATA the amplification limit holds back is not
-// an attempt: it goes out as soon as the peer proves its address (see
-// validate), or is tried again after an RTO, until the Lifetime ends.
-func (s *State) transmit(o *outbound, t int64) {
-	if !s.emit(wire.Data, o.id, o.msg.Data) {
-		o.blocked = true
-		o.due = min(after(t, s.tx.rtt.backoff(max(o.attempts, 1))), o.expire)
-		s.startProbe(t)
-		return
-	}
-	if o.attempts == 0 {
-		o.first = t
-	} else {
-		s.stats.DataResent++
-	}
-	o.blocked = false
-	o.attempts++
-	o.due = min(after(t, s.tx.rtt.backoff(o.attempts)), o.expire)
-}
-
-// startProbe sends a probe, unless one is under way, so that an address
-// we hold DATA back from can prove itself: a RECV for a random id of ours.
-// The original answers a RECV it knows nothing of with its ACK, as gtudp
-// does, and an ACK for an id only we could know proves the address
-// receives what we send. The probe is small, so it fits within the
-// amplification limit that holds the DATA back.
-func (s *State) startProbe(t int64) {
-	if s.probe.active {
-		return
-	}
-	for {
-		s.probe.nonce = s.tx.ids.id()
-		// Not an id of ours in flight, nor one of the peer's we know of:
-		// the probe must answer nothing.
-		_, ours := s.tx.lookup(s.probe.nonce)
-		if !ours && !s.rx.known(s.probe.nonce) {
-			break
-		}
-	}
-	s.probe.active, s.probe.attempts = true, 0
-	s.sendProbe(t)
-}
-
-// sendProbe sends the probe's RECV and sets when it is next due.
-func (s *State) sendProbe(t int64) {
-	if s.emit(wire.Recv, s.probe.nonce, nil) {
-		s.probe.attempts++
-	}
-	s.probe.due = after(t, s.tx.rtt.backoff(max(s.probe.attempts, 1)))
-}
-
-// validate records that the peer has proved its address, by a RECV for
-// one of our DATA or an ACK for our probe: DATA held back by the
-// amplification limit goes out now.
-func (s *State) validate(t int64) {
-	s.probe.active = false
-	s.proved = true
-	if s.amp.validated {
-		return
-	}
-	s.amp.validated = true
-	for _, o := range s.tx.blocked() {
-		s.transmit(o, t)
-		s.tx.schedule(o)
-	}
-}
-
-// Cancel ends the message with the given ID, if it is still in flight, with
-// a failure Outcome, and reports whether it found it. The error is err
-// (the caller's context error) if no DATA of it went out; otherwise the
-// peer may have it, and the error says so: it matches both err and
-// ErrOutcomeUnknown. A message whose outcome is already known is left
-// alone: a result that is ready wins.
-func (s *State) Cancel(now time.Time, id uuid.UUID, err error) bool {
-	o, ok := s.tx.find(id)
-	if !ok {
-		return false
-	}
-	s.tx.remove(o)
-	if o.attempts > 0 {
-		err = &cancelledError{cause: err, attempts: o.attempts}
-	}
-	s.finish(o, err, 0)
-	return true
-}
 
 // Receive handles one packet from the peer. size is its length on the
 // wire. For Data, ownership of p.Payload passes to the state, and with it
@@ -277,27 +159,6 @@ func (s *State) dedupeFull() bool {
 	return s.rx.seen.len() >= s.p.DedupeLimit && !s.rx.seen.evictable()
 }
 
-func (s *State) onRecv(t, at int64, id wire.ID) {
-	o, ok := s.tx.lookup(id)
-	if !ok {
-		// The original answers ACK here: our earlier ACK was lost.
-		s.stats.UnknownRecv++
-		s.emit(wire.Ack, id, nil)
-		return
-	}
-	s.validate(t)
-	rtt := time.Duration(max(at, o.first) - o.first)
-	if o.attempts == 1 {
-		s.tx.rtt.sample(rtt) // Karn: only sent once
-	}
-	// Out of the table before the ACK goes out: once ACK(id) is written,
-	// DATA(id) never is again (the original forgets an id at its ACK, so
-	// a DATA after it would be delivered twice).
-	s.tx.remove(o)
-	s.emit(wire.Ack, id, nil)
-	s.finish(o, nil, rtt)
-}
-
 func (s *State) onAck(t, at int64, id wire.ID) {
 	if s.probe.active && id == s.probe.nonce {
 		s.validate(t)
@@ -331,71 +192,70 @@ func (s *State) Next() (Delivery, bool) {
 // application: it is answered RECV now, and RECV is re-sent until ACK.
 func (s *State) Delivered(now time.Time) {
 	t := s.at(now)
-	e, n := s.rx.delivered(t, after(t, s.tx.rtt.backoff(1)))
+	e, n := s.rx.delivered(t, after(t, s.recvTimeout()))
 	s.p.Budget.Give(n) // the application's now
 	s.stats.Delivered++
 	s.emit(wire.Recv, e.id, nil)
 }
 
-// Tick does what is due at now: re-sends DATA and RECV whose timeout has
-// passed, gives up on messages past their attempts or lifetime and on
-// exchanges whose ACK never came, and forgets finished ids past the dedupe
-// horizon. Calling it early, late or twice is harmless.
+// Tick does what is due at now: gives up on messages past their lifetime,
+// finds lost ones, re-sends on a probe timeout and as the pacer allows,
+// re-sends RECVs whose ACK is late and gives up on exchanges whose ACK
+// never came, and forgets finished ids past their horizon. Calling it
+// early, late or twice is harmless.
 func (s *State) Tick(now time.Time) {
 	t := s.at(now)
-	for {
-		o, ok := s.tx.due(t)
-		if !ok {
-			break
-		}
-		var reason string
-		switch {
-		case t >= o.expire && o.blocked:
-			reason = fmt.Sprintf("lifetime %v exceeded while the address had not answered (amplification limit)", s.p.Lifetime)
-		case t >= o.expire:
-			reason = fmt.Sprintf("lifetime %v exceeded", s.p.Lifetime)
-		case o.attempts >= s.p.MaxAttempts:
-			reason = fmt.Sprintf("attempt limit %d reached", s.p.MaxAttempts)
-		}
-		if reason != "" {
-			s.tx.remove(o)
-			s.finish(o, &UndeliveredError{Addr: s.addr, ID: o.msg.ID, Attempts: o.attempts, Reason: reason, Err: o.writeErr}, 0)
-			continue
-		}
-		s.transmit(o, t)
-		s.tx.schedule(o)
-	}
+	s.tickSend(t)
+	s.tickRecv(t)
+	s.tickProbe(t)
+	s.rx.seen.expire(t)
+}
+
+// tickRecv re-sends the RECVs whose ACK is late, as the pacer allows, and
+// gives up on exchanges after RecvAttempts RECVs. A late ACK backs the
+// timer off until an ACK comes back in time (rttEstimator.timedOut): when
+// ACKs are slow because the peer is busy, the RECVs re-sent must not add
+// to its load.
+func (s *State) tickRecv(t int64) {
+	size := s.p.headerLen() + wireOverhead
 	for {
 		e, ok := s.rx.due(t)
 		if !ok {
-			break
+			return
 		}
 		if e.attempts >= s.p.RecvAttempts {
 			s.stats.RecvGaveUp++
 			s.end(e, t, false)
 			continue
 		}
+		if !s.tx.pace.ready(t, size) {
+			e.due = s.tx.pace.next(t, size)
+			s.rx.reschedule(e)
+			return
+		}
+		s.tx.rtt.timedOut(t)
 		s.stats.RecvResent++
 		s.emit(wire.Recv, e.id, nil)
+		s.tx.pace.spend(size)
 		e.attempts++
-		e.due = after(t, s.tx.rtt.backoff(e.attempts))
+		e.due = after(t, s.recvTimeout())
 		s.rx.reschedule(e)
 	}
-	if s.probe.active && s.probe.due <= t {
-		if len(s.tx.blocked()) == 0 {
-			s.probe.active = false // nothing held back any more
-		} else {
-			s.sendProbe(t)
-		}
-	}
-	s.rx.seen.expire(t)
 }
+
+// recvTimeout is how long a RECV waits for its ACK before it goes again:
+// twice the retransmission timeout. There is no hurry: if the RECV was
+// lost its sender re-sends the DATA, which is answered at once; a re-sent
+// RECV only spares the sender's retransmission timer, and gets the ACK
+// that ends the exchange here. When ACKs are late because the sender is
+// busy, early RECVs would only add to its load.
+func (s *State) recvTimeout() time.Duration { return s.tx.rtt.backoff(2) }
 
 // NextDeadline returns when Tick next has work to do, or the zero Time if
 // it has none. Each concern with a deadline is one line of the chain.
 func (s *State) NextDeadline() time.Time {
 	next := min(
-		s.tx.next(),      // a DATA to re-send, or a message to give up on
+		s.sendDeadline(), // a message to give up on, a loss or probe timeout, the pacer
 		s.rx.nextRecv(),  // a RECV to re-send, or an exchange to give up on
 		s.rx.seen.next(), // a finished exchange to forget
 		s.probe.next(),   // a probe of the peer's address to re-send
@@ -403,7 +263,7 @@ func (s *State) NextDeadline() time.Time {
 	if next == never {
 		return time.Time{}
 	}
-	return s.base.Add(time.Duration(next))
+	return s.base.Add(time.Duration(max(next, 0)))
 }
 
 // end closes a received exchange and, if it was delivered, remembers it;
@@ -442,22 +302,6 @@ func (s *State) ackedHorizon() time.Duration {
 // scheduler or a bufferbloated queue for up to two seconds is still known.
 const minAckedHorizon = 2 * time.Second
 
-// finish ends an outgoing message with err (nil: delivered) and releases
-// its entry; o must be out of the sender's table.
-func (s *State) finish(o *outbound, err error, rtt time.Duration) {
-	if err == nil {
-		s.stats.Confirmed++
-	} else {
-		s.stats.Failed++
-	}
-	s.out.outcome(Outcome{
-		Receipt:   Receipt{ID: o.msg.ID, Addr: s.addr, Data: o.msg.Data, Err: err, Attempts: o.attempts, RTT: rtt},
-		Done:      o.msg.Done,
-		NoReceipt: o.msg.NoReceipt,
-	})
-	s.tx.release(o)
-}
-
 // reply re-sends a RECV that answers a repeated DATA.
 func (s *State) reply(id wire.ID) {
 	s.stats.RecvResent++
@@ -481,36 +325,6 @@ func (s *State) emit(k wire.Kind, id wire.ID, payload []byte) bool {
 // TakeDatagrams appends the datagrams to write since the last call to dst
 // and returns it. They are valid until the next call to any method of s.
 func (s *State) TakeDatagrams(dst [][]byte) [][]byte { return s.out.takeDatagrams(dst) }
-
-// WriteFailed records that the i-th datagram of the last batch taken
-// (TakeDatagrams) could not be written, with err. A DATA that fails is
-// re-sent like a lost one, and if its message ends undelivered the error
-// says why; but an error no re-send can cure (an address the socket
-// cannot reach, a datagram too large for it) ends the message at once.
-func (s *State) WriteFailed(now time.Time, i int, err error) {
-	k, id, ok := s.out.what(i)
-	if !ok || k != wire.Data {
-		return
-	}
-	o, ok := s.tx.lookup(id)
-	if !ok {
-		return
-	}
-	o.writeErr = err
-	if permanent(err) {
-		s.tx.remove(o)
-		s.finish(o, &UndeliveredError{Addr: s.addr, ID: o.msg.ID, Attempts: o.attempts, Reason: "the socket cannot send it", Err: err}, 0)
-	}
-}
-
-// permanent reports whether a write error is one no re-send can cure.
-func permanent(err error) bool {
-	var ae *net.AddrError
-	return errors.As(err, &ae) ||
-		errors.Is(err, syscall.EAFNOSUPPORT) || errors.Is(err, syscall.EINVAL) ||
-		errors.Is(err, syscall.EMSGSIZE) || errors.Is(err, syscall.EACCES) ||
-		errors.Is(err, syscall.EDESTADDRREQ)
-}
 
 // TakeOutcomes appends the messages finished since the last call to dst and
 // returns it.
@@ -555,6 +369,7 @@ func (s *State) Idle() bool { return !s.Busy() && s.rx.seen.len() == 0 }
 func (s *State) Salvage(dst []Outcome, err func(id uuid.UUID, attempts int) error) []Outcome {
 	for id, o := range s.tx.byID {
 		delete(s.tx.byID, id)
+		o.where = done
 		s.stats.Failed++
 		s.out.outcome(Outcome{
 			Receipt:   Receipt{ID: o.msg.ID, Addr: s.addr, Data: o.msg.Data, Err: err(o.msg.ID, o.attempts), Attempts: o.attempts},
@@ -562,7 +377,8 @@ func (s *State) Salvage(dst []Outcome, err func(id uuid.UUID, attempts int) erro
 			NoReceipt: o.msg.NoReceipt,
 		})
 	}
-	s.tx.queue = nil
+	s.tx.expiry = nil
+	s.tx.cc.inFlight = 0
 	s.p.Budget.Give(s.rx.dropHeld())
 	return s.out.takeOutcomes(dst)
 }
@@ -635,6 +451,9 @@ func (s *State) Stats() Stats {
 	st := s.stats
 	st.InFlight, st.Open, st.Remembered = s.tx.len(), s.rx.open(), s.rx.seen.len()
 	st.SRTT, st.RTTVar, st.RTO = s.tx.rtt.srtt, s.tx.rtt.rttvar, s.tx.rtt.rto
+	st.MinRTT = s.tx.cc.minRTT
+	st.Cwnd, st.InFlightBytes = s.tx.cc.cwnd, s.tx.cc.inFlight
+	st.PacingRate = int64(s.tx.pace.rate * float64(time.Second))
 	st.Validated = s.proved
 	return st
 }

@@ -313,8 +313,8 @@ func TestState_DedupeHorizons(t *testing.T) {
 	h.deliverAll()
 	h.packets()
 	h.recv(wire.Ack, acked, "")
-	if d := h.s.NextDeadline(); d != epoch.Add(100*time.Millisecond) {
-		t.Fatalf("NextDeadline = %v, want the RECV re-send at 100ms", d.Sub(epoch))
+	if d := h.s.NextDeadline(); d != epoch.Add(200*time.Millisecond) {
+		t.Fatalf("NextDeadline = %v, want the RECV re-send at 200ms (twice the RTO)", d.Sub(epoch))
 	}
 	for h.s.Stats().Open > 0 { // RecvAttempts 3, then it gives up
 		h.at(h.s.NextDeadline().Sub(epoch))
@@ -500,11 +500,24 @@ func TestState_IDsUniqueAmongPending(t *testing.T) {
 	seen := map[wire.ID]bool{}
 	for i := range 5000 {
 		h.s.Send(h.now, peer.Outgoing{ID: uuid.UUID{byte(i), byte(i >> 8)}})
-		id := h.onePacket(wire.Data).ID
-		if seen[id] {
-			t.Fatalf("id %v handed out twice", id)
+	}
+	// The congestion window lets them out a round trip's worth at a time:
+	// answer each as it goes, and every one gets an id of its own.
+	for len(seen) < 5000 {
+		pkts := h.packets()
+		if len(pkts) == 0 {
+			t.Fatalf("stuck after %d ids", len(seen))
 		}
-		seen[id] = true
+		for _, p := range pkts {
+			if p.Kind != wire.Data {
+				continue
+			}
+			if seen[p.ID] {
+				t.Fatalf("id %v handed out twice", p.ID)
+			}
+			seen[p.ID] = true
+			h.recv(wire.Recv, p.ID, "")
+		}
 	}
 }
 
@@ -547,14 +560,20 @@ func TestState_RecvResentUntilAckThenGivesUp(t *testing.T) {
 	h.recv(wire.Data, id, "x")
 	h.deliverAll()
 	h.onePacket(wire.Recv)
+	// A RECV waits twice the RTO (100 ms, then backed off: 200, capped at
+	// MaxRTO 400) for its ACK: re-sent at 200 and 600 ms.
 	ms := time.Millisecond
-	for _, at := range []time.Duration{100 * ms, 300 * ms} {
+	for _, at := range []time.Duration{200 * ms, 600 * ms} {
 		h.at(at - 1)
 		h.noPackets()
 		h.at(at)
 		h.onePacket(wire.Recv)
 	}
-	h.at(700 * ms) // RecvAttempts 3: the exchange ends without its ACK
+	h.at(1000*ms - 1)
+	if !h.s.Busy() {
+		t.Fatal("gave up before the last RECV's timeout")
+	}
+	h.at(1000 * ms) // RecvAttempts 3: the exchange ends without its ACK
 	h.noPackets()
 	if st := h.s.Stats(); h.s.Busy() || st.RecvGaveUp != 1 || st.RecvResent != 2 || st.Remembered != 1 {
 		t.Fatalf("busy %v stats %+v, want exchange ended after 3 RECVs and remembered", h.s.Busy(), st)
@@ -858,5 +877,24 @@ func TestState_RestartRisk(t *testing.T) {
 	}
 	if lost > 3 {
 		t.Fatalf("%d silent losses in a restart burst, expected %.2f", lost, expect)
+	}
+}
+
+// A message sent once and then held back by the amplification limit when
+// it was due again is still answered by the RECV for its first
+// transmission.
+func TestState_RecvAnswersAHeldBackResend(t *testing.T) {
+	h := newHarness(t, testParams(), false)
+	h.recv(wire.Data, wire.ID{9}, "") // 5 bytes in: 15 may go out
+	h.send(1, "123")                  // 8 bytes out
+	data := h.onePacket(wire.Data)
+	h.at(100 * time.Millisecond) // the probe timeout: its re-send would pass 15
+	h.packets()
+	if st := h.s.Stats(); st.Limited == 0 {
+		t.Fatalf("stats %+v: want the re-send held back", st)
+	}
+	h.recv(wire.Recv, data.ID, "")
+	if out := h.outcomes(); len(out) != 1 || out[0].Receipt.Err != nil {
+		t.Fatalf("outcomes %+v, want the message confirmed", out)
 	}
 }

@@ -132,9 +132,14 @@ type Stats struct {
 	BytesIn, BytesOut       uint64
 	WriteErrors             uint64
 	Unhandled               uint64
+	Lost, Spurious          uint64
+	Timeouts                uint64
 
 	InFlight, Open, Remembered int
 	SRTT, RTTVar, RTO          time.Duration
+	MinRTT                     time.Duration
+	Cwnd, InFlightBytes        int
+	PacingRate                 int64
 	Validated                  bool
 }
 
@@ -160,6 +165,10 @@ func (s *Stats) Add(o Stats) {
 	s.BytesOut += o.BytesOut
 	s.WriteErrors += o.WriteErrors
 	s.Unhandled += o.Unhandled
+	s.Lost += o.Lost
+	s.Spurious += o.Spurious
+	s.Timeouts += o.Timeouts
+	s.InFlightBytes += o.InFlightBytes
 	s.InFlight += o.InFlight
 	s.Open += o.Open
 	s.Remembered += o.Remembered

@@ -23,7 +23,9 @@ import (
 // exceed rate*(t-start)/8 for a queue busy since start. A datagram is
 // queued from when it enters until it leaves, its own bytes included;
 // one that would make the queue hold more than its limit is dropped.
-// Sizes are UDP payload bytes: no IP or UDP header is charged.
+// Sizes are UDP payload bytes plus the Overhead set on it (none by
+// default): SetOverhead(42) charges each datagram its Ethernet, IP and UDP
+// headers, as tbf on a veth does.
 //
 // A Bottleneck has no goroutine. Its time is the clock of the Network
 // whose Links use it (so on clock.NewMock, inside a testing/synctest
@@ -33,8 +35,9 @@ import (
 // written at once by several goroutines enter in the order they take its
 // lock.
 type Bottleneck struct {
-	rate  uint64 // bits per second, > 0
-	limit int    // bytes
+	rate     uint64 // bits per second, > 0
+	limit    int    // bytes
+	overhead uint64 // bytes charged per datagram beyond its payload
 
 	mu  sync.Mutex
 	net *Network // the network whose links use b, set on first use
@@ -71,6 +74,15 @@ type departure struct {
 	bytes uint64
 }
 
+// SetOverhead charges every datagram n bytes beyond its payload, in the
+// rate and the queue: 42 for Ethernet, IPv4 and UDP headers, as tbf sees
+// them. Call it before the bottleneck carries anything.
+func (b *Bottleneck) SetOverhead(n int) {
+	b.mu.Lock()
+	b.overhead = uint64(n)
+	b.mu.Unlock()
+}
+
 // NewBottleneck returns a bottleneck of rate bits per second with a queue
 // of queue bytes. It panics unless both are positive.
 func NewBottleneck(rate int64, queue int) *Bottleneck {
@@ -103,7 +115,7 @@ func (b *Bottleneck) enter(n *Network, from, to netip.AddrPort, p []byte, delay 
 	}
 	now := n.clk.Now()
 	b.settle(now)
-	size := uint64(len(p))
+	size := uint64(len(p)) + b.overhead
 	b.stats.Entered++
 	b.stats.EnteredBytes += size
 	if b.stats.QueuedBytes+size > uint64(b.limit) {

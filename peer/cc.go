@@ -1,0 +1,288 @@
+package peer
+
+import (
+	"math"
+	"time"
+)
+
+// Congestion control, pacing and the retransmission timer of one peer's
+// sending side, all driven by the times the State is given. The shape is
+// RFC 9002's (sections 6 and 7): a congestion window in bytes, slow start
+// and a multiplicative decrease once per recovery period, a probe timeout
+// for the tail, pacing at about cwnd/SRTT; with a CUBIC-style decrease
+// (beta 0.7) and the additive increase that makes it as fair to CUBIC as
+// CUBIC's own TCP-friendly region (RFC 9438 4.3), HyStart-style exit from
+// slow start on a rising RTT (RFC 9406), and two departures of its own:
+//
+//   - A loss is taken for congestion only when the path shows a standing
+//     queue (the least RTT of the round above the least ever by 2 ms) or
+//     when losses are a large part of the recent transmissions. A
+//     random loss on a clean path does not halve the rate; a full
+//     bottleneck queue, which is what tail-drop buffers show, does.
+//   - A loss found to be spurious (its RECV came too soon after the
+//     re-send to answer it) undoes the reduction it caused.
+
+// wireOverhead is added to a datagram's length to count the bytes it
+// takes on a link: the IPv4 and UDP headers (IPv6 adds 20 more; close
+// enough), so that small messages are paced at what they really cost.
+const wireOverhead = 28
+
+// mss is the datagram size the window is counted in: a path-safe datagram
+// (1200 bytes of UDP payload, as QUIC assumes) with its headers.
+const mss = 1200 + wireOverhead
+
+const (
+	initialWindow = 10 * mss // RFC 9002 7.2
+	minWindow     = 2 * mss
+	// beta is the window kept on congestion (CUBIC's); alpha the additive
+	// increase per round trip in congestion avoidance, in segments, that
+	// makes AIMD(alpha, beta) as aggressive as Reno (RFC 9438 4.3).
+	beta  = 0.7
+	alpha = 3 * (1 - beta) / (1 + beta)
+	// packetThreshold: a message three transmissions older than one
+	// answered is lost (RFC 9002 6.1.1).
+	packetThreshold = 3
+	// lossRateThreshold: losses this large a part of the last
+	// lossRateSpan outcomes are congestion whatever the RTT says. It is well above what
+	// random loss of 10% each way costs (the DATA or its RECV: 19%), so
+	// that such a path keeps its rate, and it still bounds what a path
+	// with too short a queue to show a delay can lose to us.
+	lossRateThreshold = 0.35
+	lossRateSpan      = 32
+	// persistentPTOs: that many probe timeouts in a row mean persistent
+	// congestion: the window falls to its minimum (RFC 9002 7.6).
+	persistentPTOs = 3
+)
+
+// controller is the congestion controller: the window, its recovery
+// period, the RTT filters it needs, and what it takes to undo a reduction.
+type controller struct {
+	cwnd, ssthresh int
+	inFlight       int   // bytes of DATA sent and not yet answered or lost
+	recoveryStart  int64 // sent before this: no more reduction, no growth
+	minRTT         time.Duration
+	// lossRate is the share of transmissions lost, over about the last
+	// lossRateSpan outcomes (an exponential moving average).
+	lossRate float64
+	undo     struct {
+		valid          bool
+		cwnd, ssthresh int
+	}
+	// The current round trip's answers, losses and RTTs: HyStart's
+	// rising-RTT test in slow start, and the queue signal.
+	round struct {
+		end            uint64 // the round ends when a transmission past it is answered
+		acked, lost    int
+		minRTT         time.Duration
+		samples        int
+		previousMinRTT time.Duration
+	}
+}
+
+func newController() controller {
+	return controller{cwnd: initialWindow, ssthresh: math.MaxInt}
+}
+
+// room reports whether size more bytes may go out now. Nothing in flight
+// always has room, for one message whatever its size.
+func (c *controller) room(size int) bool {
+	return c.inFlight == 0 || c.inFlight+size <= c.cwnd
+}
+
+func (c *controller) sent(size int) { c.inFlight += size }
+
+// gone takes size bytes out of flight: answered, lost or given up.
+func (c *controller) gone(size int) { c.inFlight = max(0, c.inFlight-size) }
+
+// sample feeds an RTT sample to the filters.
+func (c *controller) sample(r time.Duration) {
+	if c.minRTT == 0 || r < c.minRTT {
+		c.minRTT = r
+	}
+	if c.round.samples == 0 || r < c.round.minRTT {
+		c.round.minRTT = r
+	}
+	c.round.samples++
+}
+
+// acked counts size bytes answered, of a transmission sent at sentAt with
+// sequence seq; nextSeq is the sequence of the next transmission. The
+// window grows unless the message was sent before the recovery period
+// began or the window was not in use (an application-limited sender does
+// not earn a larger window).
+func (c *controller) acked(size int, sentAt int64, seq, nextSeq uint64, srtt time.Duration) {
+	c.round.acked++
+	c.lossRate -= c.lossRate / lossRateSpan
+	if seq >= c.round.end {
+		c.endRound(nextSeq)
+	}
+	if sentAt <= c.recoveryStart || c.inFlight+size < c.cwnd/2 {
+		return
+	}
+	if c.cwnd < c.ssthresh {
+		c.cwnd += size
+		c.hystart(srtt)
+		return
+	}
+	c.cwnd += max(1, int(alpha*mss*float64(size)/float64(c.cwnd)))
+}
+
+// endRound starts a new round trip at nextSeq.
+func (c *controller) endRound(nextSeq uint64) {
+	r := &c.round
+	if r.samples >= 8 {
+		r.previousMinRTT = r.minRTT
+	}
+	r.end, r.acked, r.lost, r.samples, r.minRTT = nextSeq, 0, 0, 0, 0
+}
+
+// hystart leaves slow start when this round's least RTT has risen by eta
+// over the last round's: a queue is building (RFC 9406).
+func (c *controller) hystart(srtt time.Duration) {
+	r := &c.round
+	if r.samples < 8 || r.previousMinRTT == 0 {
+		return
+	}
+	eta := min(max(r.previousMinRTT/8, 4*time.Millisecond), 16*time.Millisecond)
+	if r.minRTT >= r.previousMinRTT+eta {
+		c.ssthresh = c.cwnd
+	}
+}
+
+// lost records the loss of a transmission sent at sentAt, found at t,
+// and reduces the window if it is a congestion signal and not within the
+// current recovery period. srtt is the smoothed RTT.
+func (c *controller) lost(sentAt, t int64, srtt time.Duration) {
+	c.round.lost++
+	c.lossRate += (1 - c.lossRate) / lossRateSpan
+	if sentAt <= c.recoveryStart {
+		return // one reduction per round trip of losses
+	}
+	queue := c.queueing(srtt)
+	heavy := c.lossRate >= lossRateThreshold
+	if !queue && !heavy && c.cwnd < c.ssthresh {
+		// Random loss on a clean path, in slow start: leave slow start
+		// (the path may be near full) but keep the window.
+		c.ssthresh = c.cwnd
+		return
+	}
+	if !queue && !heavy {
+		return
+	}
+	c.undo.valid, c.undo.cwnd, c.undo.ssthresh = true, c.cwnd, c.ssthresh
+	c.recoveryStart = t
+	c.ssthresh = max(int(float64(c.cwnd)*beta), minWindow)
+	c.cwnd = c.ssthresh
+}
+
+// queueing reports whether the path shows a standing queue: the least RTT
+// of the round trip (the last one, if this one has few samples yet) is
+// above the least ever seen by 2 ms (a sixteenth of it on a long path,
+// whose jitter is larger). A queue at a
+// bottleneck raises every sample of a round; a busy CPU delays some and
+// not others, and its noise, taken in the smoothed RTT, would look like a
+// queue. Without samples, the smoothed RTT stands in.
+func (c *controller) queueing(srtt time.Duration) bool {
+	if c.minRTT == 0 {
+		return false
+	}
+	recent := c.round.previousMinRTT
+	if c.round.samples >= 4 {
+		recent = c.round.minRTT
+	}
+	if recent == 0 {
+		recent = srtt
+	}
+	return recent > c.minRTT+max(c.minRTT/16, 2*time.Millisecond)
+}
+
+// spurious undoes the last reduction: a loss behind it was not one.
+func (c *controller) spurious() {
+	if !c.undo.valid {
+		return
+	}
+	c.undo.valid = false
+	c.cwnd = max(c.cwnd, c.undo.cwnd)
+	c.ssthresh = max(c.ssthresh, c.undo.ssthresh)
+}
+
+// persistent collapses the window after persistentPTOs probe timeouts in
+// a row: nothing got through for several round trips (RFC 9002 7.6.2).
+func (c *controller) persistent(t int64) {
+	c.undo.valid = false
+	c.recoveryStart = t
+	c.ssthresh = max(int(float64(c.cwnd)*beta), minWindow)
+	c.cwnd = minWindow
+}
+
+// pacer spaces DATA out at rate bytes/ns, with bursts up to burst bytes
+// (RFC 9002 7.7): a token bucket. A zero rate paces nothing.
+type pacer struct {
+	tokens float64
+	last   int64
+	rate   float64 // bytes per ns
+	burst  float64
+}
+
+// pacingGain: how much faster than cwnd/SRTT to pace, so that pacing does
+// not itself limit the rate: 2 in slow start, 1.25 after (Linux, quic-go).
+const (
+	pacingGainSS = 2.0
+	pacingGainCA = 1.25
+)
+
+// setRate sets the rate from the window and the smoothed RTT.
+func (p *pacer) setRate(cwnd int, srtt time.Duration, slowStart bool) {
+	if srtt <= 0 {
+		p.rate = 0
+		return
+	}
+	g := pacingGainCA
+	if slowStart {
+		g = pacingGainSS
+	}
+	p.rate = g * float64(cwnd) / float64(srtt)
+	// Bursts of a millisecond's worth, and at least ten datagrams: a timer
+	// cannot wake a goroutine more finely than that anyway.
+	p.burst = max(10*mss, p.rate*float64(time.Millisecond))
+}
+
+// refill adds the tokens earned since the last call.
+func (p *pacer) refill(t int64) {
+	if p.rate == 0 {
+		return
+	}
+	if t > p.last {
+		p.tokens = min(p.burst, p.tokens+float64(t-p.last)*p.rate)
+	}
+	p.last = t
+}
+
+// ready reports whether size bytes may go out at t.
+func (p *pacer) ready(t int64, size int) bool {
+	if p.rate == 0 {
+		return true
+	}
+	p.refill(t)
+	return p.tokens >= float64(min(size, mss))
+}
+
+// spend takes size bytes of tokens (the bucket may go below zero, for a
+// datagram larger than it holds or one that must go at once).
+func (p *pacer) spend(size int) {
+	if p.rate != 0 {
+		p.tokens -= float64(size)
+	}
+}
+
+// next returns when size bytes may go out, given t.
+func (p *pacer) next(t int64, size int) int64 {
+	if p.rate == 0 {
+		return t
+	}
+	need := float64(min(size, mss)) - p.tokens
+	if need <= 0 {
+		return t
+	}
+	return t + int64(math.Ceil(need/p.rate))
+}

@@ -1,0 +1,370 @@
+package peer
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"syscall"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gtudp/gtudp/wire"
+)
+
+// The sending side of the State: our messages, from Send to their
+// outcome. A message waits until the congestion window has room and the
+// pacer lets it go (RFC 9002 section 7); a message answered out of order
+// by a later one's RECV is lost by the packet or time threshold (section
+// 6.1, RACK) and goes again; a probe timeout re-sends the oldest message
+// in flight when nothing is answered (section 6.2); a message that reaches
+// its Lifetime or MaxAttempts fails.
+
+// Room returns how many more messages Send accepts before the window is
+// full.
+func (s *State) Room() int { return s.p.Window - s.tx.len() }
+
+// InFlight returns how many of our messages await their outcome.
+func (s *State) InFlight() int { return s.tx.len() }
+
+// Send starts sending m: it gets an id unique among the peer's pending
+// messages, and its DATA goes out as soon as the congestion window and the
+// pacer allow (at once, unless many are in flight). It returns
+// ErrWindowFull when Window messages are pending and wire.ErrTooLarge when
+// m.Data does not fit in one datagram; m is then not taken. Otherwise m
+// ends with exactly one Outcome, at the latest Lifetime after Send. The
+// state keeps m.Data until then.
+func (s *State) Send(now time.Time, m Outgoing) error {
+	if s.tx.len() >= s.p.Window {
+		return ErrWindowFull
+	}
+	if len(m.Data) > s.p.Format.MaxPayload() {
+		return wire.ErrTooLarge
+	}
+	t := s.at(now)
+	s.tx.start(m, s.p.headerLen()+len(m.Data)+wireOverhead, after(t, s.p.Lifetime))
+	s.stats.Sent++
+	s.pump(t)
+	return nil
+}
+
+// pump sends queued messages, lost ones first, while the window has room
+// and the pacer allows.
+func (s *State) pump(t int64) {
+	s.tx.pace.setRate(s.tx.cc.cwnd, s.tx.rtt.srtt, s.tx.cc.cwnd < s.tx.cc.ssthresh)
+	for {
+		o := s.tx.next()
+		if o == nil || !s.tx.cc.room(o.size) || !s.tx.pace.ready(t, o.size) {
+			return
+		}
+		s.tx.take(o)
+		s.transmit(o, t)
+	}
+}
+
+// transmit sends o's DATA now, unless o has had its MaxAttempts (it fails)
+// or the amplification limit holds it back (it waits for the peer to
+// prove its address: see validate; a probe goes out instead).
+func (s *State) transmit(o *outbound, t int64) {
+	if o.attempts >= s.p.MaxAttempts {
+		s.fail(o, fmt.Sprintf("attempt limit %d reached", s.p.MaxAttempts))
+		return
+	}
+	if !s.emit(wire.Data, o.id, o.msg.Data) {
+		if o.where == flying {
+			s.tx.cc.gone(o.size)
+		}
+		o.where = blocked
+		s.startProbe(t)
+		return
+	}
+	if o.attempts > 0 {
+		s.stats.DataResent++
+	}
+	s.tx.transmitted(o, t)
+	s.tx.pace.spend(o.size)
+}
+
+// fail ends o undelivered, for reason.
+func (s *State) fail(o *outbound, reason string) {
+	s.tx.land(o)
+	s.finish(o, &UndeliveredError{Addr: s.addr, ID: o.msg.ID, Attempts: o.attempts, Reason: reason, Err: o.writeErr}, 0)
+}
+
+func (s *State) onRecv(t, at int64, id wire.ID) {
+	o, ok := s.tx.lookup(id)
+	if !ok || o.attempts == 0 {
+		// The original answers ACK here: our earlier ACK was lost. (A RECV
+		// for a message never sent is a guess: answered all the same, as
+		// it costs nothing, but it answers nothing.)
+		s.stats.UnknownRecv++
+		s.emit(wire.Ack, id, nil)
+		return
+	}
+	s.validate(t)
+	rtt := time.Duration(max(at, o.first) - o.first)
+	switch {
+	case o.attempts == 1:
+		s.sample(rtt) // Karn: sent once, so this RECV answers it
+	case at-o.sentAt < int64(s.tx.cc.minRTT):
+		// The RECV came too soon after the last re-send to answer it: it
+		// answers an earlier one, and the re-send was spurious. Undo what
+		// its loss cost, widen the reordering the loss detection allows,
+		// and, if there was only one earlier transmission, take its RTT.
+		s.stats.Spurious++
+		s.tx.cc.spurious()
+		s.tx.reorder = min(s.tx.reorder*1.5, 4)
+		if o.attempts == 2 {
+			s.sample(rtt)
+		}
+	}
+	if o.where == flying {
+		s.tx.cc.acked(o.size, o.sentAt, o.seq, s.tx.nextSeq, s.tx.rtt.srtt)
+	}
+	if o.attempts == 1 && o.seq+1 > s.tx.largestAcked {
+		// Only an answer to a message sent once says how far the peer
+		// has got: a re-sent one may be answered at once as a repeat,
+		// ahead of older messages the peer still holds for its
+		// application (RECV goes out on delivery), which are not lost.
+		s.tx.largestAcked = o.seq + 1
+	}
+	s.tx.ptoCount = 0
+	// Out of the table before the ACK goes out: once ACK(id) is written,
+	// DATA(id) never is again (the original forgets an id at its ACK, so
+	// a DATA after it would be delivered twice).
+	s.tx.land(o)
+	s.emit(wire.Ack, id, nil)
+	s.finish(o, nil, rtt)
+	s.detectLoss(t)
+	s.pump(t)
+}
+
+// sample feeds an RTT sample to the estimator and the controller.
+func (s *State) sample(r time.Duration) {
+	s.tx.rtt.sample(r)
+	s.tx.cc.sample(r)
+}
+
+// lossDelay is the time threshold of loss detection (RFC 9002 6.1.2):
+// 9/8 of the larger of the smoothed and latest RTT, at least the timer
+// granularity, widened by spurious losses.
+func (s *State) lossDelay() int64 {
+	r := max(s.tx.rtt.srtt, s.tx.rtt.latest)
+	return int64(max(time.Duration(float64(r)*9/8*s.tx.reorder), granularity))
+}
+
+// detectLoss declares lost the messages in flight whose transmission came
+// before one answered since, by packetThreshold transmissions or by the
+// time threshold, and sets when the next may be lost by time.
+func (s *State) detectLoss(t int64) {
+	s.tx.lossTime = never
+	delay := s.lossDelay()
+	for s.tx.sent.len() > 0 {
+		r := s.tx.sent.front()
+		if !r.live() {
+			s.tx.sent.pop()
+			continue
+		}
+		if r.seq+1 >= s.tx.largestAcked {
+			return // sent after everything answered: nothing says it is lost
+		}
+		o := r.o
+		if o.sentAt+delay > t && s.tx.largestAcked-1-r.seq < packetThreshold {
+			s.tx.lossTime = o.sentAt + delay
+			return
+		}
+		s.tx.sent.pop()
+		s.stats.Lost++
+		s.tx.lose(o)
+		s.tx.cc.lost(o.sentAt, t, s.tx.rtt.srtt)
+	}
+}
+
+// pto returns the probe timeout: the retransmission timeout of RFC 6298
+// (SRTT + 4 RTTVAR, within MinRTO and MaxRTO; InitialRTO before a sample)
+// doubled for each probe timeout in a row, at most MaxRTO.
+func (s *State) pto() time.Duration { return s.tx.rtt.backoff(s.tx.ptoCount + 1) }
+
+// ptoTime returns when the probe timeout fires, or never with nothing in
+// flight.
+func (s *State) ptoTime() int64 {
+	if s.tx.cc.inFlight == 0 {
+		return never
+	}
+	return after(s.tx.lastSent, s.pto())
+}
+
+// tickSend does what is due at t on the sending side: messages past their
+// lifetime fail, lost ones are found by time, a probe timeout re-sends the
+// oldest message in flight, and the pacer lets more go.
+func (s *State) tickSend(t int64) {
+	for {
+		o, ok := s.tx.expired(t)
+		if !ok {
+			break
+		}
+		reason := fmt.Sprintf("lifetime %v exceeded", s.p.Lifetime)
+		if o.where == blocked {
+			reason += " while the address had not answered (amplification limit)"
+		}
+		s.fail(o, reason)
+	}
+	if s.tx.lossTime <= t {
+		s.detectLoss(t)
+	}
+	if s.ptoTime() <= t {
+		s.onPTO(t)
+	}
+	s.pump(t)
+}
+
+// onPTO handles a probe timeout: nothing was answered for a while, so the
+// oldest message in flight goes again, whatever the window (RFC 9002 6.2:
+// a probe must get through to learn anything), and the timeout doubles.
+// Several in a row are persistent congestion.
+func (s *State) onPTO(t int64) {
+	s.tx.ptoCount++
+	s.stats.Timeouts++
+	if s.tx.ptoCount == persistentPTOs {
+		s.tx.cc.persistent(t)
+	}
+	if o := s.tx.oldestFlying(); o != nil {
+		s.transmit(o, t)
+	}
+}
+
+// sendDeadline returns the earliest deadline of the sending side.
+func (s *State) sendDeadline() int64 {
+	next := min(s.tx.lossTime, s.ptoTime())
+	if len(s.tx.expiry) > 0 {
+		next = min(next, s.tx.expiry.min().expire)
+	}
+	if o := s.tx.next(); o != nil && s.tx.cc.room(o.size) {
+		next = min(next, s.tx.pace.next(s.tx.pace.last, o.size)) // the pacer holds it
+	}
+	return next
+}
+
+// startProbe sends a probe, unless one is under way, so that an address
+// we hold DATA back from can prove itself: a RECV for a random id of ours.
+// The original answers a RECV it knows nothing of with its ACK, as gtudp
+// does, and an ACK for an id only we could know proves the address
+// receives what we send. The probe is small, so it fits within the
+// amplification limit that holds the DATA back.
+func (s *State) startProbe(t int64) {
+	if s.probe.active {
+		return
+	}
+	for {
+		s.probe.nonce = s.tx.ids.id()
+		// Not an id of ours in flight, nor one of the peer's we know of:
+		// the probe must answer nothing.
+		_, ours := s.tx.lookup(s.probe.nonce)
+		if !ours && !s.rx.known(s.probe.nonce) {
+			break
+		}
+	}
+	s.probe.active, s.probe.attempts = true, 0
+	s.sendProbe(t)
+}
+
+// sendProbe sends the probe's RECV and sets when it is next due.
+func (s *State) sendProbe(t int64) {
+	if s.emit(wire.Recv, s.probe.nonce, nil) {
+		s.probe.attempts++
+	}
+	s.probe.due = after(t, s.tx.rtt.backoff(max(s.probe.attempts, 1)))
+}
+
+// tickProbe re-sends the probe when it is due, while DATA is held back.
+func (s *State) tickProbe(t int64) {
+	if !s.probe.active || s.probe.due > t {
+		return
+	}
+	if len(s.tx.blocked()) == 0 {
+		s.probe.active = false // nothing held back any more
+		return
+	}
+	s.sendProbe(t)
+}
+
+// validate records that the peer has proved its address, by a RECV for
+// one of our DATA or an ACK for our probe: DATA held back by the
+// amplification limit goes out now (it is queued again, first).
+func (s *State) validate(t int64) {
+	s.probe.active = false
+	s.proved = true
+	if s.amp.validated {
+		return
+	}
+	s.amp.validated = true
+	for _, o := range s.tx.blocked() {
+		o.where = lost // not lost, but queued to go before new messages
+		s.tx.retx.push(o)
+	}
+	s.pump(t)
+}
+
+// Cancel ends the message with the given ID, if it is still pending, with
+// a failure Outcome, and reports whether it found it. The error is err
+// (the caller's context error) if no DATA of it went out; otherwise the
+// peer may have it, and the error says so: it matches both err and
+// ErrOutcomeUnknown. A message whose outcome is already known is left
+// alone: a result that is ready wins.
+func (s *State) Cancel(now time.Time, id uuid.UUID, err error) bool {
+	o, ok := s.tx.find(id)
+	if !ok {
+		return false
+	}
+	s.tx.land(o)
+	if o.attempts > 0 {
+		err = &cancelledError{cause: err, attempts: o.attempts}
+	}
+	s.finish(o, err, 0)
+	return true
+}
+
+// WriteFailed records that the i-th datagram of the last batch taken
+// (TakeDatagrams) could not be written, with err. A DATA that fails is
+// re-sent like a lost one, and if its message ends undelivered the error
+// says why; but an error no re-send can cure (an address the socket
+// cannot reach, a datagram too large for it) ends the message at once.
+func (s *State) WriteFailed(now time.Time, i int, err error) {
+	k, id, ok := s.out.what(i)
+	if !ok || k != wire.Data {
+		return
+	}
+	o, ok := s.tx.lookup(id)
+	if !ok {
+		return
+	}
+	o.writeErr = err
+	if permanent(err) {
+		s.tx.land(o)
+		s.finish(o, &UndeliveredError{Addr: s.addr, ID: o.msg.ID, Attempts: o.attempts, Reason: "the socket cannot send it", Err: err}, 0)
+	}
+}
+
+// permanent reports whether a write error is one no re-send can cure.
+func permanent(err error) bool {
+	var ae *net.AddrError
+	return errors.As(err, &ae) ||
+		errors.Is(err, syscall.EAFNOSUPPORT) || errors.Is(err, syscall.EINVAL) ||
+		errors.Is(err, syscall.EMSGSIZE) || errors.Is(err, syscall.EACCES) ||
+		errors.Is(err, syscall.EDESTADDRREQ)
+}
+
+// finish ends an outgoing message with err (nil: delivered) and releases
+// its entry; o must be out of the sender's table.
+func (s *State) finish(o *outbound, err error, rtt time.Duration) {
+	if err == nil {
+		s.stats.Confirmed++
+	} else {
+		s.stats.Failed++
+	}
+	s.out.outcome(Outcome{
+		Receipt:   Receipt{ID: o.msg.ID, Addr: s.addr, Data: o.msg.Data, Err: err, Attempts: o.attempts, RTT: rtt},
+		Done:      o.msg.Done,
+		NoReceipt: o.msg.NoReceipt,
+	})
+	s.tx.release(o)
+}
