@@ -2,6 +2,8 @@ package gtudp
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"math"
@@ -439,6 +441,12 @@ type PeerStats struct {
 	// Validated: the peer has answered one of our DATA with its RECV,
 	// proving it receives what we send to its address.
 	Validated bool
+	// Extension: the peer speaks the gtudp extension (its trailer came
+	// back on an answer to one of ours), so messages to it are packed
+	// many to a datagram. ExtFallbacks counts the times a peer that spoke
+	// it went quiet in it and was sent plain packets again.
+	Extension    bool
+	ExtFallbacks uint64
 }
 
 // app is the application's side of the endpoint (actor.App) over the
@@ -666,6 +674,18 @@ type Config struct {
 	// Passthrough delivers datagrams that are not gtUDP under Format to
 	// the Inbox as Messages with Raw set, instead of dropping them.
 	Passthrough bool
+
+	// NoExtension makes the endpoint speak exactly the original protocol:
+	// no trailer on its RECVs and ACKs, no EXT datagrams, and those it
+	// receives are foreign. By default (false) it speaks the gtudp
+	// extension with peers that show they do (see the package
+	// documentation), and the original protocol with the rest.
+	NoExtension bool
+	// DatagramSize is the largest EXT datagram the endpoint sends to a
+	// peer that speaks the extension. Default 1200 bytes of UDP payload:
+	// what QUIC assumes every path carries without IP fragmentation. At
+	// least 64, at most 65507.
+	DatagramSize int
 }
 
 // ConfigError is the error of a Config that cannot work: it names the
@@ -694,6 +714,7 @@ const (
 	DefaultHoldLimit     = 1024
 	DefaultDedupeLimit   = 16384
 	DefaultHoldBytes     = 64 << 20
+	DefaultDatagramSize  = 1200
 	DefaultInboxSize     = 256
 	DefaultReceiptsSize  = 1024
 	DefaultOutboxQueue   = 4096
@@ -712,6 +733,7 @@ const (
 	maxChannel      = 1 << 20 // Inbox and Receipts are allocated whole
 	maxBatch        = 1024    // the kernel's limit per call; 64 KiB of buffer each
 	maxSocketBuffer = 1 << 30
+	minDatagramSize = 64 // room for the EXT header and a record
 )
 
 // Validate reports the first setting of c that cannot work, as a
@@ -740,8 +762,17 @@ func (c *Config) resolve() (*resolved, error) {
 		d := wire.DefaultFormat()
 		f.Data, f.Recv, f.Ack = d.Data, d.Recv, d.Ack
 	}
+	if c.NoExtension {
+		f.Ext = nil
+	} else if len(f.Ext) == 0 {
+		f.Ext = f.DeriveExt()
+	}
 	if err := f.Validate(); err != nil {
 		return nil, &ConfigError{Field: "Format", Reason: err.Error()}
+	}
+	var inc [8]byte
+	if _, err := rand.Read(inc[:]); err != nil {
+		return nil, fmt.Errorf("gtudp: drawing the incarnation: %w", err)
 	}
 	r := &resolved{
 		Settings: actor.Settings{
@@ -758,6 +789,8 @@ func (c *Config) resolve() (*resolved, error) {
 				RecvWindow:    c.RecvWindow,
 				HoldLimit:     c.HoldLimit,
 				DedupeLimit:   c.DedupeLimit,
+				DatagramSize:  c.DatagramSize,
+				Incarnation:   binary.BigEndian.Uint64(inc[:]),
 			},
 			Clock:           c.Clock,
 			Logger:          c.Logger,
@@ -817,6 +850,7 @@ func (c *Config) resolve() (*resolved, error) {
 		{"Batch", &r.Batch, DefaultBatch, maxBatch},
 		{"SocketBuffer", &r.SocketBuffer, DefaultSocketBuffer, maxSocketBuffer},
 		{"HoldBytes", &r.holdBytes, DefaultHoldBytes, noMax},
+		{"DatagramSize", &p.DatagramSize, DefaultDatagramSize, wire.MaxDatagram},
 	} {
 		if *n.v < 0 && n.name != "SocketBuffer" { // negative: the system's buffer
 			return nil, &ConfigError{Field: n.name, Reason: fmt.Sprintf("is %d, must not be negative", *n.v)}
@@ -839,6 +873,9 @@ func (c *Config) resolve() (*resolved, error) {
 		// A sender configured alike re-sends for up to its Lifetime; a
 		// copy after the horizon would be delivered again.
 		return nil, &ConfigError{Field: "DedupeHorizon", Reason: fmt.Sprintf("%v is below Lifetime %v: a late copy of a message re-sent that long would be delivered twice", p.DedupeHorizon, p.Lifetime)}
+	}
+	if p.DatagramSize < minDatagramSize {
+		return nil, &ConfigError{Field: "DatagramSize", Reason: fmt.Sprintf("is %d, at least %d", p.DatagramSize, minDatagramSize)}
 	}
 	if p.MinRTO > p.MaxRTO {
 		return nil, &ConfigError{Field: "MinRTO", Reason: fmt.Sprintf("%v is above MaxRTO %v", p.MinRTO, p.MaxRTO)}

@@ -35,10 +35,10 @@ const (
 	propStep        = 20 * time.Millisecond // how far the test moves the clock at a time
 )
 
-func propConfig(clk clock.Clock) *gtudp.Config {
+func propConfig(clk clock.Clock, noExtension bool) *gtudp.Config {
 	return &gtudp.Config{
 		Clock: clk, Lifetime: propLifetime, DedupeHorizon: propHorizon, IdleTimeout: propIdleTimeout,
-		MaxAttempts: 40, RecvAttempts: 6, Window: 8, InboxSize: 4,
+		MaxAttempts: 40, RecvAttempts: 6, Window: 8, InboxSize: 4, NoExtension: noExtension,
 	}
 }
 
@@ -135,7 +135,9 @@ func checkEndToEnd(t *rapid.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ep, err := gtudp.New(conn, propConfig(mock))
+		// A mixed network: some endpoints speak only the original
+		// protocol, the others the gtudp extension among themselves.
+		ep, err := gtudp.New(conn, propConfig(mock, rapid.Bool().Draw(t, "noExtension")))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -162,17 +164,18 @@ func checkEndToEnd(t *rapid.T) {
 	}
 	wireIDs := map[[2]netip.AddrPort]map[wire.ID]int{} // (sender, receiver) → wire id → message
 	format := gtudp.DefaultFormat()
-	whose := func(from, to netip.AddrPort, b []byte) (int, bool) {
+	format.Ext = format.DeriveExt()
+	// whose returns the messages whose DATA or RECV a datagram carries.
+	whose := func(from, to netip.AddrPort, b []byte) []int {
 		p, err := format.Decode(b)
 		if err != nil {
-			return 0, false
+			return nil
 		}
-		switch p.Kind {
-		case wire.Data:
+		data := func(id wire.ID, payload []byte) []int {
 			key := [2]netip.AddrPort{from, to}
 			i := -1
-			if len(p.Payload) >= 4 {
-				i = int(binary.BigEndian.Uint32(p.Payload))
+			if len(payload) >= 4 {
+				i = int(binary.BigEndian.Uint32(payload))
 			} else {
 				for j, m := range msgs {
 					if len(m.data) == 0 && addrs[m.from] == from && addrs[m.to] == to {
@@ -181,18 +184,44 @@ func checkEndToEnd(t *rapid.T) {
 				}
 			}
 			if i < 0 || i >= len(msgs) {
-				return 0, false
+				return nil
 			}
 			if wireIDs[key] == nil {
 				wireIDs[key] = map[wire.ID]int{}
 			}
-			wireIDs[key][p.ID] = i
-			return i, true
-		case wire.Recv:
-			i, ok := wireIDs[[2]netip.AddrPort{to, from}][p.ID]
-			return i, ok
+			wireIDs[key][id] = i
+			return []int{i}
 		}
-		return 0, false
+		recv := func(id wire.ID) []int {
+			if i, ok := wireIDs[[2]netip.AddrPort{to, from}][id]; ok {
+				return []int{i}
+			}
+			return nil
+		}
+		switch p.Kind {
+		case wire.Data:
+			return data(p.ID, p.Payload)
+		case wire.Recv:
+			return recv(p.ID)
+		case wire.Ext:
+			var all []int
+			_, recs, err := wire.ParseExt(p.Payload)
+			if err != nil {
+				return nil
+			}
+			for r, ok := recs.Next(); ok; r, ok = recs.Next() {
+				switch r.Type {
+				case wire.RecData:
+					all = append(all, data(r.ID, r.Payload)...)
+				case wire.RecRecv:
+					for k := range r.NumIDs() {
+						all = append(all, recv(r.IDAt(k))...)
+					}
+				}
+			}
+			return all
+		}
+		return nil
 	}
 	// Once a sender has written ACK(id), it never writes DATA(id) again:
 	// the original would deliver it twice. Ids never repeat per pair.
@@ -204,15 +233,35 @@ func checkEndToEnd(t *rapid.T) {
 			return
 		}
 		key := [2]netip.AddrPort{from, to}
-		switch p.Kind {
-		case wire.Ack:
+		ack := func(id wire.ID) {
 			if acked[key] == nil {
 				acked[key] = map[wire.ID]bool{}
 			}
-			acked[key][p.ID] = true
+			acked[key][id] = true
+		}
+		switch p.Kind {
+		case wire.Ack:
+			ack(p.ID)
 		case wire.Data:
 			if acked[key][p.ID] {
 				dataAfterAck++
+			}
+		case wire.Ext:
+			_, recs, err := wire.ParseExt(p.Payload)
+			if err != nil {
+				return
+			}
+			for r, ok := recs.Next(); ok; r, ok = recs.Next() {
+				switch r.Type {
+				case wire.RecAck:
+					for k := range r.NumIDs() {
+						ack(r.IDAt(k))
+					}
+				case wire.RecData:
+					if acked[key][r.ID] {
+						dataAfterAck++
+					}
+				}
 			}
 		}
 	}
@@ -234,7 +283,7 @@ func checkEndToEnd(t *rapid.T) {
 		}
 		if f.Drop {
 			cut[pairOf(from, to)] = true
-			if i, ok := whose(from, to, b); ok {
+			for _, i := range whose(from, to, b) {
 				withheld[i] = true
 			}
 		} else {

@@ -84,6 +84,8 @@ type Endpoint struct {
 	// The reader's own: its buffer for the ACKs of stray RECVs, and the
 	// peer of the last datagram it handed over.
 	ack      [][]byte
+	trailer  []byte
+	strayIDs []wire.ID
 	lastSrc  netip.AddrPort
 	lastPeer *peer.Peer
 	hook     func(netip.AddrPort, peer.Inbound) // beforePacket, read once

@@ -104,7 +104,7 @@ func TestEndpoint_DebugLogsEveryPacket(t *testing.T) {
 		out := buf.String()
 		for _, want := range []string{
 			"msg=OUT peer=10.0.0.2:4323 kind=DATA", "size=10", // 5 bytes of header, 5 of payload
-			"msg=IN peer=10.0.0.2:4323 kind=RECV", "size=5",
+			"msg=IN peer=10.0.0.2:4323 kind=RECV", "size=17", // with the extension's trailer
 			"msg=OUT peer=10.0.0.2:4323 kind=ACK",
 		} {
 			if !strings.Contains(out, want) {

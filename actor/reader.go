@@ -177,6 +177,26 @@ func (e *Endpoint) dispatch(src netip.AddrPort, b []byte, at *time.Time) {
 		}
 		return
 	}
+	// What the datagram holds: payloads to copy (and charge to the
+	// budget), and whether it needs a peer of src.
+	held, needsPeer := 0, pkt.Kind == wire.Data
+	switch pkt.Kind {
+	case wire.Data:
+		held = len(pkt.Payload)
+	case wire.Ext:
+		_, recs, err := wire.ParseExt(pkt.Payload)
+		if err != nil {
+			e.ctr.malformed.Add(1) // one of ours, but broken: none of it is used
+			return
+		}
+		for r, ok := recs.Next(); ok; r, ok = recs.Next() {
+			switch r.Type {
+			case wire.RecData, wire.RecFrag:
+				held += len(r.Payload)
+				needsPeer = true
+			}
+		}
+	}
 	in := peer.Inbound{Packet: pkt, Size: len(b)}
 	if pkt.Kind != wire.Data {
 		if at.IsZero() {
@@ -185,31 +205,32 @@ func (e *Endpoint) dispatch(src netip.AddrPort, b []byte, at *time.Time) {
 		in.At = *at
 	}
 	// The payload leaves the reader: the peer gets its own copy, which
-	// becomes the user's on delivery. A DATA's copy is taken from the
-	// endpoint's budget first (the peer gives it back); past the budget
-	// the DATA is dropped unanswered, and its sender re-sends later.
-	// RECV and ACK keep their trailing bytes (reserved for a compatible
-	// extension) the same way, outside the budget: they are small.
-	if pkt.Kind == wire.Data && !e.cfg.Params.Budget.Take(len(pkt.Payload)) {
+	// becomes the user's on delivery. The bytes of the messages in it are
+	// taken from the endpoint's budget first (the peer gives them back);
+	// past the budget the datagram is dropped unanswered, and its sender
+	// re-sends later. RECV and ACK keep their trailing bytes (the gtudp
+	// extension's trailer) the same way, outside the budget: they are
+	// small.
+	if held > 0 && !e.cfg.Params.Budget.Take(held) {
 		e.ctr.overBudget.Add(1)
 		return
 	}
 	in.Packet.Payload = bytes.Clone(pkt.Payload)
-	if !e.handOver(src, pkt, in, len(b)) && pkt.Kind == wire.Data {
-		e.cfg.Params.Budget.Give(len(in.Packet.Payload))
+	if !e.handOver(src, pkt, needsPeer, in, len(b)) {
+		e.cfg.Params.Budget.Give(held)
 	}
 }
 
 // handOver puts in into the mailbox of src's peer and reports whether it
 // did.
-func (e *Endpoint) handOver(src netip.AddrPort, pkt wire.Packet, in peer.Inbound, size int) bool {
+func (e *Endpoint) handOver(src netip.AddrPort, pkt wire.Packet, needsPeer bool, in peer.Inbound, size int) bool {
 	for attempt := range 2 {
 		// The peer of the last datagram is likely this one's too: no
 		// lock, no lookup. One that has ended refuses the Put, and the
 		// table is asked again.
 		p := e.lastPeer
 		if attempt > 0 || p == nil || src != e.lastSrc {
-			if p = e.peerFor(src, pkt, size); p == nil {
+			if p = e.peerFor(src, pkt, needsPeer, size); p == nil {
 				return false
 			}
 		}
@@ -234,29 +255,24 @@ func (e *Endpoint) handOver(src netip.AddrPort, pkt wire.Packet, in peer.Inbound
 	return false
 }
 
-// peerFor returns the peer of src from the table, starting one for a DATA
-// from a new address. It returns nil when the packet needs no peer (a RECV
-// or ACK from an address without one: the RECV is counted and answered
+// peerFor returns the peer of src from the table, starting one for a
+// packet that needs one (a DATA, or an EXT datagram with messages in it)
+// from a new address. It returns nil when the packet needs no peer (RECVs
+// or ACKs from an address without one: the RECVs are counted and answered
 // here) or cannot have one (MaxPeers, closing).
-func (e *Endpoint) peerFor(src netip.AddrPort, pkt wire.Packet, size int) *peer.Peer {
+func (e *Endpoint) peerFor(src netip.AddrPort, pkt wire.Packet, needsPeer bool, size int) *peer.Peer {
 	e.mu.Lock()
 	p := e.peers[src]
 	if p != nil {
 		e.mu.Unlock()
 		return p
 	}
-	switch pkt.Kind {
-	case wire.Recv:
+	if !needsPeer {
 		// No exchange with src at all: our ACK may have been lost after
 		// the exchange ended. Counted before it is answered, so whoever
 		// sees the ACK finds it counted.
 		e.mu.Unlock()
-		e.ctr.strayRecv.Add(1)
-		e.answerRecv(src, pkt.ID, size)
-		return nil
-	case wire.Ack:
-		e.mu.Unlock()
-		e.ctr.strayAck.Add(1)
+		e.answerStray(src, pkt, size)
 		return nil
 	}
 	p, err := e.startLocked(src, false)
@@ -267,13 +283,58 @@ func (e *Endpoint) peerFor(src netip.AddrPort, pkt wire.Packet, size int) *peer.
 	return p
 }
 
-// answerRecv writes the ACK for a RECV of size bytes from an address with
-// no peer: the original ACKs a RECV for an id it has forgotten too (our
-// earlier ACK was lost). It needs no state, and no DATA of that id can be
-// pending without a peer, so no DATA can follow this ACK. It runs in the
-// reader's goroutine and uses the reader's ACK buffer.
-func (e *Endpoint) answerRecv(src netip.AddrPort, id wire.ID, size int) {
-	e.ack[0] = e.cfg.Params.Format.Append(e.ack[0][:0], wire.Packet{Kind: wire.Ack, ID: id})
+// answerStray answers RECVs from an address with no peer with their ACKs,
+// and counts them and any ACKs: the original ACKs a RECV for an id it has
+// forgotten too (our earlier ACK was lost). It needs no state, and no DATA
+// of those ids can be pending without a peer, so no DATA can follow these
+// ACKs. A plain RECV with our trailer (a gtudp peer's probe) is answered
+// with the trailer, as large as the RECV; RECVs in an EXT datagram with
+// one EXT datagram, no larger. It runs in the reader's goroutine and uses
+// the reader's ACK buffer.
+func (e *Endpoint) answerStray(src netip.AddrPort, pkt wire.Packet, size int) {
+	f := e.cfg.Params.Format
+	switch pkt.Kind {
+	case wire.Ack:
+		e.ctr.strayAck.Add(1)
+		return
+	case wire.Recv:
+		e.ctr.strayRecv.Add(1)
+		var trailer []byte
+		if _, ok := wire.ParseTrailer(pkt.Payload); ok && len(f.Ext) > 0 {
+			trailer = wire.AppendTrailer(e.trailer[:0], wire.Trailer{Version: wire.ExtVersion, Incarnation: e.cfg.Params.Incarnation})
+			e.trailer = trailer
+		}
+		e.answerRecv(src, pkt.ID, trailer, size)
+		return
+	}
+	// An EXT datagram of RECVs and ACKs: one ACK record for all its RECVs.
+	_, recs, _ := wire.ParseExt(pkt.Payload)
+	e.strayIDs = e.strayIDs[:0]
+	for r, ok := recs.Next(); ok; r, ok = recs.Next() {
+		switch r.Type {
+		case wire.RecRecv:
+			for i := range r.NumIDs() {
+				e.strayIDs = append(e.strayIDs, r.IDAt(i))
+			}
+		case wire.RecAck:
+			e.ctr.strayAck.Add(uint64(r.NumIDs()))
+		}
+	}
+	if len(e.strayIDs) == 0 {
+		return
+	}
+	e.ctr.strayRecv.Add(uint64(len(e.strayIDs)))
+	b := f.AppendExt(e.ack[0][:0], wire.ExtHeader{Version: wire.ExtVersion, Incarnation: e.cfg.Params.Incarnation})
+	e.ack[0] = wire.AppendIDs(b, wire.RecAck, e.strayIDs)
+	if _, err := e.out.WriteBatch(e.ack, src); err != nil {
+		e.ctr.ackWriteErrors.Add(1)
+	}
+}
+
+// answerRecv writes the ACK, with trailer if it is not nil, for a RECV of
+// size bytes.
+func (e *Endpoint) answerRecv(src netip.AddrPort, id wire.ID, trailer []byte, size int) {
+	e.ack[0] = e.cfg.Params.Format.Append(e.ack[0][:0], wire.Packet{Kind: wire.Ack, ID: id, Payload: trailer})
 	if e.cfg.Logger != nil && e.cfg.Logger.Enabled(context.Background(), slog.LevelDebug) {
 		e.logPacket(src, "IN", wire.Recv, id, size)
 		e.logPacket(src, "OUT", wire.Ack, id, len(e.ack[0]))

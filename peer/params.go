@@ -36,6 +36,12 @@ type Params struct {
 	// Budget is the endpoint's budget of bytes for payloads it holds,
 	// shared by all its peers (not a setting: state); nil, no limit.
 	Budget *Budget
+
+	// The extension (see ext.go) is on when Format.Ext is set.
+	// DatagramSize is the largest EXT datagram; Incarnation the
+	// endpoint's, random, in every trailer and EXT header.
+	DatagramSize int
+	Incarnation  uint64
 }
 
 // headerLen is the length of a packet with no payload under p's format.

@@ -9,6 +9,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -836,12 +837,48 @@ func (p *Peer) debug() bool {
 }
 
 // logPacket writes the original's debug line: direction, kind, id, size.
+// An EXT datagram's line lists its records instead of one id, e.g.
+// "records=DATA×12 RECV×30".
 func (p *Peer) logPacket(dir string, pkt wire.Packet, size int) {
 	if !p.debug() {
+		return
+	}
+	if pkt.Kind == wire.Ext {
+		p.log.LogAttrs(context.Background(), slog.LevelDebug, dir,
+			slog.String("kind", pkt.Kind.String()),
+			slog.String("records", describeExt(pkt.Payload)),
+			slog.Int("size", size))
 		return
 	}
 	p.log.LogAttrs(context.Background(), slog.LevelDebug, dir,
 		slog.String("kind", pkt.Kind.String()),
 		slog.String("id", pkt.ID.String()),
 		slog.Int("size", size))
+}
+
+// describeExt says what records an EXT datagram's body holds, for the
+// debug log: each type with the number of messages or ids.
+func describeExt(body []byte) string {
+	_, recs, err := wire.ParseExt(body)
+	if err != nil {
+		return "malformed"
+	}
+	var n [wire.RecAck + 1]int
+	for r, ok := recs.Next(); ok; r, ok = recs.Next() {
+		if r.Type == wire.RecRecv || r.Type == wire.RecAck {
+			n[r.Type] += r.NumIDs()
+		} else {
+			n[r.Type]++
+		}
+	}
+	var b strings.Builder
+	for t := wire.RecData; t <= wire.RecAck; t++ {
+		if n[t] > 0 {
+			if b.Len() > 0 {
+				b.WriteByte(' ')
+			}
+			fmt.Fprintf(&b, "%v×%d", t, n[t])
+		}
+	}
+	return b.String()
 }

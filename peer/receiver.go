@@ -14,6 +14,7 @@ type inbound struct {
 	digest   uint64
 	data     []byte // while held
 	held     bool
+	ext      bool // came in EXT form: answered so
 	resent   bool // RECV sent again on a duplicate DATA: no RTT sample (Karn)
 	attempts int  // timer-driven RECV transmissions
 	first    int64
@@ -26,7 +27,15 @@ type inbound struct {
 }
 
 func (e *inbound) deadline() int64 { return e.due }
-func (e *inbound) setIndex(i int)  { e.index = i }
+
+// form returns the form of its RECVs.
+func (e *inbound) form() form {
+	if e.ext {
+		return formExt
+	}
+	return formPlain
+}
+func (e *inbound) setIndex(i int) { e.index = i }
 
 // receiver is the State's side of the peer's messages: the exchanges it
 // keeps open, the deliveries it holds for the Inbox, and the finished
@@ -71,14 +80,14 @@ func (r *receiver) acked(id wire.ID) (*inbound, bool) {
 }
 
 // hold opens an exchange for a new message and queues it for delivery.
-func (r *receiver) hold(id wire.ID, digest uint64, data []byte) {
+func (r *receiver) hold(id wire.ID, digest uint64, data []byte, ext bool) {
 	var e *inbound
 	if n := len(r.free); n > 0 {
 		e, r.free = r.free[n-1], r.free[:n-1]
 	} else {
 		e = new(inbound)
 	}
-	*e = inbound{id: id, digest: digest, data: data, held: true, index: -1}
+	*e = inbound{id: id, digest: digest, data: data, held: true, ext: ext, index: -1}
 	if r.byID == nil {
 		r.byID = make(map[wire.ID]*inbound)
 	}

@@ -17,6 +17,7 @@ type outbound struct {
 	seq      uint64 // send order of the latest transmission
 	expire   int64  // end of the lifetime, counted from Send
 	index    int    // in sender.expiry
+	ext      bool   // sent in EXT form (decided at its first transmission)
 	writeErr error  // the last write of its DATA that failed, if any
 }
 

@@ -69,7 +69,21 @@ func (s *State) transmit(o *outbound, t int64) {
 		s.fail(o, fmt.Sprintf("attempt limit %d reached", s.p.MaxAttempts))
 		return
 	}
-	if !s.emit(wire.Data, o.id, o.msg.Data) {
+	if o.attempts == 0 && s.sendExt(len(o.msg.Data)) {
+		// In EXT form for good: a record in a datagram shared with others,
+		// its share of the headers counted roughly.
+		o.ext = true
+		o.size = wire.DataLen(len(o.msg.Data)) + extShare
+	}
+	var ok bool
+	if o.ext {
+		if ok = s.amp.allow(wire.DataLen(len(o.msg.Data))); !ok {
+			s.stats.Limited++
+		}
+	} else {
+		ok = s.emit(wire.Data, o.id, o.msg.Data)
+	}
+	if !ok {
 		if o.where == flying {
 			s.tx.cc.gone(o.size)
 		}
@@ -81,8 +95,16 @@ func (s *State) transmit(o *outbound, t int64) {
 		s.stats.DataResent++
 	}
 	s.tx.transmitted(o, t)
+	if o.ext {
+		s.out.extData(sentRef{o: o, seq: o.seq})
+	}
 	s.tx.pace.spend(o.size)
 }
+
+// extShare is what a DATA record is charged, in the window, for its share
+// of its datagram's headers (IP, UDP, the EXT header): a full datagram
+// holds a dozen or more small records.
+const extShare = 8
 
 // fail ends o undelivered, for reason.
 func (s *State) fail(o *outbound, reason string) {
@@ -90,15 +112,19 @@ func (s *State) fail(o *outbound, reason string) {
 	s.finish(o, &UndeliveredError{Addr: s.addr, ID: o.msg.ID, Attempts: o.attempts, Reason: reason, Err: o.writeErr}, 0)
 }
 
-func (s *State) onRecv(t, at int64, id wire.ID) {
+func (s *State) onRecv(t, at int64, id wire.ID, f form) {
 	o, ok := s.tx.lookup(id)
 	if !ok || o.attempts == 0 {
 		// The original answers ACK here: our earlier ACK was lost. (A RECV
 		// for a message never sent is a guess: answered all the same, as
-		// it costs nothing, but it answers nothing.)
+		// it costs nothing, but it answers nothing.) A probe of a gtudp
+		// peer's, with its trailer, learns ours from the answer.
 		s.stats.UnknownRecv++
-		s.emit(wire.Ack, id, nil)
+		s.answer(wire.Ack, id, f)
 		return
+	}
+	if f != formExt {
+		s.heardTrailer(t, f, true)
 	}
 	s.validate(t)
 	rtt := time.Duration(max(at, o.first) - o.first)
@@ -132,7 +158,7 @@ func (s *State) onRecv(t, at int64, id wire.ID) {
 	// DATA(id) never is again (the original forgets an id at its ACK, so
 	// a DATA after it would be delivered twice).
 	s.tx.land(o)
-	s.emit(wire.Ack, id, nil)
+	s.answer(wire.Ack, id, f)
 	s.finish(o, nil, rtt)
 	s.detectLoss(t)
 	s.pump(t)
@@ -228,6 +254,7 @@ func (s *State) onPTO(t int64) {
 		s.tx.cc.persistent(t)
 	}
 	if o := s.tx.oldestFlying(); o != nil {
+		s.extFallback(o)
 		s.transmit(o, t)
 	}
 }
@@ -267,9 +294,10 @@ func (s *State) startProbe(t int64) {
 	s.sendProbe(t)
 }
 
-// sendProbe sends the probe's RECV and sets when it is next due.
+// sendProbe sends the probe's RECV, with our trailer if it fits, and sets
+// when it is next due.
 func (s *State) sendProbe(t int64) {
-	if s.emit(wire.Recv, s.probe.nonce, nil) {
+	if s.answer(wire.Recv, s.probe.nonce, formPlain) {
 		s.probe.attempts++
 	}
 	s.probe.due = after(t, s.tx.rtt.backoff(max(s.probe.attempts, 1)))

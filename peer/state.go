@@ -39,6 +39,7 @@ type State struct {
 	rx    receiver
 	amp   amplification
 	probe probe
+	ext   extension
 	out   output
 
 	stats Stats
@@ -71,7 +72,7 @@ func NewState(p *Params, addr netip.AddrPort, now time.Time, seed [5]uint32, val
 		base:  now,
 		tx:    newSender(seed, newRTTEstimator(p.InitialRTO, p.MinRTO, p.MaxRTO)),
 		amp:   amplification{validated: validated},
-		out:   output{format: p.Format},
+		out:   newOutput(p),
 		stats: Stats{Addr: addr},
 	}
 }
@@ -102,33 +103,39 @@ func (s *State) ReceiveAt(now, arrived time.Time, p wire.Packet, size int) {
 	s.stats.PacketsIn++
 	s.stats.BytesIn += uint64(size)
 	s.amp.received(size)
+	f := formPlain
+	if p.Kind == wire.Recv || p.Kind == wire.Ack {
+		if _, ok := wire.ParseTrailer(p.Payload); ok {
+			f = formTrailer
+		}
+	}
 	switch p.Kind {
 	case wire.Data:
-		s.onData(t, p.ID, p.Payload)
+		if !s.hold(t, p.ID, p.Payload, 0, false) {
+			s.p.Budget.Give(len(p.Payload)) // not kept: its bytes go back
+		}
 	case wire.Recv:
-		s.onRecv(t, at, p.ID)
+		s.onRecv(t, at, p.ID, f)
 	case wire.Ack:
-		s.onAck(t, at, p.ID)
-	}
-}
-
-func (s *State) onData(t int64, id wire.ID, payload []byte) {
-	if !s.hold(t, id, payload) {
-		s.p.Budget.Give(len(payload)) // not kept: its bytes go back
+		s.onAck(t, at, p.ID, f)
+	case wire.Ext:
+		s.onExt(t, at, p.Payload)
 	}
 }
 
 // hold takes a DATA's payload into the held deliveries if it is a new
 // message there is room for, and reports whether it did. A repeat is
-// answered RECV again instead, if it was delivered.
-func (s *State) hold(t int64, id wire.ID, payload []byte) bool {
-	d := digest(payload)
+// answered RECV again instead, if it was delivered. mix is the sender's
+// incarnation, mixed in (0 for plain DATA); ext says the DATA came in EXT
+// form, and its RECVs go so.
+func (s *State) hold(t int64, id wire.ID, payload []byte, mix uint64, ext bool) bool {
+	d := digest(payload) ^ mix
 	if s.rx.seen.has(doneKey(id, d)) {
 		// A late repeat of a finished message: never delivered again.
 		// Answer RECV in case the sender is still waiting for one (our
 		// RECVs may all have been lost).
 		s.stats.Duplicates++
-		s.reply(id)
+		s.reply(id, ext)
 		return false
 	}
 	if e, ok := s.rx.find(id, d); ok {
@@ -137,7 +144,7 @@ func (s *State) hold(t int64, id wire.ID, payload []byte) bool {
 		s.stats.Duplicates++
 		if !e.held {
 			e.resent = true
-			s.reply(id)
+			s.reply(id, e.ext)
 		}
 		return false
 	}
@@ -148,7 +155,7 @@ func (s *State) hold(t int64, id wire.ID, payload []byte) bool {
 		s.stats.Withheld++
 		return false
 	}
-	s.rx.hold(id, d, payload)
+	s.rx.hold(id, d, payload, ext)
 	return true
 }
 
@@ -159,8 +166,9 @@ func (s *State) dedupeFull() bool {
 	return s.rx.seen.len() >= s.p.DedupeLimit && !s.rx.seen.evictable()
 }
 
-func (s *State) onAck(t, at int64, id wire.ID) {
+func (s *State) onAck(t, at int64, id wire.ID, f form) {
 	if s.probe.active && id == s.probe.nonce {
+		s.heardTrailer(t, f, true)
 		s.validate(t)
 		return
 	}
@@ -195,7 +203,7 @@ func (s *State) Delivered(now time.Time) {
 	e, n := s.rx.delivered(t, after(t, s.recvTimeout()))
 	s.p.Budget.Give(n) // the application's now
 	s.stats.Delivered++
-	s.emit(wire.Recv, e.id, nil)
+	s.answer(wire.Recv, e.id, e.form())
 }
 
 // Tick does what is due at now: gives up on messages past their lifetime,
@@ -235,7 +243,7 @@ func (s *State) tickRecv(t int64) {
 		}
 		s.tx.rtt.timedOut(t)
 		s.stats.RecvResent++
-		s.emit(wire.Recv, e.id, nil)
+		s.answer(wire.Recv, e.id, e.form())
 		s.tx.pace.spend(size)
 		e.attempts++
 		e.due = after(t, s.recvTimeout())
@@ -302,10 +310,14 @@ func (s *State) ackedHorizon() time.Duration {
 // scheduler or a bufferbloated queue for up to two seconds is still known.
 const minAckedHorizon = 2 * time.Second
 
-// reply re-sends a RECV that answers a repeated DATA.
-func (s *State) reply(id wire.ID) {
+// reply re-sends a RECV that answers a repeated DATA, in its form.
+func (s *State) reply(id wire.ID, ext bool) {
 	s.stats.RecvResent++
-	s.emit(wire.Recv, id, nil)
+	f := formPlain
+	if ext {
+		f = formExt
+	}
+	s.answer(wire.Recv, id, f)
 }
 
 // emit queues a packet for writing unless the amplification limit holds it
@@ -323,8 +335,15 @@ func (s *State) emit(k wire.Kind, id wire.ID, payload []byte) bool {
 }
 
 // TakeDatagrams appends the datagrams to write since the last call to dst
-// and returns it. They are valid until the next call to any method of s.
-func (s *State) TakeDatagrams(dst [][]byte) [][]byte { return s.out.takeDatagrams(dst) }
+// and returns it: plain packets, then EXT datagrams packing the records of
+// that time, each within DatagramSize. They are valid until the next call
+// to any method of s.
+func (s *State) TakeDatagrams(dst [][]byte) [][]byte {
+	n, bytes := s.out.assemble()
+	s.stats.PacketsOut += n
+	s.stats.BytesOut += bytes
+	return s.out.takeDatagrams(dst)
+}
 
 // TakeOutcomes appends the messages finished since the last call to dst and
 // returns it.
@@ -346,7 +365,7 @@ func (s *State) Drain(now time.Time) {
 			break
 		}
 		s.stats.RecvResent++
-		s.emit(wire.Recv, e.id, nil)
+		s.answer(wire.Recv, e.id, e.form())
 		s.end(e, t, false)
 	}
 }
@@ -455,6 +474,7 @@ func (s *State) Stats() Stats {
 	st.Cwnd, st.InFlightBytes = s.tx.cc.cwnd, s.tx.cc.inFlight
 	st.PacingRate = int64(s.tx.pace.rate * float64(time.Second))
 	st.Validated = s.proved
+	st.Extension = s.ext.status == extSpoken
 	return st
 }
 
@@ -467,6 +487,12 @@ type amplification struct {
 }
 
 func (a *amplification) received(n int) { a.in += uint64(n) }
+
+// spare reports whether n more bytes would leave at least half the limit
+// unused: room for what matters more than n.
+func (a *amplification) spare(n int) bool {
+	return a.validated || 2*(a.out+uint64(n)) <= 3*a.in
+}
 
 // allow reports whether n more bytes may go out, and counts them if so.
 func (a *amplification) allow(n int) bool {
@@ -493,19 +519,35 @@ func (p *probe) next() int64 {
 	return p.due
 }
 
-// output collects what the state produced since the last Take: datagrams,
-// encoded back to back in one buffer, and finished messages. It remembers
-// what each datagram of the last batch taken was, so that a write that
-// fails can be traced to its message (State.WriteFailed).
+// output collects what the state produced since the last Take: plain
+// packets, encoded back to back in one buffer as they come; the records
+// for EXT datagrams, packed into datagrams when the batch is taken; and
+// finished messages. It remembers what each datagram of the last batch
+// taken was, so that a write that fails can be traced to its message
+// (State.WriteFailed).
 type output struct {
 	format   wire.Format
+	size     int    // the largest EXT datagram
+	inc      uint64 // our incarnation, in every EXT header
+	trailer  []byte // our trailer, made once
 	buf      []byte
 	pending  []sent // the datagrams in buf
 	taken    []sent // the datagrams of the last batch taken
 	outcomes []Outcome
+	ext      struct {
+		data      []sentRef // DATA records: messages at one transmission
+		recv, ack []wire.ID
+	}
 }
 
-// sent is one datagram: where it ends in the buffer, and what it carries.
+func newOutput(p *Params) output {
+	o := output{format: p.Format, size: p.DatagramSize, inc: p.Incarnation}
+	o.trailer = wire.AppendTrailer(nil, wire.Trailer{Version: wire.ExtVersion, Incarnation: p.Incarnation})
+	return o
+}
+
+// sent is one datagram: where it ends in the buffer, and what it carries
+// (for an EXT datagram, kind Ext and no id).
 type sent struct {
 	end  int
 	kind wire.Kind
@@ -515,6 +557,63 @@ type sent struct {
 func (o *output) packet(p wire.Packet) {
 	o.buf = o.format.Append(o.buf, p)
 	o.pending = append(o.pending, sent{end: len(o.buf), kind: p.Kind, id: p.ID})
+}
+
+// extIDs queues id for a RECV or ACK record.
+func (o *output) extIDs(k wire.Kind, id wire.ID) {
+	if k == wire.Recv {
+		o.ext.recv = append(o.ext.recv, id)
+	} else {
+		o.ext.ack = append(o.ext.ack, id)
+	}
+}
+
+// extData queues a DATA record for r's message at r's transmission; one
+// whose message has been answered or sent again by the time the batch is
+// taken is left out.
+func (o *output) extData(r sentRef) { o.ext.data = append(o.ext.data, r) }
+
+// assemble packs the queued records into EXT datagrams, ACKs and RECVs
+// first, as many records to a datagram as fit in size, and returns how
+// many datagrams and bytes it made.
+func (o *output) assemble() (n, bytes uint64) {
+	e := &o.ext
+	for len(e.ack)+len(e.recv)+len(e.data) > 0 {
+		start := len(o.buf)
+		o.buf = o.format.AppendExt(o.buf, wire.ExtHeader{Version: wire.ExtVersion, Incarnation: o.inc})
+		empty := len(o.buf)
+		for _, q := range []struct {
+			t   wire.RecordType
+			ids *[]wire.ID
+		}{{wire.RecAck, &e.ack}, {wire.RecRecv, &e.recv}} {
+			if k := min(len(*q.ids), wire.MaxIDs(o.size-(len(o.buf)-start))); k > 0 {
+				o.buf = wire.AppendIDs(o.buf, q.t, (*q.ids)[:k])
+				*q.ids = (*q.ids)[k:]
+			}
+		}
+		for len(e.data) > 0 {
+			r := e.data[0]
+			if !r.live() {
+				e.data = e.data[1:]
+				continue
+			}
+			if wire.DataLen(len(r.o.msg.Data)) > o.size-(len(o.buf)-start) {
+				break
+			}
+			o.buf = wire.AppendData(o.buf, r.o.id, r.o.msg.Data)
+			e.data = e.data[1:]
+		}
+		if len(o.buf) == empty {
+			o.buf = o.buf[:start] // nothing fit: only dead records were left
+			break
+		}
+		o.pending = append(o.pending, sent{end: len(o.buf), kind: wire.Ext})
+		n++
+		bytes += uint64(len(o.buf) - start)
+	}
+	clear(e.data)
+	e.data, e.recv, e.ack = e.data[:0], e.recv[:0], e.ack[:0]
+	return n, bytes
 }
 
 func (o *output) outcome(c Outcome) { o.outcomes = append(o.outcomes, c) }

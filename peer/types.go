@@ -141,6 +141,8 @@ type Stats struct {
 	Cwnd, InFlightBytes        int
 	PacingRate                 int64
 	Validated                  bool
+	Extension                  bool
+	ExtFallbacks               uint64
 }
 
 // Add adds the counters and gauges of o to s, for totals over many peers.
@@ -169,6 +171,7 @@ func (s *Stats) Add(o Stats) {
 	s.Spurious += o.Spurious
 	s.Timeouts += o.Timeouts
 	s.InFlightBytes += o.InFlightBytes
+	s.ExtFallbacks += o.ExtFallbacks
 	s.InFlight += o.InFlight
 	s.Open += o.Open
 	s.Remembered += o.Remembered

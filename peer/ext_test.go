@@ -1,0 +1,240 @@
+package peer_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gtudp/gtudp/peer"
+	"github.com/gtudp/gtudp/wire"
+)
+
+// extParams are testParams with the extension on.
+func extParams(inc uint64) *peer.Params {
+	p := testParams()
+	p.Format.Ext = p.Format.DeriveExt()
+	p.DatagramSize = 1200
+	p.Incarnation = inc
+	p.Window, p.RecvWindow, p.HoldLimit = 256, 1024, 1024
+	return p
+}
+
+// duo is two States talking to each other through a wire the test
+// controls: what each writes is decoded, counted and handed over.
+type duo struct {
+	t        *testing.T
+	now      time.Time
+	a, b     *peer.State
+	fa, fb   wire.Format
+	seen     map[string]int // "a:EXT" etc.: datagrams by sender and kind
+	drop     func(from string, p wire.Packet) bool
+	received []string // payloads b's application got
+}
+
+func newDuo(t *testing.T, pa, pb *peer.Params) *duo {
+	return &duo{
+		t: t, now: epoch,
+		a:  peer.NewState(pa, remote, epoch, [5]uint32{1, 2, 3, 4, 5}, true),
+		b:  peer.NewState(pb, remote, epoch, [5]uint32{6, 7, 8, 9, 10}, true),
+		fa: pa.Format, fb: pb.Format, seen: map[string]int{},
+	}
+}
+
+// hop carries what from (named name, writing with format f) wrote to to,
+// decoded under to's format, and reports how many datagrams it carried.
+func (d *duo) hop(name string, from *peer.State, f wire.Format, to *peer.State, tf wire.Format) int {
+	dg := from.TakeDatagrams(nil)
+	for _, b := range dg {
+		p, err := f.Decode(b)
+		if err != nil {
+			d.t.Fatalf("%s wrote %x, which does not decode: %v", name, b, err)
+		}
+		d.seen[name+":"+p.Kind.String()]++
+		if d.drop != nil && d.drop(name, p) {
+			continue
+		}
+		q, err := tf.Decode(b)
+		if err != nil {
+			continue // foreign to the receiver (an EXT datagram to a plain peer)
+		}
+		q.Payload = append([]byte(nil), q.Payload...)
+		to.Receive(d.now, q, len(b))
+	}
+	return len(dg)
+}
+
+// run moves everything until both are quiet, and lets b's application
+// take every delivery.
+func (d *duo) run() {
+	for range 100 {
+		n := d.hop("a", d.a, d.fa, d.b, d.fb)
+		for {
+			m, ok := d.b.Next()
+			if !ok {
+				break
+			}
+			d.received = append(d.received, string(m.Data))
+			d.b.Delivered(d.now)
+		}
+		n += d.hop("b", d.b, d.fb, d.a, d.fa)
+		if n == 0 {
+			return
+		}
+	}
+	d.t.Fatal("no quiet after 100 rounds")
+}
+
+func (d *duo) send(s *peer.State, data string) {
+	d.t.Helper()
+	if err := s.Send(d.now, peer.Outgoing{ID: uuid.New(), Data: []byte(data)}); err != nil {
+		d.t.Fatal(err)
+	}
+}
+
+// A peer counts as speaking the extension once its trailer comes back on
+// a RECV for one of our DATA; from then on our messages go many to an EXT
+// datagram, and their RECVs and ACKs as records, many to a datagram.
+func TestExt_NegotiationAndPacking(t *testing.T) {
+	d := newDuo(t, extParams(1), extParams(2))
+	d.send(d.a, "first")
+	d.run()
+	if d.seen["a:DATA"] != 1 || d.seen["b:RECV"] != 1 || d.seen["a:ACK"] != 1 {
+		t.Fatalf("first exchange: %v, want one plain DATA, RECV and ACK", d.seen)
+	}
+	if !d.a.Stats().Extension {
+		t.Fatal("a does not count b as speaking the extension after its trailer")
+	}
+	clear(d.seen)
+	const n = 200
+	for i := range n {
+		d.send(d.a, fmt.Sprintf("message %03d", i))
+	}
+	d.run()
+	if len(d.received) != n+1 {
+		t.Fatalf("b got %d messages, want %d", len(d.received), n+1)
+	}
+	if d.seen["a:DATA"] != 0 || d.seen["b:RECV"] != 0 || d.seen["a:ACK"] != 0 {
+		t.Fatalf("plain packets after the negotiation: %v", d.seen)
+	}
+	// 200 messages of 11 bytes: 17 bytes a record, about 70 to a datagram.
+	if total := d.seen["a:EXT"] + d.seen["b:EXT"]; total > 12 {
+		t.Fatalf("%d EXT datagrams for %d messages: %v", total, n, d.seen)
+	}
+	for _, o := range d.a.TakeOutcomes(nil) {
+		if o.Receipt.Err != nil {
+			t.Fatalf("outcome %+v", o)
+		}
+	}
+}
+
+// A peer without the extension never answers with a trailer: it never
+// gets an EXT datagram, and after a few answers ours go without trailers.
+func TestExt_PlainPeerStaysPlain(t *testing.T) {
+	plain := testParams()
+	d := newDuo(t, extParams(1), plain)
+	for i := range 10 {
+		d.send(d.a, fmt.Sprint(i))
+		d.run()
+	}
+	if d.seen["a:EXT"] != 0 || d.a.Stats().Extension {
+		t.Fatalf("EXT datagrams to a plain peer: %v", d.seen)
+	}
+	if len(d.received) != 10 {
+		t.Fatalf("b got %d messages", len(d.received))
+	}
+	// b's messages to a: a's RECVs carry no trailer any more.
+	d.b.Send(d.now, peer.Outgoing{ID: uuid.New(), Data: []byte("x")})
+	d.hop("b", d.b, d.fb, d.a, d.fa)
+	if m, ok := d.a.Next(); !ok || string(m.Data) != "x" {
+		t.Fatal("a did not get b's message")
+	}
+	d.a.Delivered(d.now)
+	for _, b := range d.a.TakeDatagrams(nil) {
+		if p, _ := d.fa.Decode(b); p.Kind == wire.Recv && len(p.Payload) != 0 {
+			t.Fatalf("RECV %x to a known-plain peer carries a trailer", b)
+		}
+	}
+}
+
+// The incarnation in every EXT header is mixed into the dedupe key of the
+// messages it carries: a restarted sender's new message with the id and
+// payload of one the receiver remembers from before is a new message, not
+// a repeat silently answered.
+func TestExt_IncarnationSeparatesRestarts(t *testing.T) {
+	format := extParams(1).Format
+	b := peer.NewState(extParams(9), remote, epoch, [5]uint32{6}, true)
+	dgram := func(inc uint64) []byte {
+		buf := format.AppendExt(nil, wire.ExtHeader{Version: wire.ExtVersion, Incarnation: inc})
+		return wire.AppendData(buf, wire.ID{1, 2, 3, 4}, []byte("same"))
+	}
+	deliver := func(inc uint64) int {
+		p, err := format.Decode(dgram(inc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Receive(epoch, p, 20)
+		n := 0
+		for {
+			if _, ok := b.Next(); !ok {
+				return n
+			}
+			b.Delivered(epoch)
+			n++
+		}
+	}
+	if deliver(100) != 1 || deliver(100) != 0 {
+		t.Fatal("a message and its repeat from one incarnation: want one delivery")
+	}
+	if deliver(200) != 1 {
+		t.Fatal("the same id and payload from a new incarnation was taken for a repeat")
+	}
+	if st := b.Stats(); st.Duplicates != 1 || st.Delivered != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// A peer that stops speaking the extension (the address taken over by a
+// plain endpoint) gets plain packets again within one probe timeout: the
+// messages sent in EXT form are not answered, a probe timeout finds
+// nothing of the extension heard since, and new messages go plain; those
+// in EXT form end at their limits.
+func TestExt_FallsBackToPlain(t *testing.T) {
+	d := newDuo(t, extParams(1), extParams(2))
+	d.send(d.a, "negotiate")
+	d.run()
+	if !d.a.Stats().Extension {
+		t.Fatal("no extension")
+	}
+	// b's address is taken over by a plain endpoint.
+	plain := testParams()
+	d.b, d.fb = peer.NewState(plain, remote, d.now, [5]uint32{7}, true), plain.Format
+	for i := range 5 {
+		d.send(d.a, fmt.Sprint("lost in EXT form ", i))
+	}
+	d.run() // EXT datagrams: foreign to the plain peer
+	if len(d.received) != 1 {
+		t.Fatalf("the plain peer got %d messages", len(d.received))
+	}
+	extSent := d.seen["a:EXT"]
+	d.now = d.now.Add(time.Second) // a probe timeout
+	d.a.Tick(d.now)
+	d.run()
+	if st := d.a.Stats(); st.Extension || st.ExtFallbacks != 1 {
+		t.Fatalf("stats %+v: want a back to plain after the probe timeout", st)
+	}
+	d.send(d.a, "plain again")
+	d.run()
+	if got := d.received[len(d.received)-1]; got != "plain again" {
+		t.Fatalf("the plain peer got %q last, want the new message", got)
+	}
+	// The five messages sent in EXT form keep it (a plain re-send would
+	// be a new message to a gtudp receiver that had them): their re-sends
+	// are all the EXT datagrams that follow, a window's worth at most.
+	if n := d.seen["a:EXT"] - extSent; n > 5 {
+		t.Fatalf("%d more EXT datagrams after the peer went plain, for 5 messages in EXT form", n)
+	}
+	if d.seen["a:DATA"] < 1 {
+		t.Fatal("no plain DATA after the fallback")
+	}
+}
