@@ -43,20 +43,45 @@ func listen(t *testing.T, network, addr string, cfg *gtudp.Config) *gtudp.Endpoi
 type collect struct {
 	mu   sync.Mutex
 	msgs []gtudp.Message
+	more chan struct{} // a token after each message, for waitLen
 	done chan struct{}
 }
 
 func collectInbox(ep *gtudp.Endpoint) *collect {
-	c := &collect{done: make(chan struct{})}
+	c := &collect{more: make(chan struct{}, 1), done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
 		for m := range ep.Inbox() {
 			c.mu.Lock()
 			c.msgs = append(c.msgs, m)
 			c.mu.Unlock()
+			select {
+			case c.more <- struct{}{}:
+			default:
+			}
 		}
 	}()
 	return c
+}
+
+// waitLen returns the messages collected once there are at least n, or
+// what there is when ctx ends or the Inbox closes. A Send returns when
+// the message is in the receiver's Inbox channel, which is before this
+// collector has taken it: a snapshot right after a Send can miss it (seen
+// under -race on a loaded machine).
+func (c *collect) waitLen(ctx context.Context, n int) []gtudp.Message {
+	for {
+		if msgs := c.snapshot(); len(msgs) >= n {
+			return msgs
+		}
+		select {
+		case <-c.more:
+		case <-c.done:
+			return c.snapshot()
+		case <-ctx.Done():
+			return c.snapshot()
+		}
+	}
 }
 
 func (c *collect) snapshot() []gtudp.Message {
@@ -162,7 +187,7 @@ func TestEndpoint_DualStackOnePeer(t *testing.T) {
 	if _, ok := b.PeerStats(a.LocalAddr()); !ok {
 		t.Fatalf("no peer for %v", a.LocalAddr())
 	}
-	if msgs := in.snapshot(); len(msgs) != 1 || msgs[0].Addr.Addr().Is4In6() {
+	if msgs := in.waitLen(ctx, 1); len(msgs) != 1 || msgs[0].Addr.Addr().Is4In6() {
 		t.Fatalf("a received %+v, want one message from an unmapped address", msgs)
 	}
 }
@@ -227,7 +252,7 @@ func TestEndpoint_ForeignDroppedWithoutPassthrough(t *testing.T) {
 	if err := a.Send(ctx, ep.LocalAddr(), []byte("real")); err != nil {
 		t.Fatal(err)
 	}
-	if msgs := in.snapshot(); len(msgs) != 1 || string(msgs[0].Data) != "real" {
+	if msgs := in.waitLen(ctx, 1); len(msgs) != 1 || string(msgs[0].Data) != "real" {
 		t.Fatalf("Inbox got %+v, want only the gtUDP message", msgs)
 	}
 	if st := ep.Stats(); st.Foreign != 2 || st.Malformed != 1 {
