@@ -7,10 +7,13 @@
 //
 // Every message is one DATA datagram, re-sent until the receiver answers
 // RECV with the same id; the sender then answers ACK, and the receiver
-// re-sends RECV until that ACK arrives. Re-sends follow an adaptive timeout
-// (RFC 6298) with exponential backoff. A message ends with exactly one
+// re-sends RECV until that ACK arrives. A message ends with exactly one
 // outcome: success when its RECV arrives, or failure after MaxAttempts
-// transmissions or Lifetime, whichever comes first.
+// transmissions or Lifetime, whichever comes first. When the DATA goes,
+// and again, is decided as on any real path (see Real paths); between
+// gtudp endpoints the same exchange is packed many to a datagram, and a
+// message larger than a datagram goes in fragments (see The gtudp
+// extension, and Large messages).
 //
 // Each datagram is an optional magic prefix, a type identifier, a 4-byte
 // exchange id, and, for DATA only, the payload:
@@ -58,7 +61,8 @@
 //  5. Bounded memory: the peers (MaxPeers), each peer's windows, open
 //     exchanges, held deliveries and dedupe window, the messages waiting
 //     for a window (OutboxQueue), and the bytes of received payloads held
-//     for delivery over all peers (HoldBytes) all have limits; what is
+//     for delivery over all peers, large messages being received included
+//     (HoldBytes), all have limits; what is
 //     refused at a limit is counted in Stats. A flood from many forged
 //     source addresses cannot grow memory past them, nor lock honest peers
 //     out: at MaxPeers a peer that never proved its address gives its place
@@ -91,6 +95,84 @@
 // stream of identical payloads at 10,000 messages/s, about 20,000 are
 // remembered, so a restart burst of 32,768 identical messages loses one
 // with probability about 0.15; with distinct payloads the chance is nil.
+//
+// # Real paths
+//
+// A peer sends as a congestion controller allows, as TCP and QUIC do: a
+// window of bytes in flight (slow start with a HyStart-style exit, RFC
+// 9406; then additive increase, fair to CUBIC, and CUBIC's decrease to
+// 0.7, RFC 9438; collapsed after persistent congestion), paced over the
+// round trip so that a window never leaves as one burst (RFC 9002 section
+// 7). A loss reduces the window only when the path shows a standing queue
+// or losses are heavy: random loss on a clean path does not halve the
+// rate, a full bottleneck queue does. Loss is
+// found as QUIC finds it (RFC 9002 section 6): a message is lost once
+// three sent after it were answered, or 9/8 of an RTT after one sent
+// after it was; a probe timeout (RFC 6298's retransmission timeout, doubled
+// per timeout in a row) re-sends the oldest message when nothing is
+// answered. A re-send found spurious (its RECV came too soon after it to
+// answer it) undoes what its loss cost. So a flow fills a bottleneck
+// without overflowing its queue, shares it with TCP and with other gtudp
+// flows, and recovers a lost DATA in about a round trip; a path that
+// works is never given up on before Lifetime. PeerStats reports the
+// window, pacing rate, RTTs and losses of each peer.
+//
+// # The gtudp extension
+//
+// Between gtudp endpoints the protocol stays the same exchange in a denser
+// form. Every RECV and ACK gtudp sends carries a 12-byte trailer after the
+// id ("gt", version, flags, the endpoint's random incarnation), which the
+// original ignores. A peer whose trailer comes back on a RECV for one of
+// our DATA (or an ACK for our probe), so on an answer to something only we
+// knew, speaks the extension: from then on its messages go as records of
+// EXT datagrams, a fourth type identifier (by default 0xB8, derived from
+// the Format), many to a datagram of at most DatagramSize bytes, with the
+// RECVs and ACKs for them as records, many to a record, packed with
+// whatever else the same wake-up produced. No waiting is added to fill a
+// datagram. An original peer never receives an EXT datagram; a peer that
+// stops answering in the extension is sent plain packets again after a
+// probe timeout. Config.NoExtension turns it off. README.md documents the
+// formats byte by byte.
+//
+// # Large messages
+//
+// To a peer that speaks the extension, a message larger than one EXT
+// datagram holds is cut into fragments (FRAG records) that fit
+// DatagramSize, each with its own id, sent, paced, answered, lost and
+// re-sent on its own: a lost fragment costs one fragment. Fragments are cut
+// as the window allows, and cut to fill the datagram being built, so a
+// message a little larger than a datagram costs little more than one. The
+// receiver copies each fragment once into a buffer of the message's size
+// and answers it at once, but for the one that completes the message,
+// which is held and answered like a DATA, when the application takes the
+// message: success still means the peer has it, whole. The sender
+// succeeds when every fragment is answered; cancelling its Send stops the
+// fragments not yet sent.
+//
+// The receiver charges the whole message to HoldBytes at its first
+// fragment, and starts one only for a peer that has proved its address
+// (a probe is sent, and the fragment goes unanswered until then; the
+// sender re-sends it): a forged first fragment cannot hold the budget. A
+// message that gets no new byte for a Lifetime is dropped
+// (PeerStats.Unfinished). Fragments of a message beyond MaxMessage are
+// never answered, so the sender fails it.
+//
+// A message larger than one EXT datagram, sent before anything is known of
+// the peer, waits for a probe to tell whether the peer speaks the
+// extension (one round trip). To a peer that does not, it goes as one
+// datagram of up to 65,507 bytes, as the original needs it: the kernel
+// splits that into IP fragments, and on a real path losing any one of
+// them loses the whole datagram, each re-send sends them all again, and
+// many paths (VPNs, mobile networks, firewalls) drop IP fragments
+// outright. Keep messages to original peers within DatagramSize where you
+// can. Larger than that, the message fails with ErrTooLarge.
+//
+// DatagramSize defaults to 1,200 bytes, which nearly every path carries
+// without IP fragmentation (QUIC assumes the same); a peer on a loopback
+// address gets datagrams as large as the loopback interface carries whole
+// (64 KiB on Linux), so large messages on one host cost 16 datagrams a
+// megabyte, not 900. A larger DatagramSize suits a network whose MTU you
+// know; the path MTU is not probed.
 //
 // # Usage
 //
@@ -142,8 +224,11 @@
 // A received message's Data is a fresh copy the application owns. The Data
 // of a message being sent is read by the endpoint until its outcome is
 // known (Send returns, or its receipt is out, which hands it back in
-// Receipt.Data): do not modify it before. Encoding and decoding allocate
-// nothing; receiving allocates the copy handed to the application.
+// Receipt.Data): do not modify it before; it is copied into each datagram
+// as it goes, never as a whole. Encoding and decoding allocate nothing;
+// receiving allocates the copy handed to the application: a small
+// message is copied out of the socket's buffer, a large one's fragments
+// straight into its buffer (the read buffer is lent to the peer).
 //
 // On a *net.UDPConn on 64-bit Linux the endpoint reads up to Config.Batch
 // datagrams per recvmmsg(2) and each peer writes what one wake-up produced
@@ -177,8 +262,11 @@
 //
 // # Limits
 //
-// A payload fits in one datagram: at most 65507 bytes minus the header
-// (ErrTooLarge beyond). The socket must be unconnected (New refuses a
+// A message is at most MaxMessage bytes (16 MiB by default), and to a peer
+// without the extension, or with NoExtension, one datagram: 65,507 bytes
+// minus the header; ErrTooLarge beyond. Lifetime bounds a whole message,
+// however large: size it for the largest message on the slowest path. The
+// socket must be unconnected (New refuses a
 // connected one, and clears a read deadline the socket comes with). The
 // limits of guarantee 5, their defaults and the reasons for them are on
 // the Config fields.

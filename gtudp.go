@@ -91,8 +91,9 @@ var (
 	// ErrUndelivered: the peer never answered RECV within MaxAttempts or
 	// Lifetime. The error is an *UndeliveredError.
 	ErrUndelivered = peer.ErrUndelivered
-	// ErrTooLarge: the message does not fit in one UDP datagram with its
-	// header.
+	// ErrTooLarge: the message is larger than MaxMessage, or than one UDP
+	// datagram holds with its header and the peer cannot take it in
+	// fragments (it does not speak the extension, or NoExtension is set).
 	ErrTooLarge = wire.ErrTooLarge
 	// ErrPeerLimit: a send to a new address found MaxPeers peers live.
 	ErrPeerLimit = actor.ErrPeerLimit
@@ -397,9 +398,12 @@ type PeerStats struct {
 	// UnknownRecv counts RECV with no matching message (answered ACK, as
 	// the original does); UnknownAck counts ignored ACK.
 	UnknownRecv, UnknownAck uint64
-	// Withheld counts new DATA not answered because the Inbox and the
-	// hold queue were full, or RecvWindow or the dedupe window was: the
-	// sender re-sends later.
+	// Withheld counts new DATA (and fragments of large messages) not
+	// answered because the Inbox and the hold queue were full, or
+	// RecvWindow, the dedupe window or HoldBytes was: the sender re-sends
+	// later. It counts too the fragments of a message larger than
+	// MaxMessage, and first fragments from a peer that has not proved its
+	// address yet (see the package documentation, Large messages).
 	Withheld uint64
 	// RecvGaveUp counts exchanges whose RECV was never ACKed.
 	RecvGaveUp uint64
@@ -425,6 +429,10 @@ type PeerStats struct {
 	// again.
 	Lost, Spurious uint64
 	Timeouts       uint64
+	// Unfinished counts large messages whose fragments stopped coming
+	// before they were complete: dropped after a Lifetime without a new
+	// byte.
+	Unfinished uint64
 
 	// InFlight is the messages awaiting RECV (window use); Open the
 	// received exchanges not finished; Remembered the dedupe window.
@@ -683,9 +691,23 @@ type Config struct {
 	NoExtension bool
 	// DatagramSize is the largest EXT datagram the endpoint sends to a
 	// peer that speaks the extension. Default 1200 bytes of UDP payload:
-	// what QUIC assumes every path carries without IP fragmentation. At
+	// what QUIC assumes every path carries without IP fragmentation;
+	// except to a peer on a loopback address (the same host), which gets
+	// datagrams as large as the loopback interface's MTU carries whole
+	// (65,507 bytes with Linux's default of 64 KiB), as TCP takes its
+	// segment size from the interface. Set, it applies to every peer. At
 	// least 64, at most 65507.
 	DatagramSize int
+	// MaxMessage is the largest message the endpoint sends or receives.
+	// Default 16 MiB, or HoldBytes if less (or with NoExtension, one
+	// datagram); at most HoldBytes, since a message is held whole before
+	// it is delivered. To a peer that speaks the extension, a
+	// message larger than one datagram goes in fragments of DatagramSize
+	// (see the package documentation, Large messages); to one that does
+	// not, as one datagram of at most 65,507 bytes, and larger ones fail
+	// with ErrTooLarge. With NoExtension, nothing larger than one
+	// datagram is sent.
+	MaxMessage int
 }
 
 // ConfigError is the error of a Config that cannot work: it names the
@@ -715,6 +737,7 @@ const (
 	DefaultDedupeLimit   = 16384
 	DefaultHoldBytes     = 64 << 20
 	DefaultDatagramSize  = 1200
+	DefaultMaxMessage    = 16 << 20
 	DefaultInboxSize     = 256
 	DefaultReceiptsSize  = 1024
 	DefaultOutboxQueue   = 4096
@@ -729,9 +752,10 @@ const (
 	// dedupeMargin is how much longer than Lifetime a finished exchange
 	// is remembered by default: time for a copy delayed in the network.
 	dedupeMargin    = 10 * time.Second
-	maxTable        = 1 << 24 // windows, limits and peers
-	maxChannel      = 1 << 20 // Inbox and Receipts are allocated whole
-	maxBatch        = 1024    // the kernel's limit per call; 64 KiB of buffer each
+	maxTable        = 1 << 24                                        // windows, limits and peers
+	maxMessage      = int(min(uint64(math.MaxInt), wire.MaxMessage)) // what a FRAG can name
+	maxChannel      = 1 << 20                                        // Inbox and Receipts are allocated whole
+	maxBatch        = 1024                                           // the kernel's limit per call; 64 KiB of buffer each
 	maxSocketBuffer = 1 << 30
 	minDatagramSize = 64 // room for the EXT header and a record
 )
@@ -790,6 +814,7 @@ func (c *Config) resolve() (*resolved, error) {
 				HoldLimit:     c.HoldLimit,
 				DedupeLimit:   c.DedupeLimit,
 				DatagramSize:  c.DatagramSize,
+				MaxMessage:    c.MaxMessage,
 				Incarnation:   binary.BigEndian.Uint64(inc[:]),
 			},
 			Clock:           c.Clock,
@@ -851,6 +876,7 @@ func (c *Config) resolve() (*resolved, error) {
 		{"SocketBuffer", &r.SocketBuffer, DefaultSocketBuffer, maxSocketBuffer},
 		{"HoldBytes", &r.holdBytes, DefaultHoldBytes, noMax},
 		{"DatagramSize", &p.DatagramSize, DefaultDatagramSize, wire.MaxDatagram},
+		{"MaxMessage", &p.MaxMessage, -1, maxMessage}, // below, from HoldBytes
 	} {
 		if *n.v < 0 && n.name != "SocketBuffer" { // negative: the system's buffer
 			return nil, &ConfigError{Field: n.name, Reason: fmt.Sprintf("is %d, must not be negative", *n.v)}
@@ -874,8 +900,23 @@ func (c *Config) resolve() (*resolved, error) {
 		// copy after the horizon would be delivered again.
 		return nil, &ConfigError{Field: "DedupeHorizon", Reason: fmt.Sprintf("%v is below Lifetime %v: a late copy of a message re-sent that long would be delivered twice", p.DedupeHorizon, p.Lifetime)}
 	}
+	if c.DatagramSize == 0 {
+		p.LoopbackDatagramSize = loopbackDatagramSize()
+	}
 	if p.DatagramSize < minDatagramSize {
 		return nil, &ConfigError{Field: "DatagramSize", Reason: fmt.Sprintf("is %d, at least %d", p.DatagramSize, minDatagramSize)}
+	}
+	if p.MaxMessage == -1 {
+		p.MaxMessage = min(DefaultMaxMessage, r.holdBytes)
+		if len(f.Ext) == 0 {
+			p.MaxMessage = min(p.MaxMessage, f.MaxPayload()) // one datagram
+		}
+	}
+	if len(f.Ext) == 0 && p.MaxMessage > f.MaxPayload() {
+		return nil, &ConfigError{Field: "MaxMessage", Reason: fmt.Sprintf("is %d: with NoExtension a message is one datagram, at most %d bytes", p.MaxMessage, f.MaxPayload())}
+	}
+	if p.MaxMessage > r.holdBytes {
+		return nil, &ConfigError{Field: "MaxMessage", Reason: fmt.Sprintf("%d is above HoldBytes %d: a message is held whole before delivery", p.MaxMessage, r.holdBytes)}
 	}
 	if p.MinRTO > p.MaxRTO {
 		return nil, &ConfigError{Field: "MinRTO", Reason: fmt.Sprintf("%v is above MaxRTO %v", p.MinRTO, p.MaxRTO)}
@@ -884,4 +925,21 @@ func (c *Config) resolve() (*resolved, error) {
 		return nil, &ConfigError{Field: "HoldLimit", Reason: fmt.Sprintf("%d is above RecvWindow %d", p.HoldLimit, p.RecvWindow)}
 	}
 	return r, nil
+}
+
+// loopbackDatagramSize returns the largest UDP payload the loopback
+// interface carries in one IPv6 packet (the smaller), or 0 if there is no
+// loopback interface with an MTU.
+func loopbackDatagramSize() int {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return 0
+	}
+	for _, ifc := range ifs {
+		if ifc.Flags&net.FlagLoopback != 0 && ifc.MTU > 0 {
+			const headers = 40 + 8 // IPv6 and UDP
+			return max(0, min(ifc.MTU-headers, wire.MaxDatagram))
+		}
+	}
+	return 0
 }

@@ -35,10 +35,11 @@ const (
 	propStep        = 20 * time.Millisecond // how far the test moves the clock at a time
 )
 
-func propConfig(clk clock.Clock, noExtension bool) *gtudp.Config {
+func propConfig(clk clock.Clock, noExtension bool, datagramSize int) *gtudp.Config {
 	return &gtudp.Config{
 		Clock: clk, Lifetime: propLifetime, DedupeHorizon: propHorizon, IdleTimeout: propIdleTimeout,
 		MaxAttempts: 40, RecvAttempts: 6, Window: 8, InboxSize: 4, NoExtension: noExtension,
+		DatagramSize: datagramSize,
 	}
 }
 
@@ -97,7 +98,11 @@ func checkEndToEnd(t *rapid.T) {
 	for i := range count {
 		from := rapid.IntRange(0, n-1).Draw(t, "from")
 		to := (from + 1 + rapid.IntRange(0, n-2).Draw(t, "to")) % n
-		size := rapid.OneOf(rapid.Just(0), rapid.IntRange(4, 64), rapid.Just(maxPayload)).Draw(t, "size")
+		// Empty, small, several datagrams' worth, the most one datagram
+		// holds, and more (in fragments between gtudp endpoints, else
+		// ErrTooLarge).
+		size := rapid.OneOf(rapid.Just(0), rapid.IntRange(4, 64), rapid.IntRange(65, 3000),
+			rapid.Just(maxPayload), rapid.IntRange(maxPayload+1, maxPayload+2000)).Draw(t, "size")
 		if size == 0 && empty[[2]int{from, to}] {
 			size = 4
 		}
@@ -128,6 +133,7 @@ func checkEndToEnd(t *rapid.T) {
 	start := mock.Now()
 	network := actortest.NewNetwork(mock)
 	eps := make([]*gtudp.Endpoint, n)
+	noExt := make([]bool, n)
 	addrs := make([]netip.AddrPort, n)
 	index := map[netip.AddrPort]int{}
 	for i := range eps {
@@ -136,8 +142,10 @@ func checkEndToEnd(t *rapid.T) {
 			t.Fatal(err)
 		}
 		// A mixed network: some endpoints speak only the original
-		// protocol, the others the gtudp extension among themselves.
-		ep, err := gtudp.New(conn, propConfig(mock, rapid.Bool().Draw(t, "noExtension")))
+		// protocol, the others the gtudp extension among themselves, in
+		// datagrams of 1,200 bytes or of 200 (more fragments).
+		noExt[i] = rapid.Bool().Draw(t, "noExtension")
+		ep, err := gtudp.New(conn, propConfig(mock, noExt[i], rapid.SampledFrom([]int{200, 1200}).Draw(t, "datagramSize")))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -162,7 +170,8 @@ func checkEndToEnd(t *rapid.T) {
 		}
 		return [2]netip.AddrPort{a, b}
 	}
-	wireIDs := map[[2]netip.AddrPort]map[wire.ID]int{} // (sender, receiver) → wire id → message
+	wireIDs := map[[2]netip.AddrPort]map[wire.ID]int{}  // (sender, receiver) → wire id → message
+	fragMsgs := map[[2]netip.AddrPort]map[wire.ID]int{} // (sender, receiver) → FRAG msg id → message
 	format := gtudp.DefaultFormat()
 	format.Ext = format.DeriveExt()
 	// whose returns the messages whose DATA or RECV a datagram carries.
@@ -192,6 +201,24 @@ func checkEndToEnd(t *rapid.T) {
 			wireIDs[key][id] = i
 			return []int{i}
 		}
+		frag := func(r wire.Record) []int {
+			key := [2]netip.AddrPort{from, to}
+			if fragMsgs[key] == nil {
+				fragMsgs[key] = map[wire.ID]int{}
+			}
+			if r.Offset == 0 && len(r.Payload) >= 4 {
+				fragMsgs[key][r.Msg] = int(binary.BigEndian.Uint32(r.Payload))
+			}
+			i, ok := fragMsgs[key][r.Msg]
+			if !ok || i < 0 || i >= len(msgs) {
+				return nil
+			}
+			if wireIDs[key] == nil {
+				wireIDs[key] = map[wire.ID]int{}
+			}
+			wireIDs[key][r.ID] = i
+			return []int{i}
+		}
 		recv := func(id wire.ID) []int {
 			if i, ok := wireIDs[[2]netip.AddrPort{to, from}][id]; ok {
 				return []int{i}
@@ -213,6 +240,8 @@ func checkEndToEnd(t *rapid.T) {
 				switch r.Type {
 				case wire.RecData:
 					all = append(all, data(r.ID, r.Payload)...)
+				case wire.RecFrag:
+					all = append(all, frag(r)...)
 				case wire.RecRecv:
 					for k := range r.NumIDs() {
 						all = append(all, recv(r.IDAt(k))...)
@@ -257,7 +286,7 @@ func checkEndToEnd(t *rapid.T) {
 					for k := range r.NumIDs() {
 						ack(r.IDAt(k))
 					}
-				case wire.RecData:
+				case wire.RecData, wire.RecFrag:
 					if acked[key][r.ID] {
 						dataAfterAck++
 					}
@@ -391,6 +420,13 @@ func checkEndToEnd(t *rapid.T) {
 	}
 	synctest.Wait()
 	if err := quiet(); err != nil {
+		for i, ep := range eps {
+			for j := range eps {
+				if ps, ok := ep.PeerStats(addrs[j]); ok {
+					t.Logf("endpoint %d, its peer %d: %+v", i, j, ps)
+				}
+			}
+		}
 		t.Fatal(err)
 	}
 	for _, ep := range eps {
@@ -434,6 +470,13 @@ func checkEndToEnd(t *rapid.T) {
 		case errors.Is(err, gtudp.ErrUndelivered):
 			if !withheld[j] && !cut[pairOf(addrs[msgs[j].from], addrs[msgs[j].to])] {
 				t.Fatalf("message %d failed (%v) though the network withheld nothing between its endpoints", j, err)
+			}
+		case errors.Is(err, gtudp.ErrTooLarge):
+			// Only a message larger than one datagram, to or from an
+			// endpoint without the extension.
+			if m := msgs[j]; len(m.data) <= maxPayload || !noExt[m.from] && !noExt[m.to] {
+				t.Fatalf("message %d of %d bytes from %d (no extension: %v) to %d (%v): %v",
+					j, len(m.data), m.from, noExt[m.from], m.to, noExt[m.to], err)
 			}
 		default:
 			t.Fatalf("message %d: unexpected error %v", j, err)

@@ -14,8 +14,6 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/gtudp/gtudp/wire"
 )
 
 // mmsghdr is the kernel's struct mmsghdr on 64-bit Linux: a msghdr and the
@@ -45,6 +43,7 @@ type batchReader struct {
 	iovs  []unix.Iovec
 	names []unix.RawSockaddrInet6 // large enough for either family
 	bufs  [][]byte
+	ptrs  []*[]byte         // bufs[i] is *ptrs[i]: what lend gives away
 	zones map[uint32]string // interface names of the IPv6 scope ids seen
 
 	// vlen is how many datagrams the next call asks for: it doubles while
@@ -70,9 +69,11 @@ func newBatchReader(c *net.UDPConn, size int) *batchReader {
 		iovs:  make([]unix.Iovec, size),
 		names: make([]unix.RawSockaddrInet6, size),
 		bufs:  make([][]byte, size),
+		ptrs:  make([]*[]byte, size),
 	}
 	for i := range size {
-		b.bufs[i] = make([]byte, wire.MaxDatagram+1)
+		buf := make([]byte, readBufferSize)
+		b.bufs[i], b.ptrs[i] = buf, &buf
 		b.iovs[i].Base = &b.bufs[i][0]
 		b.iovs[i].SetLen(len(b.bufs[i]))
 		b.hdrs[i].hdr.Iov = &b.iovs[i]
@@ -128,6 +129,15 @@ func (b *batchReader) read() (int, error) {
 		b.vlen = max(b.got, 1)
 	}
 	return b.got, nil
+}
+
+func (b *batchReader) lend(i int, pool *sync.Pool) *[]byte {
+	lent := b.ptrs[i]
+	b.ptrs[i] = pool.Get().(*[]byte)
+	b.bufs[i] = *b.ptrs[i]
+	b.iovs[i].Base = &b.bufs[i][0]
+	b.iovs[i].SetLen(len(b.bufs[i]))
+	return lent
 }
 
 // datagram returns the i-th datagram of the last read and its sender.

@@ -5,6 +5,7 @@ package actor
 import (
 	"net"
 	"net/netip"
+	"sync"
 )
 
 // batchReader reads datagrams in batches where the platform has
@@ -17,6 +18,8 @@ func newBatchReader(*net.UDPConn, int) *batchReader { return nil }
 func (*batchReader) read() (int, error) { panic("unreachable") }
 
 func (*batchReader) datagram(int) ([]byte, netip.AddrPort, bool) { panic("unreachable") }
+
+func (*batchReader) lend(int, *sync.Pool) *[]byte { panic("unreachable") }
 
 // batchWriter writes with sendmmsg(2) where it exists; here peers write
 // one datagram per call.

@@ -125,6 +125,12 @@ func New(conn net.PacketConn, s *Settings, app App, own bool) (*Endpoint, error)
 		hook:         beforePacket,
 	}
 	e.udp, _ = conn.(*net.UDPConn)
+	if s.Params.ReadBuffers == nil {
+		s.Params.ReadBuffers = &sync.Pool{New: func() any {
+			b := make([]byte, readBufferSize)
+			return &b
+		}}
+	}
 	if _, err := rand.Read(e.seeds[:]); err != nil {
 		return nil, fmt.Errorf("gtudp: seeding message ids: %w", err)
 	}
@@ -211,8 +217,8 @@ func (e *Endpoint) check(addr netip.AddrPort, data []byte) (netip.AddrPort, erro
 	if err := e.reach.check(addr); err != nil {
 		return addr, err
 	}
-	if max := e.cfg.Params.Format.MaxPayload(); len(data) > max {
-		return addr, fmt.Errorf("%w: %d bytes, at most %d fit with the header", wire.ErrTooLarge, len(data), max)
+	if max := e.cfg.Params.MaxMessage; len(data) > max {
+		return addr, fmt.Errorf("%w: %d bytes, at most %d (MaxMessage)", wire.ErrTooLarge, len(data), max)
 	}
 	return addr, nil
 }

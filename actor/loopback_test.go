@@ -352,18 +352,93 @@ func TestListen_Errors(t *testing.T) {
 }
 
 func TestSend_Errors(t *testing.T) {
-	a := listen(t, "udp4", "127.0.0.1:0", nil)
+	a := listen(t, "udp4", "127.0.0.1:0", &gtudp.Config{MaxMessage: 100_000})
+	plain := listen(t, "udp4", "127.0.0.1:0", &gtudp.Config{NoExtension: true})
 	ctx := context.Background()
 	if err := a.Send(ctx, netip.AddrPort{}, nil); err == nil {
 		t.Error("Send to the zero address succeeded")
 	}
-	big := make([]byte, 65507-5+1)
-	if err := a.Send(ctx, a.LocalAddr(), big); !errors.Is(err, gtudp.ErrTooLarge) {
-		t.Errorf("Send of %d bytes: %v, want ErrTooLarge", len(big), err)
+	for _, tc := range []struct {
+		ep   *gtudp.Endpoint
+		size int
+	}{
+		{a, 100_001},           // MaxMessage
+		{plain, 65507 - 5 + 1}, // one datagram, with the 5-byte header
+	} {
+		big := make([]byte, tc.size)
+		if err := tc.ep.Send(ctx, a.LocalAddr(), big); !errors.Is(err, gtudp.ErrTooLarge) {
+			t.Errorf("Send of %d bytes: %v, want ErrTooLarge", len(big), err)
+		}
+		tc.ep.Outbox() <- gtudp.Message{Addr: a.LocalAddr(), Data: big}
+		if r := <-tc.ep.Receipts(); !errors.Is(r.Err, gtudp.ErrTooLarge) || len(r.Data) != tc.size {
+			t.Errorf("Outbox receipt of %d bytes: %v, want ErrTooLarge", len(r.Data), r.Err)
+		}
 	}
-	a.Outbox() <- gtudp.Message{Addr: a.LocalAddr(), Data: big}
-	if r := <-a.Receipts(); !errors.Is(r.Err, gtudp.ErrTooLarge) {
-		t.Errorf("Outbox receipt %+v, want ErrTooLarge", r)
+}
+
+// Messages of every size up to a megabyte cross loopback whole and once
+// between gtudp endpoints: those larger than one datagram in fragments,
+// none of whose datagrams exceeds DatagramSize.
+func TestLarge_Loopback(t *testing.T) {
+	a := listen(t, "udp4", "127.0.0.1:0", nil)
+	b := listen(t, "udp4", "127.0.0.1:0", nil)
+	in := collectInbox(b)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sizes := []int{0, 1, 1100, 1200, 1201, 5000, 65502, 65503, 1 << 20, 3}
+	for i, n := range sizes {
+		msg := make([]byte, n)
+		for j := range msg {
+			msg[j] = byte(i*7 + j*13)
+		}
+		if err := a.Send(ctx, b.LocalAddr(), msg); err != nil {
+			t.Fatalf("Send of %d bytes: %v", n, err)
+		}
+	}
+	b.Close(ctx)
+	<-in.done
+	got := in.snapshot()
+	if len(got) != len(sizes) {
+		t.Fatalf("%d messages delivered, want %d", len(got), len(sizes))
+	}
+	for i, m := range got {
+		n := sizes[i]
+		ok := len(m.Data) == n
+		for j := 0; ok && j < n; j++ {
+			ok = m.Data[j] == byte(i*7+j*13)
+		}
+		if !ok {
+			t.Errorf("message %d: %d bytes, not the %d sent", i, len(m.Data), n)
+		}
+	}
+	if ps, _ := a.PeerStats(b.LocalAddr()); !ps.Extension {
+		t.Errorf("the sender does not count the receiver as speaking the extension: %+v", ps)
+	}
+}
+
+// To a peer that speaks only the original protocol, a message larger than
+// one EXT datagram goes as one datagram, once the peer is known not to
+// speak the extension (until then it waits), and one larger than a
+// datagram can hold fails with ErrTooLarge.
+func TestLarge_ToOriginal(t *testing.T) {
+	a := listen(t, "udp4", "127.0.0.1:0", nil)
+	orig := listen(t, "udp4", "127.0.0.1:0", &gtudp.Config{NoExtension: true})
+	in := collectInbox(orig)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	big := make([]byte, 65502) // 65,507 with the header
+	big[65501] = 7
+	if err := a.Send(ctx, orig.LocalAddr(), big); err != nil {
+		t.Fatalf("Send of 65,502 bytes to the original: %v", err)
+	}
+	err := a.Send(ctx, orig.LocalAddr(), make([]byte, 65503))
+	if !errors.Is(err, gtudp.ErrTooLarge) {
+		t.Fatalf("Send of 65,503 bytes to the original: %v, want ErrTooLarge", err)
+	}
+	orig.Close(ctx)
+	<-in.done
+	if got := in.snapshot(); len(got) != 1 || len(got[0].Data) != 65502 || got[0].Data[65501] != 7 {
+		t.Fatalf("the original got %d messages, want the one of 65,502 bytes", len(got))
 	}
 }
 

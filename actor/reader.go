@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/gtudp/gtudp/mailbox"
@@ -80,7 +81,7 @@ func (e *Endpoint) readLoop() {
 				e.ctr.foreign.Add(1) // a source that is not an IP address
 				continue
 			}
-			e.dispatch(unmap(src), b, &at)
+			e.dispatch(unmap(src), b, &at, func() *[]byte { return r.lend(i, e.cfg.Params.ReadBuffers) })
 		}
 	}
 }
@@ -91,7 +92,14 @@ func (e *Endpoint) readLoop() {
 type datagramReader interface {
 	read() (int, error)
 	datagram(i int) ([]byte, netip.AddrPort, bool)
+	// lend gives away the buffer of the i-th datagram, which stays
+	// valid, and reads the next datagram there into one from pool.
+	lend(i int, pool *sync.Pool) *[]byte
 }
+
+// readBufferSize is the size of a read buffer: the largest datagram and
+// one byte spare, so a larger one shows as such (see dispatch).
+const readBufferSize = wire.MaxDatagram + 1
 
 // newDatagramReader reads in batches with recvmmsg where it can (a
 // *net.UDPConn on 64-bit Linux, Config.Batch above 1), else one datagram
@@ -109,7 +117,8 @@ func newSingleReader(udp *net.UDPConn, conn net.PacketConn) *singleReader {
 	if udp != nil {
 		conn = udp
 	}
-	return &singleReader{udp: udp, conn: conn, buf: make([]byte, wire.MaxDatagram+1)} // one byte spare: see dispatch
+	buf := make([]byte, readBufferSize)
+	return &singleReader{udp: udp, conn: conn, buf: &buf}
 }
 
 // singleReader reads one datagram per call. A *net.UDPConn gives the
@@ -118,7 +127,7 @@ func newSingleReader(udp *net.UDPConn, conn net.PacketConn) *singleReader {
 type singleReader struct {
 	udp  *net.UDPConn
 	conn net.PacketConn
-	buf  []byte
+	buf  *[]byte
 	n    int
 	src  netip.AddrPort
 	from net.Addr
@@ -127,9 +136,9 @@ type singleReader struct {
 func (r *singleReader) read() (int, error) {
 	var err error
 	if r.udp != nil {
-		r.n, r.src, err = r.udp.ReadFromUDPAddrPort(r.buf)
+		r.n, r.src, err = r.udp.ReadFromUDPAddrPort(*r.buf)
 	} else {
-		r.n, r.from, err = r.conn.ReadFrom(r.buf)
+		r.n, r.from, err = r.conn.ReadFrom(*r.buf)
 	}
 	if err != nil {
 		return 0, err
@@ -139,10 +148,16 @@ func (r *singleReader) read() (int, error) {
 
 func (r *singleReader) datagram(int) ([]byte, netip.AddrPort, bool) {
 	if r.udp != nil {
-		return r.buf[:r.n], r.src, true
+		return (*r.buf)[:r.n], r.src, true
 	}
 	src, err := addrPort(r.from)
-	return r.buf[:r.n], src, err == nil
+	return (*r.buf)[:r.n], src, err == nil
+}
+
+func (r *singleReader) lend(_ int, pool *sync.Pool) *[]byte {
+	b := r.buf
+	r.buf = pool.Get().(*[]byte)
+	return b
 }
 
 // fail records that the socket was closed underneath the endpoint: every
@@ -159,8 +174,8 @@ func (e *Endpoint) fail(err error) {
 }
 
 // dispatch handles one datagram from src. at is the time its read
-// returned, taken on first need.
-func (e *Endpoint) dispatch(src netip.AddrPort, b []byte, at *time.Time) {
+// returned, taken on first need; lend gives the datagram's buffer away.
+func (e *Endpoint) dispatch(src netip.AddrPort, b []byte, at *time.Time, lend func() *[]byte) {
 	pkt, err := e.cfg.Params.Format.Decode(b)
 	if err == nil && len(b) > wire.MaxDatagram {
 		// Larger than any UDP datagram on IPv4: not ours.
@@ -179,7 +194,7 @@ func (e *Endpoint) dispatch(src netip.AddrPort, b []byte, at *time.Time) {
 	}
 	// What the datagram holds: payloads to copy (and charge to the
 	// budget), and whether it needs a peer of src.
-	held, needsPeer := 0, pkt.Kind == wire.Data
+	held, needsPeer, frags := 0, pkt.Kind == wire.Data, false
 	switch pkt.Kind {
 	case wire.Data:
 		held = len(pkt.Payload)
@@ -194,6 +209,7 @@ func (e *Endpoint) dispatch(src netip.AddrPort, b []byte, at *time.Time) {
 			case wire.RecData, wire.RecFrag:
 				held += len(r.Payload)
 				needsPeer = true
+				frags = frags || r.Type == wire.RecFrag
 			}
 		}
 	}
@@ -205,9 +221,11 @@ func (e *Endpoint) dispatch(src netip.AddrPort, b []byte, at *time.Time) {
 		in.At = *at
 	}
 	// The payload leaves the reader: the peer gets its own copy, which
-	// becomes the user's on delivery. The bytes of the messages in it are
-	// taken from the endpoint's budget first (the peer gives them back);
-	// past the budget the datagram is dropped unanswered, and its sender
+	// becomes the user's on delivery; or, for fragments of a large
+	// message, the read buffer itself, lent, so that they are copied only
+	// once, into their message. The bytes of the messages in it are taken
+	// from the endpoint's budget first (the peer gives them back); past
+	// the budget the datagram is dropped unanswered, and its sender
 	// re-sends later. RECV and ACK keep their trailing bytes (the gtudp
 	// extension's trailer) the same way, outside the budget: they are
 	// small.
@@ -215,9 +233,16 @@ func (e *Endpoint) dispatch(src netip.AddrPort, b []byte, at *time.Time) {
 		e.ctr.overBudget.Add(1)
 		return
 	}
-	in.Packet.Payload = bytes.Clone(pkt.Payload)
+	if frags {
+		in.Lent = lend()
+	} else {
+		in.Packet.Payload = bytes.Clone(pkt.Payload)
+	}
 	if !e.handOver(src, pkt, needsPeer, in, len(b)) {
 		e.cfg.Params.Budget.Give(held)
+		if in.Lent != nil {
+			e.cfg.Params.ReadBuffers.Put(in.Lent)
+		}
 	}
 }
 

@@ -1,6 +1,10 @@
 package peer
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"github.com/gtudp/gtudp/wire"
+)
 
 // Budget is an endpoint's budget of bytes for received payloads it holds:
 // copied out of the socket's buffer and not yet handed to the application
@@ -48,4 +52,27 @@ func (b *Budget) Used() int64 {
 		return 0
 	}
 	return b.used.Load()
+}
+
+// Held returns the bytes of message payload p carries, which the budget
+// is charged for: a DATA's payload, or the DATA and FRAG records of an
+// EXT datagram (none if it does not parse).
+func Held(p wire.Packet) int {
+	switch p.Kind {
+	case wire.Data:
+		return len(p.Payload)
+	case wire.Ext:
+		_, recs, err := wire.ParseExt(p.Payload)
+		if err != nil {
+			return 0
+		}
+		n := 0
+		for r, ok := recs.Next(); ok; r, ok = recs.Next() {
+			if r.Type == wire.RecData || r.Type == wire.RecFrag {
+				n += len(r.Payload)
+			}
+		}
+		return n
+	}
+	return 0
 }

@@ -1,6 +1,8 @@
 package peer
 
 import (
+	"bytes"
+
 	"github.com/gtudp/gtudp/wire"
 )
 
@@ -68,6 +70,9 @@ func (s *State) onExt(t, at int64, body []byte) {
 		switch r.Type {
 		case wire.RecData:
 			p := r.Payload[:len(r.Payload):len(r.Payload)] // the message's own: no appending into the next record
+			if s.lent {
+				p = bytes.Clone(r.Payload)
+			}
 			if !s.hold(t, r.ID, p, incMix(h.Incarnation), true) {
 				s.p.Budget.Give(len(p))
 			}
@@ -80,7 +85,8 @@ func (s *State) onExt(t, at int64, body []byte) {
 				s.onAck(t, at, r.IDAt(i), formExt)
 			}
 		case wire.RecFrag:
-			s.p.Budget.Give(len(r.Payload)) // fragments: not yet
+			s.onFrag(t, r, h.Incarnation)
+			s.p.Budget.Give(len(r.Payload)) // copied, if taken: the datagram's bytes go back
 		}
 	}
 }
@@ -94,12 +100,19 @@ const (
 	formExt                 // a record of an EXT datagram
 )
 
-// heardTrailer notes a trailer on a plain RECV or ACK, answering one of
-// ours if answered is set: then the peer speaks the extension.
+// heardTrailer notes how an answer to one of ours came (if answered is
+// set): with a trailer, or as a record of an EXT datagram, the peer
+// speaks the extension (again, after a fallback); plain, a few times in a
+// row while we know nothing, it does not.
 func (s *State) heardTrailer(t int64, f form, answered bool) {
+	defer func() {
+		if s.ext.status != extUnknown {
+			s.tx.unpark() // the caller pumps
+		}
+	}()
 	switch {
 	case !s.extOn() || !answered:
-	case f == formTrailer:
+	case f == formTrailer || f == formExt:
 		s.ext.heard = t
 		s.ext.plainIn = 0
 		s.ext.status = extSpoken
@@ -116,26 +129,28 @@ func (s *State) heardTrailer(t int64, f form, answered bool) {
 // trailer must not crowd out a reply of the application's: to a peer that
 // has sent us little, the first answers go without).
 func (s *State) answer(k wire.Kind, id wire.ID, f form) bool {
+	ok, _ := s.answerHow(k, id, f)
+	return ok
+}
+
+// answerHow is answer, and says whether a plain answer carried the
+// trailer.
+func (s *State) answerHow(k wire.Kind, id wire.ID, f form) (ok, trailer bool) {
 	if f == formExt {
 		if !s.amp.allow(wire.IDsLen(1)) {
 			s.stats.Limited++
-			return false
+			return false, false
 		}
 		s.out.extIDs(k, id)
-		return true
+		return true, false
 	}
 	if s.extOn() && s.ext.status != extPlain && s.amp.spare(s.p.headerLen()+wire.TrailerLen) && s.amp.allow(s.p.headerLen()+wire.TrailerLen) {
 		s.stats.PacketsOut++
 		s.stats.BytesOut += uint64(s.p.headerLen() + wire.TrailerLen)
 		s.out.packet(wire.Packet{Kind: k, ID: id, Payload: s.out.trailer})
-		return true
+		return true, true
 	}
-	return s.emit(k, id, nil)
-}
-
-// sendExt reports whether a new message of size bytes goes in EXT form.
-func (s *State) sendExt(size int) bool {
-	return s.ext.status == extSpoken && wire.MaxDataPayload(s.p.DatagramSize-s.p.Format.ExtOverhead()) >= size
+	return s.emit(k, id, nil), false
 }
 
 // extFallback makes the peer plain again for our new messages when a probe

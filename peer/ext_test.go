@@ -1,7 +1,9 @@
 package peer_test
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -236,5 +238,91 @@ func TestExt_FallsBackToPlain(t *testing.T) {
 	}
 	if d.seen["a:DATA"] < 1 {
 		t.Fatal("no plain DATA after the fallback")
+	}
+}
+
+// A message larger than one EXT datagram, sent before anything is known
+// of the peer, waits for a probe to tell: to a gtudp peer it then goes in
+// fragments, none larger than the datagram size, and arrives whole; it
+// never goes as one oversized plain DATA.
+func TestFrag_ParkedUntilTheExtensionIsKnown(t *testing.T) {
+	d := newDuo(t, extParams(1), extParams(2))
+	big := strings.Repeat("0123456789", 500)
+	d.send(d.a, big)
+	if dg := d.a.TakeDatagrams(nil); len(dg) != 1 || len(dg[0]) > 64 {
+		t.Fatalf("first datagrams %d, want one probe", len(dg))
+	} else if p, _ := d.fa.Decode(dg[0]); p.Kind != wire.Recv {
+		t.Fatalf("first datagram a %v, want the probe's RECV", p.Kind)
+	} else {
+		d.b.Receive(d.now, p, len(dg[0]))
+	}
+	d.run()
+	if len(d.received) != 1 || d.received[0] != big {
+		t.Fatalf("b got %d messages, want the one of %d bytes", len(d.received), len(big))
+	}
+	if d.seen["a:DATA"] != 0 || d.seen["a:EXT"] < len(big)/1200 {
+		t.Fatalf("datagrams %v: want only EXT ones, in fragments", d.seen)
+	}
+	out := d.a.TakeOutcomes(nil)
+	if len(out) != 1 || out[0].Receipt.Err != nil {
+		t.Fatalf("outcomes %+v, want one success", out)
+	}
+}
+
+// To a peer that does not speak the extension (its probe answer comes
+// without a trailer), a large message goes as one plain DATA if a
+// datagram holds it, and fails with ErrTooLarge if not; once the peer is
+// known plain, Send refuses such a message at once.
+func TestFrag_PlainPeerGetsOneDatagram(t *testing.T) {
+	d := newDuo(t, extParams(1), testParams())
+	big := strings.Repeat("x", 60000)
+	huge := peer.Outgoing{ID: uuid.New(), Data: make([]byte, 70000)}
+	d.send(d.a, big)
+	if err := d.a.Send(d.now, huge); err != nil {
+		t.Fatalf("Send of 70,000 bytes while the peer is unknown: %v, want it taken", err)
+	}
+	d.run()
+	if len(d.received) != 1 || d.received[0] != big || d.seen["a:DATA"] != 1 || d.seen["a:EXT"] != 0 {
+		t.Fatalf("b got %d messages, datagrams %v: want the 60,000 bytes in one DATA", len(d.received), d.seen)
+	}
+	var errs []error
+	for _, o := range d.a.TakeOutcomes(nil) {
+		errs = append(errs, o.Receipt.Err)
+	}
+	if len(errs) != 2 || errs[0] != nil && errs[1] != nil || !errors.Is(errors.Join(errs...), wire.ErrTooLarge) {
+		t.Fatalf("outcomes %v, want one success and one ErrTooLarge", errs)
+	}
+	if err := d.a.Send(d.now, peer.Outgoing{ID: uuid.New(), Data: make([]byte, 70000)}); !errors.Is(err, wire.ErrTooLarge) {
+		t.Fatalf("Send of 70,000 bytes to a known plain peer: %v, want ErrTooLarge", err)
+	}
+}
+
+// A fragment whose sender has not proved its address starts nothing: it
+// is not answered, and a probe goes out instead; once the probe is
+// answered, the re-sent fragment is taken.
+func TestFrag_UnprovedSenderIsProbed(t *testing.T) {
+	p := extParams(2)
+	b := peer.NewState(p, remote, epoch, [5]uint32{6}, false)
+	dg := p.Format.AppendExt(nil, wire.ExtHeader{Version: wire.ExtVersion, Incarnation: 1})
+	dg = wire.AppendFrag(dg, wire.ID{1}, wire.ID{2}, 2000, 0, make([]byte, 1000))
+	pkt, _ := p.Format.Decode(dg)
+	b.Receive(epoch, pkt, len(dg))
+	out := decode(t, b.TakeDatagrams(nil))
+	if len(out) != 1 || out[0].Kind != wire.Recv || b.Stats().Withheld != 1 {
+		t.Fatalf("answer to an unproved fragment: %v, stats %+v; want only a probe", out, b.Stats())
+	}
+	b.Receive(epoch, wire.Packet{Kind: wire.Ack, ID: out[0].ID}, 8)
+	b.Receive(epoch, pkt, len(dg))
+	if st := b.Stats(); st.Withheld != 1 || !st.Validated {
+		t.Fatalf("after the probe's answer: %+v", st)
+	}
+	var recvs int
+	for _, dg := range b.TakeDatagrams(nil) {
+		if q, _ := p.Format.Decode(dg); q.Kind == wire.Ext {
+			recvs++
+		}
+	}
+	if recvs != 1 {
+		t.Fatalf("%d EXT answers to the re-sent fragment, want its RECV", recvs)
 	}
 }

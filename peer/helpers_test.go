@@ -24,6 +24,7 @@ func testParams() *peer.Params {
 		RecvWindow:    8,
 		HoldLimit:     2,
 		DedupeLimit:   100,
+		MaxMessage:    1 << 20,
 	}
 }
 

@@ -1,6 +1,8 @@
 package peer
 
 import (
+	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/gtudp/gtudp/wire"
@@ -36,12 +38,28 @@ type Params struct {
 	// Budget is the endpoint's budget of bytes for payloads it holds,
 	// shared by all its peers (not a setting: state); nil, no limit.
 	Budget *Budget
+	// ReadBuffers takes back the socket reader's buffers lent to peers
+	// (Inbound.Lent); state too, shared with the reader.
+	ReadBuffers *sync.Pool
 
 	// The extension (see ext.go) is on when Format.Ext is set.
-	// DatagramSize is the largest EXT datagram; Incarnation the
+	// DatagramSize is the largest EXT datagram, LoopbackDatagramSize the
+	// largest to a peer on a loopback address; Incarnation the
 	// endpoint's, random, in every trailer and EXT header.
-	DatagramSize int
-	Incarnation  uint64
+	DatagramSize, LoopbackDatagramSize int
+	Incarnation                        uint64
+	// MaxMessage is the largest message sent or received; one larger
+	// than fits in an EXT DATA record goes in fragments, to a peer that
+	// speaks the extension.
+	MaxMessage int
+}
+
+// datagramSize returns the largest EXT datagram to addr.
+func (p *Params) datagramSize(addr netip.AddrPort) int {
+	if addr.Addr().IsLoopback() && p.LoopbackDatagramSize > 0 {
+		return p.LoopbackDatagramSize
+	}
+	return p.DatagramSize
 }
 
 // headerLen is the length of a packet with no payload under p's format.

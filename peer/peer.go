@@ -61,6 +61,11 @@ type Inbound struct {
 	Packet wire.Packet
 	Size   int       // bytes on the wire
 	At     time.Time // when it was read from the socket; zero: when the peer takes it
+	// Lent, if set, is the socket reader's buffer the payload lies in,
+	// lent rather than copied (an EXT datagram with fragments of large
+	// messages: they are copied once, into their message). The peer
+	// copies what it keeps and puts Lent back in Params.ReadBuffers.
+	Lent *[]byte
 }
 
 // cancel asks the peer to end a message early.
@@ -201,8 +206,9 @@ type Peer struct {
 // defaultParkAfter is Options.ParkAfter's default.
 const defaultParkAfter = time.Second
 
-// flushEvery is how many packets the loop takes from its mailbox before
-// it flushes: a quarter of the default HoldLimit.
+// flushEvery is how many packets the loop takes from its mailbox, or how
+// many messages it holds for the Inbox, before it flushes: a quarter of
+// the default HoldLimit.
 const flushEvery = 256
 
 // netMailbox bounds the packets waiting for a peer: a burst of a full
@@ -496,18 +502,26 @@ func (p *Peer) onWakeup() time.Time {
 		p.loop.armed = false // the timer has fired, or is about to: re-arm
 	}
 	p.loop.inb = p.mail.net.Drain(p.loop.inb[:0], 0)
-	for i, in := range p.loop.inb {
-		if i > 0 && i%flushEvery == 0 {
-			// A long batch: deliver and answer what it has so far, so a
-			// burst beyond HoldLimit is not withheld while the Inbox has
-			// room, and RECVs go out sooner.
+	n := 0 // packets since the last flush
+	for _, in := range p.loop.inb {
+		if n++; n > flushEvery || st.Held() >= flushEvery {
+			// A long batch, or one of EXT datagrams of many messages:
+			// deliver and answer what it has so far, so a burst beyond
+			// HoldLimit is not withheld while the Inbox has room, and
+			// RECVs go out sooner.
 			p.flush(now)
+			n = 1
 		}
 		if p.opt.BeforePacket != nil {
 			p.opt.BeforePacket(in)
 		}
 		p.logPacket("IN", in.Packet, in.Size)
-		st.ReceiveAt(now, in.At, in.Packet, in.Size)
+		if in.Lent != nil {
+			st.ReceiveLent(now, in.At, in.Packet, in.Size)
+			p.opt.Params.ReadBuffers.Put(in.Lent)
+		} else {
+			st.ReceiveAt(now, in.At, in.Packet, in.Size)
+		}
 	}
 	clear(p.loop.inb)
 	// Sends, then cancels, then the window: a message is put before its
@@ -649,12 +663,10 @@ func (p *Peer) busy() bool {
 	return p.loop.st.Busy() || p.loop.waiting.len() > 0 || len(p.loop.late) > 0
 }
 
-// flush writes the datagrams the state produced, then hands out outcomes
-// and as many deliveries as the Outlet takes, and publishes the stats.
+// flush hands out outcomes and as many deliveries as the Outlet takes,
+// then writes the datagrams the state produced, and publishes the stats.
 func (p *Peer) flush(now time.Time) {
 	st := p.loop.st
-	p.writeDatagrams()
-
 	p.loop.outs = st.TakeOutcomes(p.loop.outs[:0])
 	// Stats first: whoever gets an outcome finds it counted.
 	if len(p.loop.outs) > 0 {
@@ -677,7 +689,9 @@ func (p *Peer) flush(now time.Time) {
 		}
 		st.Delivered(now)
 	}
-	p.writeDatagrams() // deliveries produce RECVs
+	// One batch for all of it: the RECVs the deliveries produced share
+	// datagrams with what the packets handled before produced.
+	p.writeDatagrams()
 	p.publish()
 }
 
@@ -789,8 +803,9 @@ func (p *Peer) end(fail func(id uuid.UUID, attempts int) error) {
 	p.closeMailboxes()
 	for _, in := range p.mail.net.Drain(nil, 0) {
 		p.loop.unhandled++
-		if in.Packet.Kind == wire.Data {
-			p.opt.Params.Budget.Give(len(in.Packet.Payload)) // never handled
+		p.opt.Params.Budget.Give(Held(in.Packet)) // never handled
+		if in.Lent != nil {
+			p.opt.Params.ReadBuffers.Put(in.Lent)
 		}
 	}
 	for _, o := range p.loop.outs[p.loop.routed:] {

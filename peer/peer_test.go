@@ -170,7 +170,7 @@ func peerConfig() *peer.Params {
 		Format:     wire.DefaultFormat(),
 		InitialRTO: 100 * time.Millisecond, MinRTO: 10 * time.Millisecond, MaxRTO: time.Second,
 		MaxAttempts: 5, Lifetime: 10 * time.Second, RecvAttempts: 3, DedupeHorizon: 20 * time.Second,
-		Window: 2, RecvWindow: 4096, HoldLimit: 1024, DedupeLimit: 16384,
+		Window: 2, RecvWindow: 4096, HoldLimit: 1024, DedupeLimit: 16384, MaxMessage: 1 << 20,
 	}
 }
 

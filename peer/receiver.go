@@ -20,6 +20,9 @@ type inbound struct {
 	first    int64
 	due      int64
 	index    int // in receiver.awaiting, or -1
+	// asm is the message in fragments this exchange completed, if any: it
+	// names the message, and the exchange's end ends it.
+	asm *assembly
 	// next is the next open exchange under the same id: the original
 	// can send two messages under one id (its ids are a checksum plus a
 	// counter), told apart by their payloads.
@@ -27,6 +30,14 @@ type inbound struct {
 }
 
 func (e *inbound) deadline() int64 { return e.due }
+
+// key returns the key the exchange is remembered by once finished.
+func (e *inbound) key() uint64 {
+	if e.asm != nil {
+		return msgKey(e.asm.key, e.asm.total)
+	}
+	return doneKey(e.id, e.digest)
+}
 
 // form returns the form of its RECVs.
 func (e *inbound) form() form {
@@ -48,6 +59,9 @@ type receiver struct {
 	n        int                    // open exchanges
 	seen     dedupe
 	free     []*inbound
+
+	asm     map[asmKey]*assembly    // messages in fragments, partial or completed and open
+	partial deadlineHeap[*assembly] // those partial, by when they are dropped
 }
 
 // open returns how many exchanges are open (held or awaiting ACK).
@@ -80,7 +94,7 @@ func (r *receiver) acked(id wire.ID) (*inbound, bool) {
 }
 
 // hold opens an exchange for a new message and queues it for delivery.
-func (r *receiver) hold(id wire.ID, digest uint64, data []byte, ext bool) {
+func (r *receiver) hold(id wire.ID, digest uint64, data []byte, ext bool) *inbound {
 	var e *inbound
 	if n := len(r.free); n > 0 {
 		e, r.free = r.free[n-1], r.free[:n-1]
@@ -101,6 +115,7 @@ func (r *receiver) hold(id wire.ID, digest uint64, data []byte, ext bool) {
 	}
 	r.n++
 	r.held.push(e)
+	return e
 }
 
 // next returns the oldest held delivery.
@@ -151,7 +166,7 @@ func (r *receiver) close(e *inbound) (key uint64, delivered bool) {
 		r.awaiting.remove(e.index)
 	}
 	r.unlink(e)
-	key, delivered = doneKey(e.id, e.digest), !e.held
+	key, delivered = e.key(), !e.held
 	*e = inbound{}
 	if len(r.free) < freeListMax {
 		r.free = append(r.free, e)
@@ -162,6 +177,9 @@ func (r *receiver) close(e *inbound) (key uint64, delivered bool) {
 // unlink takes e out of its id's chain.
 func (r *receiver) unlink(e *inbound) {
 	r.n--
+	if e.asm != nil {
+		delete(r.asm, e.asm.key)
+	}
 	head := r.byID[e.id]
 	if head == e {
 		if e.next != nil {
@@ -196,6 +214,9 @@ func (r *receiver) compact() {
 	if r.n == 0 {
 		r.byID, r.awaiting = nil, nil
 		r.held.reset(true)
+	}
+	if len(r.asm) == 0 {
+		r.asm, r.partial = nil, nil
 	}
 	r.seen.compact()
 }

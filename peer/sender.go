@@ -5,20 +5,39 @@ import (
 	"github.com/gtudp/gtudp/wire"
 )
 
-// outbound is one of our messages, from Send to its outcome.
+// outbound is one of our messages, from Send to its outcome, or one
+// fragment of a message too large for one datagram (a unit: see
+// fragments).
 type outbound struct {
 	msg      Outgoing
 	id       wire.ID
 	size     int // bytes on a link: the DATA datagram and its IP and UDP headers
 	where    where
-	attempts int    // transmissions made
+	attempts int    // transmissions made (a message in fragments: the most of any fragment)
 	first    int64  // first transmission
 	sentAt   int64  // latest transmission
 	seq      uint64 // send order of the latest transmission
 	expire   int64  // end of the lifetime, counted from Send
 	index    int    // in sender.expiry
+	settled  bool   // its form is decided (State.settle)
 	ext      bool   // sent in EXT form (decided at its first transmission)
 	writeErr error  // the last write of its DATA that failed, if any
+
+	frags  *fragments // a message sent in fragments
+	parent *outbound  // a fragment: its message
+	off, n int        // a fragment: its bytes of the message's Data
+	slot   int        // a fragment: its place in parent.frags.units
+}
+
+// fragments is what a message sent in fragments keeps: its FRAG records
+// are cut from its Data as the congestion window allows, each a unit with
+// its own id, sent, answered, lost and re-sent on its own. The message
+// succeeds when every unit is cut and answered, and fails when one does.
+type fragments struct {
+	msg   wire.ID     // the message's id on the wire, in every FRAG
+	cut   int         // bytes of Data cut into units so far
+	open  int         // units cut and not yet answered
+	units []*outbound // units by cut order; nil once answered
 }
 
 func (o *outbound) deadline() int64 { return o.expire }
@@ -29,10 +48,12 @@ type where uint8
 
 const (
 	done    where = iota // finished, or free: stale queue entries skip it
-	queued               // waiting for its first transmission
+	queued               // waiting for its first transmission (a message in fragments: for its next unit to be cut)
 	flying               // sent, awaiting RECV, counted in flight
 	lost                 // declared lost, waiting to be sent again
 	blocked              // held back by the amplification limit
+	parked               // too large for one datagram, waiting to learn whether the peer speaks the extension
+	whole                // a message in fragments, all cut: waiting for their answers
 )
 
 // sentRef is one transmission, in send order.
@@ -54,12 +75,14 @@ type sender struct {
 	rtt  rttEstimator
 	cc   controller
 	pace pacer
-	byID map[wire.ID]*outbound
+	byID map[wire.ID]*outbound // what is on the wire under an id: whole messages and units
 
-	expiry deadlineHeap[*outbound] // by end of lifetime
-	fresh  fifo[*outbound]         // never sent, oldest first
-	retx   fifo[*outbound]         // lost, oldest first
-	sent   fifo[sentRef]           // transmissions in flight, oldest first (some stale)
+	messages int                     // messages awaiting their outcome (units not counted)
+	parked   int                     // messages parked
+	expiry   deadlineHeap[*outbound] // messages by end of lifetime (units not in it)
+	fresh    fifo[*outbound]         // never sent, oldest first
+	retx     fifo[*outbound]         // lost, oldest first
+	sent     fifo[sentRef]           // transmissions in flight, oldest first (some stale)
 
 	nextSeq      uint64
 	largestAcked uint64 // sequence of the latest transmission answered, +1 (0: none)
@@ -76,18 +99,32 @@ func newSender(seed [5]uint32, rtt rttEstimator) sender {
 }
 
 // len returns how many messages await their outcome.
-func (s *sender) len() int { return len(s.byID) }
+func (s *sender) len() int { return s.messages }
 
 // start takes a new message under an id that no pending message uses and
 // queues it for its first transmission.
 func (s *sender) start(m Outgoing, size int, expire int64) *outbound {
-	var o *outbound
-	if n := len(s.free); n > 0 {
-		o, s.free = s.free[n-1], s.free[:n-1]
-	} else {
-		o = new(outbound)
-	}
+	o := s.get()
 	*o = outbound{msg: m, size: size, expire: expire, index: -1, where: queued}
+	s.register(o)
+	s.messages++
+	s.expiry.push(o)
+	s.fresh.push(o)
+	return o
+}
+
+// get returns a cleared entry, reused if one is kept.
+func (s *sender) get() *outbound {
+	if n := len(s.free); n > 0 {
+		o := s.free[n-1]
+		s.free = s.free[:n-1]
+		return o
+	}
+	return new(outbound)
+}
+
+// register gives o an id no entry on the wire uses, and enters it.
+func (s *sender) register(o *outbound) {
 	for {
 		o.id = s.ids.id()
 		if _, busy := s.byID[o.id]; !busy {
@@ -98,9 +135,34 @@ func (s *sender) start(m Outgoing, size int, expire int64) *outbound {
 		s.byID = make(map[wire.ID]*outbound)
 	}
 	s.byID[o.id] = o
-	s.expiry.push(o)
-	s.fresh.push(o)
-	return o
+}
+
+// fragment makes o, queued and never sent, a message sent in fragments:
+// its id leaves the table, and it draws the id its FRAGs name it by.
+// The id sequence is a permutation, so that id does not come again for
+// 2^32 draws: the receiver, which remembers finished messages by it, can
+// never take a new message for an old one.
+func (s *sender) fragment(o *outbound) {
+	delete(s.byID, o.id)
+	o.id = wire.ID{}
+	o.frags = &fragments{msg: s.ids.id()}
+}
+
+// cut cuts o's next unit, of at most n bytes, to go out now; once all of
+// o is cut, o leaves the queue to wait for the answers.
+func (s *sender) cut(o *outbound, n int) *outbound {
+	f := o.frags
+	u := s.get()
+	*u = outbound{parent: o, off: f.cut, n: n, index: -1, where: queued, settled: true, ext: true, slot: len(f.units)}
+	s.register(u)
+	f.units = append(f.units, u)
+	f.cut += n
+	f.open++
+	if f.cut == len(o.msg.Data) {
+		s.fresh.pop()
+		o.where = whole
+	}
+	return u
 }
 
 // lookup returns the pending message with wire id id.
@@ -139,6 +201,12 @@ func (s *sender) transmitted(o *outbound, t int64) {
 		o.first = t
 	}
 	o.attempts++
+	if p := o.parent; p != nil {
+		if p.attempts == 0 {
+			p.first = t
+		}
+		p.attempts = max(p.attempts, o.attempts)
+	}
 	o.sentAt, o.seq = t, s.nextSeq
 	s.nextSeq++
 	s.lastSent = t
@@ -161,16 +229,62 @@ func (s *sender) oldestFlying() *outbound {
 }
 
 // land takes o out of flight (answered or given up) and out of the
-// table; the caller finishes it and then releases it.
+// table; the caller finishes it and then releases it. A message in
+// fragments lands with every unit still open (they are released here); a
+// unit lands alone, and leaves its message's list.
 func (s *sender) land(o *outbound) {
-	if o.where == flying {
+	switch o.where {
+	case flying:
 		s.cc.gone(o.size)
+	case parked:
+		s.parked--
+	case done:
+		return
 	}
 	if o.index >= 0 {
 		s.expiry.remove(o.index)
 	}
-	delete(s.byID, o.id)
+	if s.byID[o.id] == o {
+		delete(s.byID, o.id)
+	}
 	o.where = done // a stale entry in any queue is skipped
+	if p := o.parent; p != nil {
+		p.frags.units[o.slot] = nil
+		p.frags.open--
+		return
+	}
+	s.messages--
+	if f := o.frags; f != nil {
+		for _, u := range f.units {
+			if u != nil {
+				s.land(u)
+				s.release(u)
+			}
+		}
+		f.units = nil
+	}
+}
+
+// recordLen returns the length of o's record in an EXT datagram.
+func (o *outbound) recordLen() int {
+	if p := o.parent; p != nil {
+		return wire.FragLen(uint64(len(p.msg.Data)), uint64(o.off), o.n)
+	}
+	return wire.DataLen(len(o.msg.Data))
+}
+
+// appendRecord appends o's record: a unit's FRAG or a message's DATA.
+func (o *outbound) appendRecord(b []byte) []byte {
+	if p := o.parent; p != nil {
+		return wire.AppendFrag(b, o.id, p.frags.msg, uint64(len(p.msg.Data)), uint64(o.off), p.msg.Data[o.off:o.off+o.n])
+	}
+	return wire.AppendData(b, o.id, o.msg.Data)
+}
+
+// answered reports whether every unit of p, a message in fragments, is
+// cut and answered.
+func (p *outbound) answered() bool {
+	return p.where == whole && p.frags.open == 0
 }
 
 // lose marks o lost and queues it to be sent again.
@@ -197,6 +311,28 @@ func (s *sender) expired(t int64) (*outbound, bool) {
 	return s.expiry.min(), true
 }
 
+// park takes o, the message at the front of the queue of new ones, out of
+// it until the peer's extension is known.
+func (s *sender) park(o *outbound) {
+	s.fresh.pop()
+	o.where = parked
+	s.parked++
+}
+
+// unpark queues the parked messages again, to be settled anew.
+func (s *sender) unpark() {
+	if s.parked == 0 {
+		return
+	}
+	for _, o := range s.expiry {
+		if o.where == parked {
+			o.where, o.settled = queued, false
+			s.fresh.push(o)
+		}
+	}
+	s.parked = 0
+}
+
 // find returns the pending message with user id id.
 func (s *sender) find(id uuid.UUID) (*outbound, bool) {
 	for _, o := range s.expiry {
@@ -210,7 +346,7 @@ func (s *sender) find(id uuid.UUID) (*outbound, bool) {
 // blocked returns the messages held back by the amplification limit.
 func (s *sender) blocked() []*outbound {
 	var b []*outbound
-	for _, o := range s.expiry {
+	for _, o := range s.byID {
 		if o.where == blocked {
 			b = append(b, o)
 		}
@@ -221,7 +357,7 @@ func (s *sender) blocked() []*outbound {
 // compact releases what is kept for reuse, and the tables if empty.
 func (s *sender) compact() {
 	s.free = nil
-	if len(s.byID) == 0 {
+	if s.messages == 0 {
 		s.byID, s.expiry = nil, nil
 		s.fresh.reset(true)
 		s.retx.reset(true)

@@ -29,16 +29,19 @@ func (s *State) InFlight() int { return s.tx.len() }
 // Send starts sending m: it gets an id unique among the peer's pending
 // messages, and its DATA goes out as soon as the congestion window and the
 // pacer allow (at once, unless many are in flight). It returns
-// ErrWindowFull when Window messages are pending and wire.ErrTooLarge when
-// m.Data does not fit in one datagram; m is then not taken. Otherwise m
-// ends with exactly one Outcome, at the latest Lifetime after Send. The
-// state keeps m.Data until then.
+// ErrWindowFull when Window messages are pending, and wire.ErrTooLarge
+// when m.Data is larger than MaxMessage, or than one datagram holds and
+// the peer cannot take fragments (see settle); m is then not taken.
+// Otherwise m ends with exactly one Outcome, at the latest Lifetime after
+// Send. The state keeps m.Data until then, and reads it as it sends.
 func (s *State) Send(now time.Time, m Outgoing) error {
 	if s.tx.len() >= s.p.Window {
 		return ErrWindowFull
 	}
-	if len(m.Data) > s.p.Format.MaxPayload() {
-		return wire.ErrTooLarge
+	if n := len(m.Data); n > s.p.MaxMessage {
+		return fmt.Errorf("%w: %d bytes, at most %d (MaxMessage)", wire.ErrTooLarge, n, s.p.MaxMessage)
+	} else if n > s.p.Format.MaxPayload() && (!s.extOn() || s.ext.status == extPlain) {
+		return s.tooLarge(n)
 	}
 	t := s.at(now)
 	s.tx.start(m, s.p.headerLen()+len(m.Data)+wireOverhead, after(t, s.p.Lifetime))
@@ -47,18 +50,100 @@ func (s *State) Send(now time.Time, m Outgoing) error {
 	return nil
 }
 
+// tooLarge is the error of a message of n bytes, larger than one
+// datagram, to a peer that cannot take fragments.
+func (s *State) tooLarge(n int) error {
+	return fmt.Errorf("%w: %d bytes, and the peer does not speak the gtudp extension: at most %d fit in one datagram", wire.ErrTooLarge, n, s.p.Format.MaxPayload())
+}
+
 // pump sends queued messages, lost ones first, while the window has room
-// and the pacer allows.
+// and the pacer allows; a message in fragments sends its next unit.
 func (s *State) pump(t int64) {
 	s.tx.pace.setRate(s.tx.cc.cwnd, s.tx.rtt.srtt, s.tx.cc.cwnd < s.tx.cc.ssthresh)
 	for {
 		o := s.tx.next()
-		if o == nil || !s.tx.cc.room(o.size) || !s.tx.pace.ready(t, o.size) {
+		if o == nil {
 			return
 		}
-		s.tx.take(o)
+		if !o.settled && !s.settle(o, t) {
+			continue // parked, or failed: it has left the queue
+		}
+		n, size, fill := s.nextSize(o)
+		if !fill && (!s.tx.cc.room(size) || !s.tx.pace.ready(t, size)) {
+			return
+		}
+		if o.frags != nil {
+			o = s.tx.cut(o, n)
+			o.size = size
+		} else {
+			s.tx.take(o)
+		}
 		s.transmit(o, t)
 	}
+}
+
+// nextSize returns what o sends next: for a message in fragments the
+// payload of its next unit and that unit's size, else o's size. fill says
+// it goes in the EXT datagram this wake-up is filling: it adds no
+// datagram, so neither the pacer nor the window holds it back (it still
+// counts in both; the window is overshot by less than a datagram, as
+// TCP's is by a segment).
+// A message in fragments cuts its next unit to fill that datagram, if
+// enough is left of it; so messages a little larger than a datagram go
+// in little more than one datagram each, not two.
+func (s *State) nextSize(o *outbound) (n, size int, fill bool) {
+	left := s.out.left()
+	if s.tx.cc.inFlight >= s.tx.cc.cwnd {
+		left = 0 // the window is full: no filling past it
+	}
+	if o.frags == nil {
+		return len(o.msg.Data), o.size, o.ext && o.recordLen() <= left
+	}
+	total, off := uint64(len(o.msg.Data)), uint64(o.frags.cut)
+	rest := len(o.msg.Data) - o.frags.cut
+	if left >= minFill {
+		if n = min(rest, wire.MaxFragPayload(left, total, off)); n > 0 {
+			return n, wire.FragLen(total, off, n) + extShare, true
+		}
+	}
+	n = min(rest, wire.MaxFragPayload(s.extRoom(), total, off))
+	// A unit that starts a datagram is charged the datagram's headers.
+	return n, wire.FragLen(total, off, n) + s.p.Format.ExtOverhead() + wireOverhead, false
+}
+
+// minFill is the least room left in a datagram worth cutting a unit for.
+const minFill = 128
+
+// extRoom is the room for records in an EXT datagram.
+func (s *State) extRoom() int { return s.out.room() }
+
+// settle decides, when a message first reaches the front of the queue,
+// how it goes: to a peer that speaks the extension, as a DATA record if
+// it fits in one datagram, else in fragments; to one that may speak it
+// (nothing heard yet), plain if it fits in one EXT datagram, else it is
+// parked while a probe asks (see ext.go); to one that does not, plain, as
+// one datagram up to the largest UDP payload, and beyond that it fails
+// with ErrTooLarge. It reports whether o goes now.
+func (s *State) settle(o *outbound, t int64) bool {
+	o.settled = true
+	n := len(o.msg.Data)
+	small := n <= wire.MaxDataPayload(s.extRoom())
+	switch {
+	case s.ext.status == extSpoken && small:
+		o.ext = true
+		o.size = wire.DataLen(n) + extShare
+	case s.ext.status == extSpoken:
+		s.tx.fragment(o)
+	case s.extOn() && s.ext.status == extUnknown && !small:
+		s.tx.park(o)
+		s.startProbe(t)
+		return false
+	case n > s.p.Format.MaxPayload():
+		s.tx.land(o)
+		s.finish(o, s.tooLarge(n), 0)
+		return false
+	}
+	return true
 }
 
 // transmit sends o's DATA now, unless o has had its MaxAttempts (it fails)
@@ -69,15 +154,9 @@ func (s *State) transmit(o *outbound, t int64) {
 		s.fail(o, fmt.Sprintf("attempt limit %d reached", s.p.MaxAttempts))
 		return
 	}
-	if o.attempts == 0 && s.sendExt(len(o.msg.Data)) {
-		// In EXT form for good: a record in a datagram shared with others,
-		// its share of the headers counted roughly.
-		o.ext = true
-		o.size = wire.DataLen(len(o.msg.Data)) + extShare
-	}
 	var ok bool
 	if o.ext {
-		if ok = s.amp.allow(wire.DataLen(len(o.msg.Data))); !ok {
+		if ok = s.amp.allow(o.recordLen()); !ok {
 			s.stats.Limited++
 		}
 	} else {
@@ -106,8 +185,11 @@ func (s *State) transmit(o *outbound, t int64) {
 // holds a dozen or more small records.
 const extShare = 8
 
-// fail ends o undelivered, for reason.
+// fail ends o undelivered, for reason; a unit fails its message.
 func (s *State) fail(o *outbound, reason string) {
+	if o.parent != nil {
+		o = o.parent
+	}
 	s.tx.land(o)
 	s.finish(o, &UndeliveredError{Addr: s.addr, ID: o.msg.ID, Attempts: o.attempts, Reason: reason, Err: o.writeErr}, 0)
 }
@@ -123,9 +205,7 @@ func (s *State) onRecv(t, at int64, id wire.ID, f form) {
 		s.answer(wire.Ack, id, f)
 		return
 	}
-	if f != formExt {
-		s.heardTrailer(t, f, true)
-	}
+	s.heardTrailer(t, f, true)
 	s.validate(t)
 	rtt := time.Duration(max(at, o.first) - o.first)
 	switch {
@@ -146,11 +226,16 @@ func (s *State) onRecv(t, at int64, id wire.ID, f form) {
 	if o.where == flying {
 		s.tx.cc.acked(o.size, o.sentAt, o.seq, s.tx.nextSeq, s.tx.rtt.srtt)
 	}
-	if o.attempts == 1 && o.seq+1 > s.tx.largestAcked {
-		// Only an answer to a message sent once says how far the peer
-		// has got: a re-sent one may be answered at once as a repeat,
-		// ahead of older messages the peer still holds for its
-		// application (RECV goes out on delivery), which are not lost.
+	if (o.attempts == 1 || at-o.sentAt >= int64(s.tx.cc.minRTT)) && o.seq+1 > s.tx.largestAcked {
+		// An answer to the latest transmission says how far the peer has
+		// got, and the transmissions before it not yet answered are lost
+		// (by three, or by time). One to a message sent again counts when
+		// it came at least a round trip after the re-send (sooner, it
+		// answers an earlier one: see above): when a whole window has
+		// been lost, the re-sends a probe timeout makes are all there is
+		// to learn from. (A repeat is answered at once, ahead of messages
+		// the peer holds for a slow application, which are then re-sent
+		// for nothing; the peer drops those.)
 		s.tx.largestAcked = o.seq + 1
 	}
 	s.tx.ptoCount = 0
@@ -158,8 +243,20 @@ func (s *State) onRecv(t, at int64, id wire.ID, f form) {
 	// DATA(id) never is again (the original forgets an id at its ACK, so
 	// a DATA after it would be delivered twice).
 	s.tx.land(o)
-	s.answer(wire.Ack, id, f)
-	s.finish(o, nil, rtt)
+	if p := o.parent; p == nil {
+		s.answer(wire.Ack, id, f)
+		s.finish(o, nil, rtt)
+	} else {
+		// A unit: its message succeeds with the last answer, and only
+		// that is acknowledged (the receiver sent it on delivery and
+		// waits for the ACK; the others need none).
+		s.tx.release(o)
+		if p.answered() {
+			s.tx.land(p)
+			s.answer(wire.Ack, id, f)
+			s.finish(p, nil, time.Duration(max(at, p.first)-p.first))
+		}
+	}
 	s.detectLoss(t)
 	s.pump(t)
 }
@@ -265,8 +362,10 @@ func (s *State) sendDeadline() int64 {
 	if len(s.tx.expiry) > 0 {
 		next = min(next, s.tx.expiry.min().expire)
 	}
-	if o := s.tx.next(); o != nil && s.tx.cc.room(o.size) {
-		next = min(next, s.tx.pace.next(s.tx.pace.last, o.size)) // the pacer holds it
+	if o := s.tx.next(); o != nil {
+		if _, size, _ := s.nextSize(o); s.tx.cc.room(size) {
+			next = min(next, s.tx.pace.next(s.tx.pace.last, size)) // the pacer holds it
+		}
 	}
 	return next
 }
@@ -297,18 +396,21 @@ func (s *State) startProbe(t int64) {
 // sendProbe sends the probe's RECV, with our trailer if it fits, and sets
 // when it is next due.
 func (s *State) sendProbe(t int64) {
-	if s.answer(wire.Recv, s.probe.nonce, formPlain) {
+	if ok, trailer := s.answerHow(wire.Recv, s.probe.nonce, formPlain); ok {
 		s.probe.attempts++
+		s.probe.trailer = trailer
+		s.probe.sentAt = t
 	}
 	s.probe.due = after(t, s.tx.rtt.backoff(max(s.probe.attempts, 1)))
 }
 
-// tickProbe re-sends the probe when it is due, while DATA is held back.
+// tickProbe re-sends the probe when it is due, while DATA is held back
+// or a message is parked.
 func (s *State) tickProbe(t int64) {
 	if !s.probe.active || s.probe.due > t {
 		return
 	}
-	if len(s.tx.blocked()) == 0 {
+	if s.tx.parked == 0 && len(s.tx.blocked()) == 0 {
 		s.probe.active = false // nothing held back any more
 		return
 	}
@@ -319,7 +421,9 @@ func (s *State) tickProbe(t int64) {
 // one of our DATA or an ACK for our probe: DATA held back by the
 // amplification limit goes out now (it is queued again, first).
 func (s *State) validate(t int64) {
-	s.probe.active = false
+	if s.tx.parked == 0 {
+		s.probe.active = false // else it still asks about the extension
+	}
 	s.proved = true
 	if s.amp.validated {
 		return

@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"bytes"
 	"math"
 	"net/netip"
 	"time"
@@ -34,6 +35,7 @@ type State struct {
 	// peer we chose to contact is trusted beyond the amplification limit
 	// from the start, but has proved nothing until then.)
 	proved bool
+	lent   bool // the packet being received is only lent (ReceiveLent)
 
 	tx    sender
 	rx    receiver
@@ -72,7 +74,7 @@ func NewState(p *Params, addr netip.AddrPort, now time.Time, seed [5]uint32, val
 		base:  now,
 		tx:    newSender(seed, newRTTEstimator(p.InitialRTO, p.MinRTO, p.MaxRTO)),
 		amp:   amplification{validated: validated},
-		out:   newOutput(p),
+		out:   newOutput(p, p.datagramSize(addr)),
 		stats: Stats{Addr: addr},
 	}
 }
@@ -95,6 +97,19 @@ func (s *State) Receive(now time.Time, p wire.Packet, size int) {
 // the state got to it, as TCP measures them on reception. An arrival
 // outside [the exchange's start, now] counts as now.
 func (s *State) ReceiveAt(now, arrived time.Time, p wire.Packet, size int) {
+	s.receive(now, arrived, p, size)
+}
+
+// ReceiveLent is ReceiveAt for a packet whose payload is only lent: the
+// state copies what it keeps of it (the budget's bytes still pass to the
+// state) and does not touch it after returning.
+func (s *State) ReceiveLent(now, arrived time.Time, p wire.Packet, size int) {
+	s.lent = true
+	defer func() { s.lent = false }()
+	s.receive(now, arrived, p, size)
+}
+
+func (s *State) receive(now, arrived time.Time, p wire.Packet, size int) {
 	t := s.at(now)
 	at := t
 	if !arrived.IsZero() && arrived.Before(now) {
@@ -111,6 +126,9 @@ func (s *State) ReceiveAt(now, arrived time.Time, p wire.Packet, size int) {
 	}
 	switch p.Kind {
 	case wire.Data:
+		if s.lent {
+			p.Payload = bytes.Clone(p.Payload)
+		}
 		if !s.hold(t, p.ID, p.Payload, 0, false) {
 			s.p.Budget.Give(len(p.Payload)) // not kept: its bytes go back
 		}
@@ -151,7 +169,7 @@ func (s *State) hold(t int64, id wire.ID, payload []byte, mix uint64, ext bool) 
 	// A new message, even if an exchange with its id is open: the
 	// original can send two messages under one id, and a restarted sender
 	// can reuse one. The payloads tell them apart.
-	if s.draining || s.rx.open() >= s.p.RecvWindow || s.rx.held.len() >= s.p.HoldLimit || s.dedupeFull() {
+	if !s.canHold() {
 		s.stats.Withheld++
 		return false
 	}
@@ -168,8 +186,21 @@ func (s *State) dedupeFull() bool {
 
 func (s *State) onAck(t, at int64, id wire.ID, f form) {
 	if s.probe.active && id == s.probe.nonce {
+		if f == formPlain && s.probe.trailer && s.ext.status == extUnknown {
+			// The probe carried our trailer and the answer none: a gtudp
+			// peer always has room for one in an ACK that small (it
+			// answers with the trailer even without a peer), so this is
+			// the original, or an endpoint with NoExtension.
+			s.ext.status = extPlain
+		}
+		if s.probe.attempts == 1 {
+			// Sent once, so this ACK answers it (Karn): the first RTT
+			// sample of a peer we have sent nothing else yet.
+			s.sample(time.Duration(max(at, s.probe.sentAt) - s.probe.sentAt))
+		}
 		s.heardTrailer(t, f, true)
 		s.validate(t)
+		s.pump(t)
 		return
 	}
 	e, ok := s.rx.acked(id)
@@ -196,6 +227,10 @@ func (s *State) Next() (Delivery, bool) {
 	return Delivery{Addr: s.addr, Data: e.data}, true
 }
 
+// Held returns how many received messages wait to be handed to the
+// application.
+func (s *State) Held() int { return s.rx.held.len() }
+
 // Delivered records that the message Next returned was handed to the
 // application: it is answered RECV now, and RECV is re-sent until ACK.
 func (s *State) Delivered(now time.Time) {
@@ -216,6 +251,7 @@ func (s *State) Tick(now time.Time) {
 	s.tickSend(t)
 	s.tickRecv(t)
 	s.tickProbe(t)
+	s.expireAssemblies(t)
 	s.rx.seen.expire(t)
 }
 
@@ -237,9 +273,14 @@ func (s *State) tickRecv(t int64) {
 			continue
 		}
 		if !s.tx.pace.ready(t, size) {
-			e.due = s.tx.pace.next(t, size)
-			s.rx.reschedule(e)
-			return
+			// Spread re-sent RECVs as the pacer would, unless it owes for
+			// longer than a RECV waits for its ACK (a large DATA sent at a
+			// low rate): a RECV is small, and must not wait that long.
+			if next := s.tx.pace.next(t, size); next-t <= int64(s.recvTimeout()) {
+				e.due = next
+				s.rx.reschedule(e)
+				return
+			}
 		}
 		s.tx.rtt.timedOut(t)
 		s.stats.RecvResent++
@@ -263,10 +304,11 @@ func (s *State) recvTimeout() time.Duration { return s.tx.rtt.backoff(2) }
 // it has none. Each concern with a deadline is one line of the chain.
 func (s *State) NextDeadline() time.Time {
 	next := min(
-		s.sendDeadline(), // a message to give up on, a loss or probe timeout, the pacer
-		s.rx.nextRecv(),  // a RECV to re-send, or an exchange to give up on
-		s.rx.seen.next(), // a finished exchange to forget
-		s.probe.next(),   // a probe of the peer's address to re-send
+		s.sendDeadline(),   // a message to give up on, a loss or probe timeout, the pacer
+		s.rx.nextRecv(),    // a RECV to re-send, or an exchange to give up on
+		s.rx.seen.next(),   // a finished exchange to forget
+		s.rx.nextPartial(), // a message in fragments to give up on
+		s.probe.next(),     // a probe of the peer's address to re-send
 	)
 	if next == never {
 		return time.Time{}
@@ -336,7 +378,7 @@ func (s *State) emit(k wire.Kind, id wire.ID, payload []byte) bool {
 
 // TakeDatagrams appends the datagrams to write since the last call to dst
 // and returns it: plain packets, then EXT datagrams packing the records of
-// that time, each within DatagramSize. They are valid until the next call
+// that time, each within the peer's datagram size (Params.DatagramSize). They are valid until the next call
 // to any method of s.
 func (s *State) TakeDatagrams(dst [][]byte) [][]byte {
 	n, bytes := s.out.assemble()
@@ -358,7 +400,7 @@ func (s *State) TakeOutcomes(dst []Outcome) []Outcome { return s.out.takeOutcome
 func (s *State) Drain(now time.Time) {
 	t := s.at(now)
 	s.draining = true
-	s.p.Budget.Give(s.rx.dropHeld())
+	s.p.Budget.Give(s.rx.dropHeld() + s.rx.dropPartials())
 	for {
 		e, ok := s.rx.due(never)
 		if !ok {
@@ -377,17 +419,20 @@ func (s *State) Busy() bool { return s.tx.len() > 0 || s.rx.open() > 0 }
 // Idle reports whether the state holds nothing at all: not busy, and no
 // remembered ids. An idle state can be dropped without changing behaviour
 // except the RTT estimate.
-func (s *State) Idle() bool { return !s.Busy() && s.rx.seen.len() == 0 }
+func (s *State) Idle() bool { return !s.Busy() && s.rx.seen.len() == 0 && len(s.rx.asm) == 0 }
 
 // Salvage ends every message in flight with err and returns, appended to
-// dst, every outcome not yet taken; it drops the held deliveries, giving
-// their bytes back to the budget. It is for a peer that ends before its
-// messages are done, or whose goroutine panicked. It relies only on the
-// sender's table, not on its schedule, which a panic may have left
-// inconsistent.
+// dst, every outcome not yet taken; it drops the held deliveries and the
+// messages in fragments being received, giving their bytes back to the
+// budget. It is for a peer that ends before its messages are done, or
+// whose goroutine panicked. It relies only on the list of messages, not
+// on its order or the schedule, which a panic may have left inconsistent.
 func (s *State) Salvage(dst []Outcome, err func(id uuid.UUID, attempts int) error) []Outcome {
-	for id, o := range s.tx.byID {
-		delete(s.tx.byID, id)
+	clear(s.tx.byID)
+	for _, o := range s.tx.expiry {
+		if o.where == done {
+			continue
+		}
 		o.where = done
 		s.stats.Failed++
 		s.out.outcome(Outcome{
@@ -397,8 +442,9 @@ func (s *State) Salvage(dst []Outcome, err func(id uuid.UUID, attempts int) erro
 		})
 	}
 	s.tx.expiry = nil
+	s.tx.messages, s.tx.parked = 0, 0
 	s.tx.cc.inFlight = 0
-	s.p.Budget.Give(s.rx.dropHeld())
+	s.p.Budget.Give(s.rx.dropHeld() + s.rx.dropPartials())
 	return s.out.takeOutcomes(dst)
 }
 
@@ -438,7 +484,7 @@ func (s *State) Forget(now time.Time) Memory {
 	})
 	expire := s.base.Add(time.Duration(after(t, s.p.DedupeHorizon)))
 	for _, e := range s.rx.awaiting {
-		m = append(m, Remembered{key: doneKey(e.id, e.digest), expire: expire})
+		m = append(m, Remembered{key: e.key(), expire: expire})
 	}
 	return m
 }
@@ -508,6 +554,8 @@ func (a *amplification) allow(n int) bool {
 type probe struct {
 	nonce    wire.ID
 	active   bool
+	trailer  bool  // the last one sent carried our trailer
+	sentAt   int64 // the last transmission
 	attempts int   // transmissions made
 	due      int64 // next transmission
 }
@@ -521,10 +569,10 @@ func (p *probe) next() int64 {
 
 // output collects what the state produced since the last Take: plain
 // packets, encoded back to back in one buffer as they come; the records
-// for EXT datagrams, packed into datagrams when the batch is taken; and
-// finished messages. It remembers what each datagram of the last batch
-// taken was, so that a write that fails can be traced to its message
-// (State.WriteFailed).
+// for EXT datagrams, laid out in datagrams as they come and encoded when
+// the batch is taken; and finished messages. It remembers what each
+// datagram of the last batch taken was, so that a write that fails can be
+// traced to its message (State.WriteFailed).
 type output struct {
 	format   wire.Format
 	size     int    // the largest EXT datagram
@@ -535,13 +583,24 @@ type output struct {
 	taken    []sent // the datagrams of the last batch taken
 	outcomes []Outcome
 	ext      struct {
-		data      []sentRef // DATA records: messages at one transmission
+		data      []sentRef // DATA and FRAG records: messages and units at one transmission
 		recv, ack []wire.ID
+		groups    []group // the EXT datagrams of the batch, the last one open
 	}
 }
 
-func newOutput(p *Params) output {
-	o := output{format: p.Format, size: p.DatagramSize, inc: p.Incarnation}
+// group is one EXT datagram of a batch: the records queued while it was
+// the open one, as ranges of the queues, and the bytes they take. Records
+// go in the open datagram while they fit, and open a new one when they do
+// not; so the State knows, as it queues, how much room the open datagram
+// has left (State.nextSize cuts fragments to fill it).
+type group struct {
+	data, recv, ack span
+	used            int
+}
+
+func newOutput(p *Params, size int) output {
+	o := output{format: p.Format, size: size, inc: p.Incarnation}
 	o.trailer = wire.AppendTrailer(nil, wire.Trailer{Version: wire.ExtVersion, Incarnation: p.Incarnation})
 	return o
 }
@@ -559,60 +618,100 @@ func (o *output) packet(p wire.Packet) {
 	o.pending = append(o.pending, sent{end: len(o.buf), kind: p.Kind, id: p.ID})
 }
 
-// extIDs queues id for a RECV or ACK record.
-func (o *output) extIDs(k wire.Kind, id wire.ID) {
-	if k == wire.Recv {
-		o.ext.recv = append(o.ext.recv, id)
-	} else {
-		o.ext.ack = append(o.ext.ack, id)
+// room is the room for records in an EXT datagram.
+func (o *output) room() int { return o.size - o.format.ExtOverhead() }
+
+// place finds room for a record in the open datagram, growing it by n, or
+// opens a new one for it (with it in it: n must then be fresh, the bytes
+// of the record alone); grow(g) is n when g is the datagram.
+func (o *output) place(grow func(g *group) int) *group {
+	gs := o.ext.groups
+	if k := len(gs); k > 0 {
+		g := &gs[k-1]
+		if n := grow(g); g.used+n <= o.room() {
+			g.used += n
+			return g
+		}
 	}
+	o.ext.groups = append(gs, group{
+		data: span{len(o.ext.data), len(o.ext.data)},
+		recv: span{len(o.ext.recv), len(o.ext.recv)},
+		ack:  span{len(o.ext.ack), len(o.ext.ack)},
+	})
+	g := &o.ext.groups[len(o.ext.groups)-1]
+	g.used = grow(g)
+	return g
 }
 
-// extData queues a DATA record for r's message at r's transmission; one
-// whose message has been answered or sent again by the time the batch is
-// taken is left out.
-func (o *output) extData(r sentRef) { o.ext.data = append(o.ext.data, r) }
+// extIDs queues id for a RECV or ACK record.
+func (o *output) extIDs(k wire.Kind, id wire.ID) {
+	q, ids := &o.ext.ack, func(g *group) *span { return &g.ack }
+	if k == wire.Recv {
+		q, ids = &o.ext.recv, func(g *group) *span { return &g.recv }
+	}
+	g := o.place(func(g *group) int {
+		n := ids(g).hi - ids(g).lo
+		if n == 0 {
+			return wire.IDsLen(1)
+		}
+		return wire.IDsLen(n+1) - wire.IDsLen(n)
+	})
+	*q = append(*q, id)
+	ids(g).hi = len(*q)
+}
 
-// assemble packs the queued records into EXT datagrams, ACKs and RECVs
-// first, as many records to a datagram as fit in size, and returns how
-// many datagrams and bytes it made.
+// extData queues a DATA or FRAG record for r's message or unit at r's
+// transmission; one that has been answered or sent again by the time the
+// batch is taken is left out.
+func (o *output) extData(r sentRef) {
+	n := r.o.recordLen()
+	g := o.place(func(*group) int { return n })
+	o.ext.data = append(o.ext.data, r)
+	g.data.hi = len(o.ext.data)
+}
+
+// left returns the room left in the open EXT datagram for DATA and FRAG
+// records, or 0 if none is open or it holds none yet: records that fill a
+// datagram skip the window and the pacer (State.nextSize), so the first
+// in each must have passed them, or a datagram of answers would open a
+// way past the window in every batch.
+func (o *output) left() int {
+	if k := len(o.ext.groups); k > 0 && o.ext.groups[k-1].data.hi > o.ext.groups[k-1].data.lo {
+		return o.room() - o.ext.groups[k-1].used
+	}
+	return 0
+}
+
+// assemble encodes the EXT datagrams of the batch and returns how many
+// datagrams and bytes it made. A record left out (answered meanwhile)
+// leaves its datagram that much smaller.
 func (o *output) assemble() (n, bytes uint64) {
 	e := &o.ext
-	for len(e.ack)+len(e.recv)+len(e.data) > 0 {
+	for _, g := range e.groups {
 		start := len(o.buf)
 		o.buf = o.format.AppendExt(o.buf, wire.ExtHeader{Version: wire.ExtVersion, Incarnation: o.inc})
 		empty := len(o.buf)
-		for _, q := range []struct {
-			t   wire.RecordType
-			ids *[]wire.ID
-		}{{wire.RecAck, &e.ack}, {wire.RecRecv, &e.recv}} {
-			if k := min(len(*q.ids), wire.MaxIDs(o.size-(len(o.buf)-start))); k > 0 {
-				o.buf = wire.AppendIDs(o.buf, q.t, (*q.ids)[:k])
-				*q.ids = (*q.ids)[k:]
-			}
+		if g.ack.hi > g.ack.lo {
+			o.buf = wire.AppendIDs(o.buf, wire.RecAck, e.ack[g.ack.lo:g.ack.hi])
 		}
-		for len(e.data) > 0 {
-			r := e.data[0]
-			if !r.live() {
-				e.data = e.data[1:]
-				continue
+		if g.recv.hi > g.recv.lo {
+			o.buf = wire.AppendIDs(o.buf, wire.RecRecv, e.recv[g.recv.lo:g.recv.hi])
+		}
+		for _, r := range e.data[g.data.lo:g.data.hi] {
+			if r.live() {
+				o.buf = r.o.appendRecord(o.buf)
 			}
-			if wire.DataLen(len(r.o.msg.Data)) > o.size-(len(o.buf)-start) {
-				break
-			}
-			o.buf = wire.AppendData(o.buf, r.o.id, r.o.msg.Data)
-			e.data = e.data[1:]
 		}
 		if len(o.buf) == empty {
-			o.buf = o.buf[:start] // nothing fit: only dead records were left
-			break
+			o.buf = o.buf[:start] // only dead records
+			continue
 		}
 		o.pending = append(o.pending, sent{end: len(o.buf), kind: wire.Ext})
 		n++
 		bytes += uint64(len(o.buf) - start)
 	}
 	clear(e.data)
-	e.data, e.recv, e.ack = e.data[:0], e.recv[:0], e.ack[:0]
+	e.data, e.recv, e.ack, e.groups = e.data[:0], e.recv[:0], e.ack[:0], e.groups[:0]
 	return n, bytes
 }
 

@@ -36,7 +36,7 @@ func benchParams(mod func(*peer.Params)) *peer.Params {
 		Format:     wire.DefaultFormat(),
 		InitialRTO: 250 * time.Millisecond, MinRTO: 10 * time.Millisecond, MaxRTO: 2 * time.Second,
 		MaxAttempts: 20, Lifetime: 30 * time.Second, RecvAttempts: 8, DedupeHorizon: 40 * time.Second,
-		Window: 1024, RecvWindow: 4096, HoldLimit: 1024, DedupeLimit: 16384,
+		Window: 1024, RecvWindow: 4096, HoldLimit: 1024, DedupeLimit: 16384, MaxMessage: 16 << 20,
 	}
 	mod(p)
 	return p

@@ -67,6 +67,7 @@ func newPairModel(t *rapid.T) *pairModel {
 		RecvWindow:    16,
 		HoldLimit:     rapid.IntRange(1, 4).Draw(t, "holdLimit"),
 		DedupeLimit:   1 << 16,
+		MaxMessage:    1 << 20,
 	}
 	m := &pairModel{cfg: cfg, now: epoch}
 	for i := range m.ends {

@@ -134,6 +134,7 @@ type Stats struct {
 	Unhandled               uint64
 	Lost, Spurious          uint64
 	Timeouts                uint64
+	Unfinished              uint64
 
 	InFlight, Open, Remembered int
 	SRTT, RTTVar, RTO          time.Duration
@@ -170,6 +171,7 @@ func (s *Stats) Add(o Stats) {
 	s.Lost += o.Lost
 	s.Spurious += o.Spurious
 	s.Timeouts += o.Timeouts
+	s.Unfinished += o.Unfinished
 	s.InFlightBytes += o.InFlightBytes
 	s.ExtFallbacks += o.ExtFallbacks
 	s.InFlight += o.InFlight

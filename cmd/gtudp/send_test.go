@@ -48,14 +48,27 @@ func TestSend_File(t *testing.T) {
 		}
 	}
 
+	// A megabyte goes in fragments; past MaxMessage (16 MiB) a file is
+	// refused before anything is sent.
+	mib := filepath.Join(dir, "mib")
+	content = bytes.Repeat([]byte{1, 2, 3, 4}, 1<<18)
+	if err := os.WriteFile(mib, content, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(ctx, []string{"send", "-file", mib, addr}, nil, io.Discard, io.Discard); err != nil {
+		t.Fatalf("send -file of 1 MiB: %v", err)
+	}
+	if m := <-ep.Inbox(); !bytes.Equal(m.Data, content) {
+		t.Errorf("send -file of 1 MiB delivered %d bytes, not the file", len(m.Data))
+	}
 	big := filepath.Join(dir, "big")
-	if err := os.WriteFile(big, make([]byte, 1<<20), 0o600); err != nil {
+	if err := os.WriteFile(big, make([]byte, 16<<20+1), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var out, stderr bytes.Buffer
 	err = run(ctx, []string{"send", "-file", big, addr}, nil, &out, io.Discard)
 	code := exitCode(err, &stderr)
-	if code != 1 || !strings.HasPrefix(out.String(), `REFUSED file "`+big+`" (1048576 bytes)`) ||
+	if code != 1 || !strings.HasPrefix(out.String(), `REFUSED file "`+big+`" (16777217 bytes)`) ||
 		!strings.Contains(out.String(), "too large") || strings.Contains(out.String()+stderr.String(), "gtudp: gtudp:") {
 		t.Errorf("send -file of 1 MiB: exit %d, stdout %q, stderr %q; want 1 and REFUSED", code, out.String(), stderr.String())
 	}

@@ -1,0 +1,325 @@
+package actor_test
+
+// Messages larger than a datagram, on the in-memory network inside
+// synctest bubbles: what goes on the wire, loss, cancellation, and floods
+// of partial messages against the byte budget.
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/benbjohnson/clock"
+	"github.com/gtudp/gtudp"
+	"github.com/gtudp/gtudp/actor/actortest"
+	"github.com/gtudp/gtudp/wire"
+)
+
+var extFormat = func() wire.Format {
+	f := wire.DefaultFormat()
+	f.Ext = f.DeriveExt()
+	return f
+}()
+
+// fragOf returns the FRAG records of an EXT datagram.
+func fragsOf(b []byte) []wire.Record {
+	p, err := extFormat.Decode(b)
+	if err != nil || p.Kind != wire.Ext {
+		return nil
+	}
+	_, recs, err := wire.ParseExt(p.Payload)
+	if err != nil {
+		return nil
+	}
+	var fs []wire.Record
+	for r, ok := recs.Next(); ok; r, ok = recs.Next() {
+		if r.Type == wire.RecFrag {
+			fs = append(fs, r)
+		}
+	}
+	return fs
+}
+
+// Between gtudp endpoints on a path that loses a tenth of its datagrams,
+// messages of every size up to 200 KB arrive whole and once, each with
+// one successful outcome, and no datagram either way exceeds the datagram
+// size: the large ones went in fragments, re-sent one by one.
+func TestFragments_LossyPath(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mock := clock.NewMock()
+		network := actortest.NewNetwork(mock)
+		rng := rand.New(rand.NewPCG(1, 2))
+		var mu sync.Mutex
+		largest, frags := 0, 0
+		network.SetFate(func(from, to netip.AddrPort, b []byte) actortest.Fate {
+			mu.Lock()
+			defer mu.Unlock()
+			largest = max(largest, len(b))
+			frags += len(fragsOf(b))
+			return actortest.Fate{Drop: rng.IntN(10) == 0}
+		})
+		ca, _ := network.Listen("10.0.0.1:4323")
+		cb, _ := network.Listen("10.0.0.2:4323")
+		a, err := gtudp.New(ca, &gtudp.Config{Clock: mock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := gtudp.New(cb, &gtudp.Config{Clock: mock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []gtudp.Message // read once inbox is closed
+		inbox := make(chan struct{})
+		go func() {
+			defer close(inbox)
+			for m := range b.Inbox() {
+				got = append(got, m)
+			}
+		}()
+		sizes := []int{1, 1100, 1179, 1200, 1201, 5000, 65502, 65503, 200_000, 0}
+		errs := make([]error, len(sizes))
+		var wg sync.WaitGroup
+		for i, n := range sizes {
+			msg := make([]byte, n)
+			for j := range msg {
+				msg[j] = byte(i + j*7)
+			}
+			wg.Go(func() { errs[i] = a.Send(context.Background(), b.LocalAddr(), msg) })
+		}
+		sent := make(chan struct{})
+		go func() { wg.Wait(); close(sent) }()
+		for waited := time.Duration(0); ; waited += 10 * time.Millisecond {
+			synctest.Wait()
+			select {
+			case <-sent:
+			default:
+				if waited > time.Hour {
+					t.Fatal("no outcome within an hour")
+				}
+				mock.Add(10 * time.Millisecond)
+				continue
+			}
+			break
+		}
+		for i, err := range errs {
+			if err != nil {
+				t.Errorf("message %d (%d bytes): %v", i, sizes[i], err)
+			}
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		a.Close(ctx)
+		b.Close(ctx)
+		<-inbox
+		seen := map[int]int{}
+		for _, m := range got {
+			i := -1
+			for k, n := range sizes {
+				if len(m.Data) == n {
+					i = k
+				}
+			}
+			for j := range m.Data {
+				if m.Data[j] != byte(i+j*7) {
+					i = -1
+					break
+				}
+			}
+			if i < 0 {
+				t.Fatalf("delivered %d bytes nobody sent", len(m.Data))
+			}
+			seen[i]++
+		}
+		for i := range sizes {
+			if seen[i] != 1 {
+				t.Errorf("message %d (%d bytes) delivered %d times", i, sizes[i], seen[i])
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if largest > gtudp.DefaultDatagramSize || frags < 300_000/1200 {
+			t.Errorf("largest datagram %d bytes (at most %d), %d FRAG records", largest, gtudp.DefaultDatagramSize, frags)
+		}
+		if st := a.Stats(); st.DataResent == 0 {
+			t.Errorf("nothing re-sent through 10%% loss: %+v", st)
+		}
+	})
+}
+
+// Send cancelled while a large message is going out: Send returns at once
+// with ErrOutcomeUnknown (part of it may be there), and not one more
+// fragment of it is sent.
+func TestFragments_CancelStopsTheRest(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mock := clock.NewMock()
+		network := actortest.NewNetwork(mock)
+		var mu sync.Mutex
+		frags := 0
+		network.SetFate(func(from, to netip.AddrPort, b []byte) actortest.Fate {
+			mu.Lock()
+			defer mu.Unlock()
+			frags += len(fragsOf(b))
+			return actortest.Fate{Delay: 50 * time.Millisecond} // a long path: the window fills
+		})
+		ca, _ := network.Listen("10.0.0.1:4323")
+		cb, _ := network.Listen("10.0.0.2:4323")
+		a, _ := gtudp.New(ca, &gtudp.Config{Clock: mock})
+		b, _ := gtudp.New(cb, &gtudp.Config{Clock: mock})
+		go func() {
+			for range b.Inbox() {
+			}
+		}()
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() { errc <- a.Send(ctx, b.LocalAddr(), make([]byte, 4<<20)) }()
+		for range 60 { // 600 ms: a few round trips, some fragments out
+			synctest.Wait()
+			mock.Add(10 * time.Millisecond)
+		}
+		synctest.Wait()
+		mu.Lock()
+		before := frags
+		mu.Unlock()
+		cancel()
+		synctest.Wait()
+		err := <-errc
+		if !errors.Is(err, gtudp.ErrOutcomeUnknown) || !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled Send: %v, want ErrOutcomeUnknown and context.Canceled", err)
+		}
+		for range 300 { // 3 s: re-sends would have come by now
+			mock.Add(10 * time.Millisecond)
+			synctest.Wait()
+		}
+		mu.Lock()
+		after := frags
+		mu.Unlock()
+		if before == 0 || before >= (4<<20)/1200 || after != before {
+			t.Fatalf("%d fragments sent before the cancel (of %d), %d after", before, (4<<20)/1200, after-before)
+		}
+		if st := a.Stats(); st.InFlight != 0 || st.InFlightBytes != 0 {
+			t.Fatalf("after the cancel: %d in flight, %d bytes", st.InFlight, st.InFlightBytes)
+		}
+		a.Close(context.Background())
+		b.Close(context.Background())
+	})
+}
+
+// frag builds an EXT datagram of one FRAG record.
+func frag(inc uint64, id, msg wire.ID, total, off uint64, payload []byte) []byte {
+	b := extFormat.AppendExt(nil, wire.ExtHeader{Version: wire.ExtVersion, Incarnation: inc})
+	return wire.AppendFrag(b, id, msg, total, off, payload)
+}
+
+// answerProbes answers every plain RECV c receives with its ACK, as a
+// real address does: c proves itself to whoever probes it.
+func answerProbes(c *actortest.Conn) {
+	buf := make([]byte, 70000)
+	for {
+		n, from, err := c.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		if p, err := extFormat.Decode(buf[:n]); err == nil && p.Kind == wire.Recv {
+			c.WriteTo(extFormat.Append(nil, wire.Packet{Kind: wire.Ack, ID: p.ID}), from)
+		}
+	}
+}
+
+// First fragments of large messages, from forged sources that answer
+// nothing and from real ones that prove their address: the forged ones
+// start no message at all; the real ones start messages until the byte
+// budget is taken, no further, and those are dropped a Lifetime later,
+// giving the budget back, while the heap stays within the budget.
+func TestFragments_FloodOfPartialMessages(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const budget = 8 << 20
+		const total = 1 << 20
+		const lifetime = 5 * time.Second
+		mock := clock.NewMock()
+		network := actortest.NewNetwork(mock)
+		sc, _ := network.Listen("10.0.0.1:4323")
+		ep, err := gtudp.New(sc, &gtudp.Config{Clock: mock, HoldBytes: budget, MaxMessage: total, Lifetime: lifetime})
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := heapInUse()
+		piece := make([]byte, 1000)
+		flood := func(c *actortest.Conn, n int) {
+			for i := range n {
+				var id, msg wire.ID
+				binary.BigEndian.PutUint32(id[:], uint32(2*i))
+				binary.BigEndian.PutUint32(msg[:], uint32(2*i+1))
+				c.WriteTo(frag(7, id, msg, total, 0, piece), sc.LocalAddr())
+				if i%50 == 0 {
+					synctest.Wait()
+				}
+			}
+		}
+		// 200 forged sources: probed, never answering.
+		for s := range 200 {
+			c, _ := network.Listen(fmt.Sprintf("10.66.%d.%d:666", s/250, s%250+1))
+			defer c.Close()
+			flood(c, 5)
+		}
+		synctest.Wait()
+		if st := ep.Stats(); st.HeldBytes != 0 {
+			t.Fatalf("forged sources hold %d bytes of the budget", st.HeldBytes)
+		}
+		// 4 real sources: each answers the probe, then floods 100 first
+		// fragments of 1 MiB messages.
+		var real []*actortest.Conn
+		for s := range 4 {
+			c, _ := network.Listen(fmt.Sprintf("10.77.0.%d:777", s+1))
+			defer c.Close()
+			c.WriteTo(frag(7, wire.ID{9, 9, 9, byte(s)}, wire.ID{8, 8, 8, byte(s)}, total, 0, piece), sc.LocalAddr())
+			real = append(real, c)
+			go answerProbes(c)
+		}
+		for range 10 {
+			synctest.Wait()
+			mock.Add(50 * time.Millisecond)
+		}
+		for _, c := range real {
+			flood(c, 100)
+		}
+		synctest.Wait()
+		peak := heapInUse()
+		st := ep.Stats()
+		started := uint64(0)
+		for _, c := range real {
+			ps, _ := ep.PeerStats(c.AddrPort())
+			started += ps.Withheld
+		}
+		t.Logf("heap %d MB before, %d MB at the peak; %d bytes held of %d; %d first fragments withheld",
+			before>>20, peak>>20, st.HeldBytes, budget, started)
+		if st.HeldBytes > budget || st.HeldBytes < budget-2*total {
+			t.Fatalf("partial messages hold %d bytes, want nearly all of the budget %d and no more", st.HeldBytes, budget)
+		}
+		if peak > before+budget+4<<20 {
+			t.Fatalf("heap grew by %d MB, above the budget of %d MB and 4 MB", (peak-before)>>20, budget>>20)
+		}
+		for range 2 * lifetime / (100 * time.Millisecond) {
+			mock.Add(100 * time.Millisecond)
+			synctest.Wait()
+		}
+		var unfinished uint64
+		for _, c := range real {
+			if ps, ok := ep.PeerStats(c.AddrPort()); ok {
+				unfinished += ps.Unfinished
+			}
+		}
+		if st := ep.Stats(); st.HeldBytes != 0 || unfinished < budget/(total+1)-1 {
+			t.Fatalf("a Lifetime later: %d bytes still held, %d partial messages dropped", st.HeldBytes, unfinished)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		ep.Close(ctx)
+	})
+}
