@@ -432,6 +432,10 @@ type gtudpSendOptions struct {
 // as the Outbox takes messages, or a burst of messages at once; a second
 // goroutine reads the receipts. Then it waits, at most drain, for the
 // receipts still out, and closes the endpoint.
+// maxOutstanding bounds the bytes of the messages a gtudp sender keeps
+// outstanding (sent, receipt not yet in).
+const maxOutstanding = 32 << 20
+
 func gtudpSender(ctx context.Context, o gtudpSendOptions) (senderReport, error) {
 	r := senderReport{Kind: flowGtudp}
 	to, err := netip.ParseAddrPort(o.to)
@@ -460,8 +464,10 @@ func gtudpSender(ctx context.Context, o gtudpSendOptions) (senderReport, error) 
 	// Each message's buffer is its own until its receipt (the library
 	// reads it until then); the slot is in the message's ID, so the
 	// receipt finds it again. Slots are made as needed, up to what can be
-	// in flight and in the Receipts buffer.
-	slots := window + 1024
+	// in flight and in the Receipts buffer, and at most 32 MiB of them,
+	// as an application with a send buffer would keep: 2,048 messages of
+	// 60 KB would take 50 s to drain through 20 Mbit/s, past -drain.
+	slots := min(window+1024, max(16, maxOutstanding/max(o.size, 1)))
 	bufs := make([][]byte, 0, slots)
 	free := make(chan uint32, slots)
 
