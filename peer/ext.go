@@ -42,6 +42,11 @@ type extension struct {
 	status  extStatus
 	heard   int64  // when something of the extension last came from the peer
 	plainIn int    // RECVs for our DATA without a trailer, in a row
+	// probedPlain: our probe, with our trailer, was answered without
+	// one. Only that makes a large message fail with ErrTooLarge: a
+	// gtudp peer answers a probe with its trailer always, but may answer
+	// DATA without (its amplification limit leaves no room to spare).
+	probedPlain bool
 	peerInc uint64 // the incarnation in the peer's last EXT datagram
 }
 
@@ -106,7 +111,7 @@ const (
 // row while we know nothing, it does not.
 func (s *State) heardTrailer(t int64, f form, answered bool) {
 	defer func() {
-		if s.ext.status != extUnknown {
+		if s.extKnown() {
 			s.tx.unpark() // the caller pumps
 		}
 	}()
@@ -116,6 +121,7 @@ func (s *State) heardTrailer(t int64, f form, answered bool) {
 		s.ext.heard = t
 		s.ext.plainIn = 0
 		s.ext.status = extSpoken
+		s.ext.probedPlain = false
 	case f == formPlain && s.ext.status == extUnknown:
 		if s.ext.plainIn++; s.ext.plainIn >= plainAnswers {
 			s.ext.status = extPlain
@@ -123,19 +129,27 @@ func (s *State) heardTrailer(t int64, f form, answered bool) {
 	}
 }
 
-// answer sends a RECV or ACK for id in form f: a record of an EXT datagram,
-// or a plain packet with our trailer while the peer may speak the
-// extension and the amplification limit has room to spare for it (a
-// trailer must not crowd out a reply of the application's: to a peer that
-// has sent us little, the first answers go without).
+// extKnown reports whether we know if the peer speaks the extension: it
+// answered in it, or our probe was answered without it.
+func (s *State) extKnown() bool {
+	return s.ext.status == extSpoken || s.ext.status == extPlain && s.ext.probedPlain
+}
+
+// answer sends a RECV or ACK for id in form f, the form of what it
+// answers: a record of an EXT datagram, or a plain packet with our
+// trailer while the peer may speak the extension and the amplification
+// limit has room to spare for it (a trailer must not crowd out a reply of
+// the application's: to a peer that has sent us little, the first answers
+// go without) — room enough, for an answer to a packet with a trailer,
+// which asks for ours.
 func (s *State) answer(k wire.Kind, id wire.ID, f form) bool {
-	ok, _ := s.answerHow(k, id, f)
+	ok, _ := s.answerHow(k, id, f, false)
 	return ok
 }
 
 // answerHow is answer, and says whether a plain answer carried the
-// trailer.
-func (s *State) answerHow(k wire.Kind, id wire.ID, f form) (ok, trailer bool) {
+// trailer; ask sends it whatever we know of the peer (a probe).
+func (s *State) answerHow(k wire.Kind, id wire.ID, f form, ask bool) (ok, trailer bool) {
 	if f == formExt {
 		if !s.amp.allow(wire.IDsLen(1)) {
 			s.stats.Limited++
@@ -144,9 +158,11 @@ func (s *State) answerHow(k wire.Kind, id wire.ID, f form) (ok, trailer bool) {
 		s.out.extIDs(k, id)
 		return true, false
 	}
-	if s.extOn() && s.ext.status != extPlain && s.amp.spare(s.p.headerLen()+wire.TrailerLen) && s.amp.allow(s.p.headerLen()+wire.TrailerLen) {
+	n := s.p.headerLen() + wire.TrailerLen
+	want := ask || f == formTrailer || s.ext.status != extPlain
+	if s.extOn() && want && (ask || f == formTrailer || s.amp.spare(n)) && s.amp.allow(n) {
 		s.stats.PacketsOut++
-		s.stats.BytesOut += uint64(s.p.headerLen() + wire.TrailerLen)
+		s.stats.BytesOut += uint64(n)
 		s.out.packet(wire.Packet{Kind: k, ID: id, Payload: s.out.trailer})
 		return true, true
 	}

@@ -615,10 +615,11 @@ func (p *Peer) room() int {
 	return p.opt.Params.Window - p.loop.st.InFlight() - len(p.loop.late)
 }
 
-// admit sends waiting messages while the window has room.
+// admit sends waiting messages while the window has room and the state
+// has sent the bytes it has (State.Hungry).
 func (p *Peer) admit(now time.Time) {
 	w := &p.loop.waiting
-	for w.len() > 0 && p.room() > 0 {
+	for w.len() > 0 && p.room() > 0 && p.loop.st.Hungry() {
 		q := w.pop()
 		if q.gone {
 			continue

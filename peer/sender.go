@@ -78,6 +78,7 @@ type sender struct {
 	byID map[wire.ID]*outbound // what is on the wire under an id: whole messages and units
 
 	messages int                     // messages awaiting their outcome (units not counted)
+	unsent   int                     // bytes of their Data not yet sent once
 	parked   int                     // messages parked
 	expiry   deadlineHeap[*outbound] // messages by end of lifetime (units not in it)
 	fresh    fifo[*outbound]         // never sent, oldest first
@@ -108,6 +109,7 @@ func (s *sender) start(m Outgoing, size int, expire int64) *outbound {
 	*o = outbound{msg: m, size: size, expire: expire, index: -1, where: queued}
 	s.register(o)
 	s.messages++
+	s.unsent += len(m.Data)
 	s.expiry.push(o)
 	s.fresh.push(o)
 	return o
@@ -158,6 +160,7 @@ func (s *sender) cut(o *outbound, n int) *outbound {
 	f.units = append(f.units, u)
 	f.cut += n
 	f.open++
+	s.unsent -= n
 	if f.cut == len(o.msg.Data) {
 		s.fresh.pop()
 		o.where = whole
@@ -199,6 +202,9 @@ func (s *sender) take(o *outbound) {
 func (s *sender) transmitted(o *outbound, t int64) {
 	if o.attempts == 0 {
 		o.first = t
+		if o.parent == nil {
+			s.unsent -= len(o.msg.Data)
+		}
 	}
 	o.attempts++
 	if p := o.parent; p != nil {
@@ -254,6 +260,7 @@ func (s *sender) land(o *outbound) {
 		return
 	}
 	s.messages--
+	s.unsent -= o.unsent()
 	if f := o.frags; f != nil {
 		for _, u := range f.units {
 			if u != nil {
@@ -279,6 +286,17 @@ func (o *outbound) appendRecord(b []byte) []byte {
 		return wire.AppendFrag(b, o.id, p.frags.msg, uint64(len(p.msg.Data)), uint64(o.off), p.msg.Data[o.off:o.off+o.n])
 	}
 	return wire.AppendData(b, o.id, o.msg.Data)
+}
+
+// unsent returns the bytes of a message's Data not yet sent once.
+func (o *outbound) unsent() int {
+	switch {
+	case o.frags != nil:
+		return len(o.msg.Data) - o.frags.cut
+	case o.attempts == 0:
+		return len(o.msg.Data)
+	}
+	return 0
 }
 
 // answered reports whether every unit of p, a message in fragments, is

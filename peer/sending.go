@@ -23,6 +23,18 @@ import (
 // full.
 func (s *State) Room() int { return s.p.Window - s.tx.len() }
 
+// Hungry reports whether the state would take another message now
+// without growing its backlog: the bytes of its messages not yet sent
+// once are below twice the congestion window (at least minBacklog). A
+// message taken waits in the state with its Lifetime running; one held
+// back by the caller does not, so a long queue of large messages on a
+// slow path is not failed by the time it spent behind its own kind.
+func (s *State) Hungry() bool { return s.tx.unsent < max(2*s.tx.cc.cwnd, minBacklog) }
+
+// minBacklog is the least backlog Hungry allows: a few round trips of a
+// slow path, and messages of 64 KiB one at a time.
+const minBacklog = 64 << 10
+
 // InFlight returns how many of our messages await their outcome.
 func (s *State) InFlight() int { return s.tx.len() }
 
@@ -40,7 +52,7 @@ func (s *State) Send(now time.Time, m Outgoing) error {
 	}
 	if n := len(m.Data); n > s.p.MaxMessage {
 		return fmt.Errorf("%w: %d bytes, at most %d (MaxMessage)", wire.ErrTooLarge, n, s.p.MaxMessage)
-	} else if n > s.p.Format.MaxPayload() && (!s.extOn() || s.ext.status == extPlain) {
+	} else if n > s.p.Format.MaxPayload() && (!s.extOn() || s.ext.probedPlain) {
 		return s.tooLarge(n)
 	}
 	t := s.at(now)
@@ -134,7 +146,7 @@ func (s *State) settle(o *outbound, t int64) bool {
 		o.size = wire.DataLen(n) + extShare
 	case s.ext.status == extSpoken:
 		s.tx.fragment(o)
-	case s.extOn() && s.ext.status == extUnknown && !small:
+	case s.extOn() && !s.extKnown() && !small:
 		s.tx.park(o)
 		s.startProbe(t)
 		return false
@@ -396,7 +408,7 @@ func (s *State) startProbe(t int64) {
 // sendProbe sends the probe's RECV, with our trailer if it fits, and sets
 // when it is next due.
 func (s *State) sendProbe(t int64) {
-	if ok, trailer := s.answerHow(wire.Recv, s.probe.nonce, formPlain); ok {
+	if ok, trailer := s.answerHow(wire.Recv, s.probe.nonce, formPlain, true); ok {
 		s.probe.attempts++
 		s.probe.trailer = trailer
 		s.probe.sentAt = t

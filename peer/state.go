@@ -186,12 +186,13 @@ func (s *State) dedupeFull() bool {
 
 func (s *State) onAck(t, at int64, id wire.ID, f form) {
 	if s.probe.active && id == s.probe.nonce {
-		if f == formPlain && s.probe.trailer && s.ext.status == extUnknown {
+		if f == formPlain && s.probe.trailer && s.extOn() {
 			// The probe carried our trailer and the answer none: a gtudp
-			// peer always has room for one in an ACK that small (it
-			// answers with the trailer even without a peer), so this is
+			// peer answers a trailer with its own, with or without a peer
+			// (answerHow, and the reader's answer to strays), so this is
 			// the original, or an endpoint with NoExtension.
-			s.ext.status = extPlain
+			s.ext.status, s.ext.probedPlain = extPlain, true
+			s.tx.unpark()
 		}
 		if s.probe.attempts == 1 {
 			// Sent once, so this ACK answers it (Karn): the first RTT
@@ -442,7 +443,7 @@ func (s *State) Salvage(dst []Outcome, err func(id uuid.UUID, attempts int) erro
 		})
 	}
 	s.tx.expiry = nil
-	s.tx.messages, s.tx.parked = 0, 0
+	s.tx.messages, s.tx.parked, s.tx.unsent = 0, 0, 0
 	s.tx.cc.inFlight = 0
 	s.p.Budget.Give(s.rx.dropHeld() + s.rx.dropPartials())
 	return s.out.takeOutcomes(dst)
