@@ -14,6 +14,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gtudp/gtudp/peer"
 )
 
 // mmsghdr is the kernel's struct mmsghdr on 64-bit Linux: a msghdr and the
@@ -131,9 +133,13 @@ func (b *batchReader) read() (int, error) {
 	return b.got, nil
 }
 
-func (b *batchReader) lend(i int, pool *sync.Pool) *[]byte {
+func (b *batchReader) lend(i int, bufs *peer.Buffers) *[]byte {
+	next, ok := bufs.Get()
+	if !ok {
+		return nil
+	}
 	lent := b.ptrs[i]
-	b.ptrs[i] = pool.Get().(*[]byte)
+	b.ptrs[i] = next
 	b.bufs[i] = *b.ptrs[i]
 	b.iovs[i].Base = &b.bufs[i][0]
 	b.iovs[i].SetLen(len(b.bufs[i]))

@@ -5,7 +5,8 @@ package actor
 import (
 	"net"
 	"net/netip"
-	"sync"
+
+	"github.com/gtudp/gtudp/peer"
 )
 
 // batchReader reads datagrams in batches where the platform has
@@ -19,7 +20,7 @@ func (*batchReader) read() (int, error) { panic("unreachable") }
 
 func (*batchReader) datagram(int) ([]byte, netip.AddrPort, bool) { panic("unreachable") }
 
-func (*batchReader) lend(int, *sync.Pool) *[]byte { panic("unreachable") }
+func (*batchReader) lend(int, *peer.Buffers) *[]byte { panic("unreachable") }
 
 // batchWriter writes with sendmmsg(2) where it exists; here peers write
 // one datagram per call.

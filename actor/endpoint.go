@@ -126,10 +126,7 @@ func New(conn net.PacketConn, s *Settings, app App, own bool) (*Endpoint, error)
 	}
 	e.udp, _ = conn.(*net.UDPConn)
 	if s.Params.ReadBuffers == nil {
-		s.Params.ReadBuffers = &sync.Pool{New: func() any {
-			b := make([]byte, readBufferSize)
-			return &b
-		}}
+		s.Params.ReadBuffers = peer.NewBuffers(lentBuffers, readBufferSize)
 	}
 	if _, err := rand.Read(e.seeds[:]); err != nil {
 		return nil, fmt.Errorf("gtudp: seeding message ids: %w", err)

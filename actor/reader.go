@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/gtudp/gtudp/mailbox"
@@ -93,9 +92,20 @@ type datagramReader interface {
 	read() (int, error)
 	datagram(i int) ([]byte, netip.AddrPort, bool)
 	// lend gives away the buffer of the i-th datagram, which stays
-	// valid, and reads the next datagram there into one from pool.
-	lend(i int, pool *sync.Pool) *[]byte
+	// valid, and reads the next datagram there into one from bufs; or
+	// returns nil if bufs has none.
+	lend(i int, bufs *peer.Buffers) *[]byte
 }
+
+// lentBuffers bounds the read buffers lent to peers at once, of 64 KiB
+// each: 2 MiB, a window's worth of loopback fragments in the peers'
+// mailboxes. Beyond it, datagrams are copied.
+const lentBuffers = 32
+
+// lendMin is the smallest datagram whose buffer is lent rather than its
+// bytes copied: a buffer is 64 KiB, and lending it for a 1,200-byte
+// datagram would hold fifty times the bytes for one copy saved.
+const lendMin = 16 << 10
 
 // readBufferSize is the size of a read buffer: the largest datagram and
 // one byte spare, so a larger one shows as such (see dispatch).
@@ -154,9 +164,13 @@ func (r *singleReader) datagram(int) ([]byte, netip.AddrPort, bool) {
 	return (*r.buf)[:r.n], src, err == nil
 }
 
-func (r *singleReader) lend(_ int, pool *sync.Pool) *[]byte {
+func (r *singleReader) lend(_ int, bufs *peer.Buffers) *[]byte {
+	next, ok := bufs.Get()
+	if !ok {
+		return nil
+	}
 	b := r.buf
-	r.buf = pool.Get().(*[]byte)
+	r.buf = next
 	return b
 }
 
@@ -233,9 +247,10 @@ func (e *Endpoint) dispatch(src netip.AddrPort, b []byte, at *time.Time, lend fu
 		e.ctr.overBudget.Add(1)
 		return
 	}
-	if frags {
+	if frags && len(b) >= lendMin {
 		in.Lent = lend()
-	} else {
+	}
+	if in.Lent == nil {
 		in.Packet.Payload = bytes.Clone(pkt.Payload)
 	}
 	if !e.handOver(src, pkt, needsPeer, in, len(b)) {

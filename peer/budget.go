@@ -76,3 +76,43 @@ func Held(p wire.Packet) int {
 	}
 	return 0
 }
+
+// Buffers is a bounded set of the socket reader's read buffers that it
+// lends to peers (Inbound.Lent) instead of copying a large datagram out of
+// them. At most Max exist; when all are lent, the reader copies as it
+// does for small datagrams, so lending adds at most Max buffers to the
+// endpoint's memory. It is safe for concurrent use.
+type Buffers struct {
+	free chan *[]byte
+	size int
+	made atomic.Int64
+}
+
+// NewBuffers returns a set of at most max buffers of size bytes each,
+// made as needed.
+func NewBuffers(max, size int) *Buffers {
+	return &Buffers{free: make(chan *[]byte, max), size: size}
+}
+
+// Get returns a buffer, or false if all max are lent.
+func (b *Buffers) Get() (*[]byte, bool) {
+	select {
+	case buf := <-b.free:
+		return buf, true
+	default:
+	}
+	if b.made.Add(1) > int64(cap(b.free)) {
+		b.made.Add(-1)
+		return nil, false
+	}
+	buf := make([]byte, b.size)
+	return &buf, true
+}
+
+// Put gives a buffer back.
+func (b *Buffers) Put(buf *[]byte) {
+	select {
+	case b.free <- buf:
+	default: // not one of ours: let it go
+	}
+}

@@ -2,7 +2,6 @@ package peer
 
 import (
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/gtudp/gtudp/wire"
@@ -40,7 +39,7 @@ type Params struct {
 	Budget *Budget
 	// ReadBuffers takes back the socket reader's buffers lent to peers
 	// (Inbound.Lent); state too, shared with the reader.
-	ReadBuffers *sync.Pool
+	ReadBuffers *Buffers
 
 	// The extension (see ext.go) is on when Format.Ext is set.
 	// DatagramSize is the largest EXT datagram, LoopbackDatagramSize the
