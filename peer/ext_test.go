@@ -326,3 +326,54 @@ func TestFrag_UnprovedSenderIsProbed(t *testing.T) {
 		t.Fatalf("%d EXT answers to the re-sent fragment, want its RECV", recvs)
 	}
 }
+
+// However large the window, one batch of datagrams holds about 1 MiB: the
+// State stops at it and goes on at once when asked again, so the batch's
+// buffer, a second copy of what is in flight, stays small.
+func TestExt_BatchIsBounded(t *testing.T) {
+	pa, pb := extParams(1), extParams(2)
+	pa.Window, pb.RecvWindow, pb.HoldLimit = 1<<14, 1<<14, 1<<14
+	pa.MaxMessage, pb.MaxMessage = 64<<20, 64<<20
+	d := newDuo(t, pa, pb)
+	d.send(d.a, "first") // the negotiation
+	d.run()
+	const size = 32 << 20
+	if err := d.a.Send(d.now, peer.Outgoing{ID: uuid.New(), Data: make([]byte, size)}); err != nil {
+		t.Fatal(err)
+	}
+	var largest, sent int
+	for range 10000 {
+		var bytes int
+		dg := d.a.TakeDatagrams(nil)
+		for _, b := range dg {
+			bytes += len(b)
+			p, _ := pb.Format.Decode(b)
+			p.Payload = append([]byte(nil), p.Payload...)
+			d.b.Receive(d.now, p, len(b))
+		}
+		largest, sent = max(largest, bytes), sent+bytes
+		for _, b := range d.b.TakeDatagrams(nil) {
+			p, _ := pa.Format.Decode(b)
+			d.a.Receive(d.now, p, len(b))
+		}
+		for {
+			if _, ok := d.b.Next(); !ok {
+				break
+			}
+			d.b.Delivered(d.now)
+		}
+		d.now = d.now.Add(time.Millisecond)
+		d.a.Tick(d.now)
+		d.b.Tick(d.now)
+		if len(dg) == 0 && !d.a.Busy() {
+			break
+		}
+	}
+	if o := d.a.TakeOutcomes(nil); len(o) != 2 || o[1].Receipt.Err != nil {
+		t.Fatalf("outcomes %+v, want the 32 MiB message delivered", o)
+	}
+	t.Logf("largest batch %d bytes, %d sent", largest, sent)
+	if largest > 1<<20+pa.DatagramSize || largest < 1<<19 {
+		t.Fatalf("largest batch %d bytes, want the window to grow to 1 MiB and the batch to stop there", largest)
+	}
+}

@@ -74,7 +74,7 @@ func (s *State) pump(t int64) {
 	s.tx.pace.setRate(s.tx.cc.cwnd, s.tx.rtt.srtt, s.tx.cc.cwnd < s.tx.cc.ssthresh)
 	for {
 		o := s.tx.next()
-		if o == nil {
+		if o == nil || s.out.full() {
 			return
 		}
 		if !o.settled && !s.settle(o, t) {

@@ -587,6 +587,7 @@ type output struct {
 		data      []sentRef // DATA and FRAG records: messages and units at one transmission
 		recv, ack []wire.ID
 		groups    []group // the EXT datagrams of the batch, the last one open
+		bytes     int     // the records' bytes in groups
 	}
 }
 
@@ -631,6 +632,7 @@ func (o *output) place(grow func(g *group) int) *group {
 		g := &gs[k-1]
 		if n := grow(g); g.used+n <= o.room() {
 			g.used += n
+			o.ext.bytes += n
 			return g
 		}
 	}
@@ -641,6 +643,7 @@ func (o *output) place(grow func(g *group) int) *group {
 	})
 	g := &o.ext.groups[len(o.ext.groups)-1]
 	g.used = grow(g)
+	o.ext.bytes += g.used + o.format.ExtOverhead()
 	return g
 }
 
@@ -670,6 +673,16 @@ func (o *output) extData(r sentRef) {
 	o.ext.data = append(o.ext.data, r)
 	g.data.hi = len(o.ext.data)
 }
+
+// full reports whether the batch holds maxBatch bytes of datagrams.
+func (o *output) full() bool { return len(o.buf)+o.ext.bytes >= maxBatch }
+
+// maxBatch bounds the bytes of datagrams one batch holds: the State stops
+// sending at it (the Peer writes the batch and wakes again at once), so
+// that the batch's buffer, a second copy of what goes out, stays small
+// however large the window is. 1 MiB is sixteen loopback datagrams, a
+// write system call's worth.
+const maxBatch = 1 << 20
 
 // left returns the room left in the open EXT datagram for DATA and FRAG
 // records, or 0 if none is open or it holds none yet: records that fill a
@@ -713,6 +726,7 @@ func (o *output) assemble() (n, bytes uint64) {
 	}
 	clear(e.data)
 	e.data, e.recv, e.ack, e.groups = e.data[:0], e.recv[:0], e.ack[:0], e.groups[:0]
+	e.bytes = 0
 	return n, bytes
 }
 
