@@ -234,7 +234,9 @@ func answerProbes(c *actortest.Conn) {
 
 // First fragments of large messages, from forged sources that answer
 // nothing and from real ones that prove their address: the forged ones
-// start no message at all; the real ones start messages until the byte
+// start no message at all, and what they sent is held (in case they
+// prove themselves) only up to half the budget and only for a moment;
+// the real ones start messages until the byte
 // budget is taken, no further, and those are dropped a Lifetime later,
 // giving the budget back, while the heap stays within the budget.
 func TestFragments_FloodOfPartialMessages(t *testing.T) {
@@ -262,15 +264,24 @@ func TestFragments_FloodOfPartialMessages(t *testing.T) {
 				}
 			}
 		}
-		// 200 forged sources: probed, never answering.
+		// 200 forged sources, 10 MB in all: probed, never answering.
 		for s := range 200 {
 			c, _ := network.Listen(fmt.Sprintf("10.66.%d.%d:666", s/250, s%250+1))
 			defer c.Close()
-			flood(c, 5)
+			flood(c, 50)
 		}
 		synctest.Wait()
+		st := ep.Stats()
+		t.Logf("forged sources hold %d bytes", st.HeldBytes)
+		if st.HeldBytes > budget/2+64<<10 {
+			t.Fatalf("forged sources hold %d bytes of the budget of %d", st.HeldBytes, budget)
+		}
+		for range 30 {
+			mock.Add(100 * time.Millisecond)
+			synctest.Wait()
+		}
 		if st := ep.Stats(); st.HeldBytes != 0 {
-			t.Fatalf("forged sources hold %d bytes of the budget", st.HeldBytes)
+			t.Fatalf("3 s later, forged sources hold %d bytes of the budget", st.HeldBytes)
 		}
 		// 4 real sources: each answers the probe, then floods 100 first
 		// fragments of 1 MiB messages.
@@ -291,7 +302,7 @@ func TestFragments_FloodOfPartialMessages(t *testing.T) {
 		}
 		synctest.Wait()
 		peak := heapInUse()
-		st := ep.Stats()
+		st = ep.Stats()
 		started := uint64(0)
 		for _, c := range real {
 			ps, _ := ep.PeerStats(c.AddrPort())

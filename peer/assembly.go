@@ -1,8 +1,10 @@
 package peer
 
 import (
+	"bytes"
 	"hash/maphash"
 	"sort"
+	"time"
 
 	"github.com/gtudp/gtudp/wire"
 )
@@ -108,14 +110,16 @@ func (s spans) add(lo, hi int) spans {
 }
 
 // onFrag handles a FRAG record from the peer, of the sender incarnation
-// inc. It copies what it takes of the payload; the payload's bytes of the
-// budget stay the caller's.
-func (s *State) onFrag(t int64, r wire.Record, inc uint64) {
+// inc. It copies what it takes of the payload, and the payload's bytes of
+// the budget stay the caller's; unless it keeps the record itself, to
+// handle once the peer has proved its address (see stash), and reports
+// so: then the bytes are the state's.
+func (s *State) onFrag(t int64, r wire.Record, inc uint64) (kept bool) {
 	k := asmKey{msg: r.Msg, inc: inc}
 	if r.Total > uint64(s.p.MaxMessage) {
 		// Larger than we take: never answered, so the sender fails it.
 		s.stats.Withheld++
-		return
+		return false
 	}
 	total, lo := int(r.Total), int(r.Offset)
 	hi := lo + len(r.Payload)
@@ -124,42 +128,45 @@ func (s *State) onFrag(t int64, r wire.Record, inc uint64) {
 		// the sender is still waiting.
 		s.stats.Duplicates++
 		s.reply(r.ID, true)
-		return
+		return false
 	}
 	a := s.rx.asm[k]
+	if a == nil && !s.proved && !s.amp.validated {
+		return s.stash(t, r, inc)
+	}
 	if a == nil {
 		if a = s.startAssembly(t, k, total); a == nil {
 			s.stats.Withheld++
-			return
+			return false
 		}
 	}
 	if a.total != total {
 		// Not the message we know by this id: a forgery, or a broken
 		// sender. Nothing of it is used.
 		s.stats.Withheld++
-		return
+		return false
 	}
 	if e := a.done; e != nil {
 		s.stats.Duplicates++
 		if !e.held {
 			s.reply(r.ID, true)
 		}
-		return
+		return false
 	}
 	add := a.have.missing(lo, hi)
 	if add == 0 {
 		s.stats.Duplicates++
 		s.reply(r.ID, true)
-		return
+		return false
 	}
 	complete := a.got+add == a.total
 	if complete && !s.canHold() {
 		s.stats.Withheld++
-		return
+		return false
 	}
 	if i, j := a.have.merged(lo, hi); i == j && len(a.have) >= maxSpans {
 		s.stats.Withheld++
-		return
+		return false
 	}
 	copy(a.buf[lo:], r.Payload)
 	a.have = a.have.add(lo, hi)
@@ -168,13 +175,89 @@ func (s *State) onFrag(t int64, r wire.Record, inc uint64) {
 		a.expire = after(t, s.p.Lifetime)
 		s.rx.partial.fix(a.index)
 		s.answer(wire.Recv, r.ID, formExt)
-		return
+		return false
 	}
 	s.rx.partial.remove(a.index)
 	s.p.Budget.Give(asmOverhead) // the message's bytes stay charged until delivered
 	a.done = s.rx.hold(r.ID, 0, a.buf, true)
 	a.done.asm = a
 	a.buf, a.have = nil, nil
+	return false
+}
+
+// stash keeps a fragment from a peer that has not proved its address, and
+// starts a probe: a message may be started only by a proved peer (a
+// forged first fragment would hold the budget for a message that never
+// comes), but a real peer's first fragments should not be lost for the
+// round trip the probe takes (its sender would take them for congestion
+// and collapse its window). The stash holds at most stashMax bytes, each
+// charged to the budget as received, so a forged source holds no more
+// than it sent, and it takes them only while the budget has plenty of
+// room, so that all forged sources together hold no more than half of
+// it, and only for stashTimeout; it is replayed when the probe is answered (validate), and
+// dropped unanswered after stashTimeout.
+func (s *State) stash(t int64, r wire.Record, inc uint64) bool {
+	if s.rx.stashBytes+len(r.Payload) > stashMax || !s.p.Budget.Plenty() {
+		s.stats.Withheld++
+		return false
+	}
+	if s.lent {
+		r.Payload = bytes.Clone(r.Payload)
+	}
+	if len(s.rx.stash) == 0 {
+		s.rx.stashUntil = after(t, stashTimeout)
+	}
+	s.rx.stash = append(s.rx.stash, stashed{r: r, inc: inc})
+	s.rx.stashBytes += len(r.Payload)
+	s.startProbe(t)
+	return true
+}
+
+// stashed is a fragment kept until its sender proves its address.
+type stashed struct {
+	r   wire.Record
+	inc uint64
+}
+
+const (
+	stashMax     = 64 << 10
+	stashTimeout = 2 * time.Second
+)
+
+// replayStash handles the stashed fragments, the peer having proved its
+// address.
+func (s *State) replayStash(t int64) {
+	st := s.rx.stash
+	s.rx.stash, s.rx.stashBytes = nil, 0
+	for _, f := range st {
+		if !s.onFrag(t, f.r, f.inc) {
+			s.p.Budget.Give(len(f.r.Payload))
+		}
+	}
+}
+
+// dropStash lets the stashed fragments go unanswered and returns the bytes
+// of budget they held.
+func (r *receiver) dropStash() int {
+	n := r.stashBytes
+	r.stash, r.stashBytes = nil, 0
+	return n
+}
+
+// expireStash drops the stash if its sender has not proved itself by t.
+func (s *State) expireStash(t int64) {
+	if len(s.rx.stash) > 0 && s.rx.stashUntil <= t {
+		s.stats.Withheld += uint64(len(s.rx.stash))
+		s.p.Budget.Give(s.rx.dropStash())
+	}
+}
+
+// nextStash returns when the stash expires, or never.
+func (r *receiver) nextStash() int64 {
+	if len(r.stash) == 0 {
+		return never
+	}
+	return r.stashUntil
 }
 
 // startAssembly starts receiving the message k of total bytes, if the
@@ -182,10 +265,6 @@ func (s *State) onFrag(t int64, r wire.Record, inc uint64) {
 // if not).
 func (s *State) startAssembly(t int64, k asmKey, total int) *assembly {
 	if s.draining || len(s.rx.partial) >= s.p.RecvWindow {
-		return nil
-	}
-	if !s.proved && !s.amp.validated {
-		s.startProbe(t)
 		return nil
 	}
 	if !s.p.Budget.Take(total + asmOverhead) {

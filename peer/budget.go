@@ -54,6 +54,13 @@ func (b *Budget) Used() int64 {
 	return b.used.Load()
 }
 
+// Plenty reports whether at least half the budget is free. What is kept
+// only on speculation (fragments from a peer not yet proved) is kept only
+// then, so that forged sources can never take more than half of it.
+func (b *Budget) Plenty() bool {
+	return b == nil || b.used.Load() <= b.limit/2
+}
+
 // Held returns the bytes of message payload p carries, which the budget
 // is charged for: a DATA's payload, or the DATA and FRAG records of an
 // EXT datagram (none if it does not parse).

@@ -40,14 +40,14 @@ const plainAnswers = 3
 // extension is the State's account of the peer's extension.
 type extension struct {
 	status  extStatus
-	heard   int64  // when something of the extension last came from the peer
-	plainIn int    // RECVs for our DATA without a trailer, in a row
+	heard   int64 // when something of the extension last came from the peer
+	plainIn int   // RECVs for our DATA without a trailer, in a row
 	// probedPlain: our probe, with our trailer, was answered without
 	// one. Only that makes a large message fail with ErrTooLarge: a
 	// gtudp peer answers a probe with its trailer always, but may answer
 	// DATA without (its amplification limit leaves no room to spare).
 	probedPlain bool
-	peerInc uint64 // the incarnation in the peer's last EXT datagram
+	peerInc     uint64 // the incarnation in the peer's last EXT datagram
 }
 
 // incMix turns a sender's incarnation into what is mixed into the digest of
@@ -90,8 +90,9 @@ func (s *State) onExt(t, at int64, body []byte) {
 				s.onAck(t, at, r.IDAt(i), formExt)
 			}
 		case wire.RecFrag:
-			s.onFrag(t, r, h.Incarnation)
-			s.p.Budget.Give(len(r.Payload)) // copied, if taken: the datagram's bytes go back
+			if !s.onFrag(t, r, h.Incarnation) {
+				s.p.Budget.Give(len(r.Payload)) // copied, if taken: the datagram's bytes go back
+			}
 		}
 	}
 }

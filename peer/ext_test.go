@@ -300,30 +300,94 @@ func TestFrag_PlainPeerGetsOneDatagram(t *testing.T) {
 // A fragment whose sender has not proved its address starts nothing: it
 // is not answered, and a probe goes out instead; once the probe is
 // answered, the re-sent fragment is taken.
-func TestFrag_UnprovedSenderIsProbed(t *testing.T) {
-	p := extParams(2)
-	b := peer.NewState(p, remote, epoch, [5]uint32{6}, false)
+// frag returns an EXT datagram from incarnation 1 with one FRAG record: the
+// first 1,000 bytes of a 2,000-byte message msg, as exchange id.
+func frag(p *peer.Params, id, msg wire.ID) (wire.Packet, int) {
 	dg := p.Format.AppendExt(nil, wire.ExtHeader{Version: wire.ExtVersion, Incarnation: 1})
-	dg = wire.AppendFrag(dg, wire.ID{1}, wire.ID{2}, 2000, 0, make([]byte, 1000))
+	dg = wire.AppendFrag(dg, id, msg, 2000, 0, make([]byte, 1000))
 	pkt, _ := p.Format.Decode(dg)
-	b.Receive(epoch, pkt, len(dg))
-	out := decode(t, b.TakeDatagrams(nil))
-	if len(out) != 1 || out[0].Kind != wire.Recv || b.Stats().Withheld != 1 {
-		t.Fatalf("answer to an unproved fragment: %v, stats %+v; want only a probe", out, b.Stats())
-	}
-	b.Receive(epoch, wire.Packet{Kind: wire.Ack, ID: out[0].ID}, 8)
-	b.Receive(epoch, pkt, len(dg))
-	if st := b.Stats(); st.Withheld != 1 || !st.Validated {
-		t.Fatalf("after the probe's answer: %+v", st)
-	}
-	var recvs int
-	for _, dg := range b.TakeDatagrams(nil) {
+	return pkt, len(dg)
+}
+
+// extAnswers counts the EXT datagrams among dgrams.
+func extAnswers(p *peer.Params, dgrams [][]byte) int {
+	var n int
+	for _, dg := range dgrams {
 		if q, _ := p.Format.Decode(dg); q.Kind == wire.Ext {
-			recvs++
+			n++
 		}
 	}
-	if recvs != 1 {
-		t.Fatalf("%d EXT answers to the re-sent fragment, want its RECV", recvs)
+	return n
+}
+
+func TestFrag_UnprovedSenderIsProbedAndItsFragmentKept(t *testing.T) {
+	p := extParams(2)
+	p.Budget = peer.NewBudget(1 << 20)
+	b := peer.NewState(p, remote, epoch, [5]uint32{6}, false)
+	pkt, size := frag(p, wire.ID{1}, wire.ID{2})
+	p.Budget.Take(peer.Held(pkt)) // as the socket reader does
+	b.Receive(epoch, pkt, size)
+	out := decode(t, b.TakeDatagrams(nil))
+	if len(out) != 1 || out[0].Kind != wire.Recv {
+		t.Fatalf("answer to an unproved fragment: %v; want only a probe", out)
+	}
+	if st, used := b.Stats(), p.Budget.Used(); st.Withheld != 0 || used != 1000 {
+		t.Fatalf("the fragment was not kept for later: %+v, budget used %d, want 1000", st, used)
+	}
+	// The probe's answer proves the address: the kept fragment is
+	// handled then, with no re-send needed.
+	b.Receive(epoch, wire.Packet{Kind: wire.Ack, ID: out[0].ID}, 8)
+	if st := b.Stats(); st.Withheld != 0 || !st.Validated {
+		t.Fatalf("after the probe's answer: %+v", st)
+	}
+	if n := extAnswers(p, b.TakeDatagrams(nil)); n != 1 {
+		t.Fatalf("%d EXT answers to the kept fragment, want its RECV", n)
+	}
+	if used := p.Budget.Used(); used < 2000 {
+		t.Fatalf("budget used %d, want the message's 2,000 bytes taken", used)
+	}
+}
+
+func TestFrag_UnprovedStashIsDroppedUnanswered(t *testing.T) {
+	p := extParams(2)
+	p.Budget = peer.NewBudget(1 << 20)
+	b := peer.NewState(p, remote, epoch, [5]uint32{6}, false)
+	pkt, size := frag(p, wire.ID{1}, wire.ID{2})
+	p.Budget.Take(peer.Held(pkt))
+	b.Receive(epoch, pkt, size)
+	b.TakeDatagrams(nil)
+	// Nobody answers the probe: a forged source. What it sent is let go,
+	// unanswered, once the deadline the State names comes.
+	for now := epoch; p.Budget.Used() > 0; {
+		next := b.NextDeadline()
+		if next.IsZero() || next.Sub(epoch) > time.Minute {
+			t.Fatalf("no deadline drops the kept fragment (next %v), budget used %d", next, p.Budget.Used())
+		}
+		now = next
+		b.Tick(now)
+		if n := extAnswers(p, b.TakeDatagrams(nil)); n != 0 {
+			t.Fatalf("%d EXT answers to an unproved source", n)
+		}
+	}
+	if st := b.Stats(); st.Withheld != 1 {
+		t.Fatalf("stats %+v, want the fragment withheld", st)
+	}
+}
+
+func TestFrag_UnprovedStashIsBounded(t *testing.T) {
+	p := extParams(2)
+	p.Budget = peer.NewBudget(1 << 30)
+	b := peer.NewState(p, remote, epoch, [5]uint32{6}, false)
+	const sent = 100
+	for i := range sent {
+		pkt, size := frag(p, wire.ID{byte(i), 1}, wire.ID{byte(i), 2})
+		p.Budget.Take(peer.Held(pkt))
+		b.Receive(epoch, pkt, size)
+	}
+	// A forged source holds no more than 64 KiB, whatever it sends.
+	st, used := b.Stats(), p.Budget.Used()
+	if used > 64<<10 || used < 60<<10 || st.Withheld != sent-uint64(used/1000) {
+		t.Fatalf("after %d unproved fragments of 1,000 bytes: budget used %d, %+v", sent, used, st)
 	}
 }
 

@@ -62,6 +62,10 @@ type receiver struct {
 
 	asm     map[asmKey]*assembly    // messages in fragments, partial or completed and open
 	partial deadlineHeap[*assembly] // those partial, by when they are dropped
+
+	stash      []stashed // fragments from a peer not yet proved
+	stashBytes int
+	stashUntil int64
 }
 
 // open returns how many exchanges are open (held or awaiting ACK).

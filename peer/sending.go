@@ -437,6 +437,9 @@ func (s *State) validate(t int64) {
 		s.probe.active = false // else it still asks about the extension
 	}
 	s.proved = true
+	if len(s.rx.stash) > 0 {
+		s.replayStash(t)
+	}
 	if s.amp.validated {
 		return
 	}

@@ -253,6 +253,7 @@ func (s *State) Tick(now time.Time) {
 	s.tickRecv(t)
 	s.tickProbe(t)
 	s.expireAssemblies(t)
+	s.expireStash(t)
 	s.rx.seen.expire(t)
 }
 
@@ -309,6 +310,7 @@ func (s *State) NextDeadline() time.Time {
 		s.rx.nextRecv(),    // a RECV to re-send, or an exchange to give up on
 		s.rx.seen.next(),   // a finished exchange to forget
 		s.rx.nextPartial(), // a message in fragments to give up on
+		s.rx.nextStash(),   // fragments of an unproved peer to drop
 		s.probe.next(),     // a probe of the peer's address to re-send
 	)
 	if next == never {
@@ -401,7 +403,7 @@ func (s *State) TakeOutcomes(dst []Outcome) []Outcome { return s.out.takeOutcome
 func (s *State) Drain(now time.Time) {
 	t := s.at(now)
 	s.draining = true
-	s.p.Budget.Give(s.rx.dropHeld() + s.rx.dropPartials())
+	s.p.Budget.Give(s.rx.dropHeld() + s.rx.dropPartials() + s.rx.dropStash())
 	for {
 		e, ok := s.rx.due(never)
 		if !ok {
@@ -420,7 +422,9 @@ func (s *State) Busy() bool { return s.tx.len() > 0 || s.rx.open() > 0 }
 // Idle reports whether the state holds nothing at all: not busy, and no
 // remembered ids. An idle state can be dropped without changing behaviour
 // except the RTT estimate.
-func (s *State) Idle() bool { return !s.Busy() && s.rx.seen.len() == 0 && len(s.rx.asm) == 0 }
+func (s *State) Idle() bool {
+	return !s.Busy() && s.rx.seen.len() == 0 && len(s.rx.asm) == 0 && len(s.rx.stash) == 0
+}
 
 // Salvage ends every message in flight with err and returns, appended to
 // dst, every outcome not yet taken; it drops the held deliveries and the
@@ -445,7 +449,7 @@ func (s *State) Salvage(dst []Outcome, err func(id uuid.UUID, attempts int) erro
 	s.tx.expiry = nil
 	s.tx.messages, s.tx.parked, s.tx.unsent = 0, 0, 0
 	s.tx.cc.inFlight = 0
-	s.p.Budget.Give(s.rx.dropHeld() + s.rx.dropPartials())
+	s.p.Budget.Give(s.rx.dropHeld() + s.rx.dropPartials() + s.rx.dropStash())
 	return s.out.takeOutcomes(dst)
 }
 
