@@ -67,10 +67,18 @@ func (s *State) onExt(t, at int64, body []byte) {
 	}
 	s.ext.heard = t
 	s.ext.peerInc = h.Incarnation
+	// The RECVs of one datagram are one report, like a QUIC ACK frame:
+	// loss detection runs once they are all in. Their order is not the
+	// order we sent in (the peer answers a fragment when it arrives, but
+	// the fragment that completes a message only when it delivers it),
+	// and taken one by one, a later answer ahead of an earlier one in the
+	// same datagram would make the earlier one look lost.
+	s.tx.inDatagram = true
+	answered := false
 	for {
 		r, ok := recs.Next()
 		if !ok {
-			return
+			break
 		}
 		switch r.Type {
 		case wire.RecData:
@@ -85,6 +93,7 @@ func (s *State) onExt(t, at int64, body []byte) {
 			for i := range r.NumIDs() {
 				s.onRecv(t, at, r.IDAt(i), formExt)
 			}
+			answered = true
 		case wire.RecAck:
 			for i := range r.NumIDs() {
 				s.onAck(t, at, r.IDAt(i), formExt)
@@ -94,6 +103,11 @@ func (s *State) onExt(t, at int64, body []byte) {
 				s.p.Budget.Give(len(r.Payload)) // copied, if taken: the datagram's bytes go back
 			}
 		}
+	}
+	s.tx.inDatagram = false
+	if answered {
+		s.detectLoss(t)
+		s.pump(t)
 	}
 }
 

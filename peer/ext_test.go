@@ -3,6 +3,7 @@ package peer_test
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -439,5 +440,46 @@ func TestExt_BatchIsBounded(t *testing.T) {
 	t.Logf("largest batch %d bytes, %d sent", largest, sent)
 	if largest > 1<<20+pa.DatagramSize || largest < 1<<19 {
 		t.Fatalf("largest batch %d bytes, want the window to grow to 1 MiB and the batch to stop there", largest)
+	}
+}
+
+// The RECVs in one EXT datagram are one report, whatever their order (a
+// peer answers the fragment that completes a message only when it
+// delivers it, after answering later ones): none of the messages they
+// answer is taken for lost, however many later ones come ahead of it.
+func TestExt_AnswersInOneDatagramAreOneReport(t *testing.T) {
+	pa, pb := extParams(1), extParams(2)
+	d := newDuo(t, pa, pb)
+	d.send(d.a, "first") // the negotiation
+	d.run()
+	const n = 10
+	for i := range n {
+		d.send(d.a, fmt.Sprintf("message %d", i))
+	}
+	var ids []wire.ID
+	for _, dg := range d.a.TakeDatagrams(nil) {
+		p, err := pa.Format.Decode(dg)
+		if err != nil || p.Kind != wire.Ext {
+			t.Fatalf("a wrote %x (%v), want EXT datagrams", dg, err)
+		}
+		_, recs, err := wire.ParseExt(p.Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for r, ok := recs.Next(); ok; r, ok = recs.Next() {
+			ids = append(ids, r.ID)
+		}
+	}
+	if len(ids) != n {
+		t.Fatalf("%d DATA records, want %d", len(ids), n)
+	}
+	slices.Reverse(ids)
+	dg := pb.Format.AppendExt(nil, wire.ExtHeader{Version: wire.ExtVersion, Incarnation: 2})
+	dg = wire.AppendIDs(dg, wire.RecRecv, ids)
+	p, _ := pa.Format.Decode(dg)
+	d.now = d.now.Add(time.Millisecond)
+	d.a.Receive(d.now, p, len(dg))
+	if st := d.a.Stats(); st.Lost != 0 || st.Spurious != 0 || st.Confirmed != n+1 {
+		t.Fatalf("after one datagram answering all %d in reverse: %+v", n, st)
 	}
 }

@@ -269,8 +269,10 @@ func (s *State) onRecv(t, at int64, id wire.ID, f form) {
 			s.finish(p, nil, time.Duration(max(at, p.first)-p.first))
 		}
 	}
-	s.detectLoss(t)
-	s.pump(t)
+	if !s.tx.inDatagram {
+		s.detectLoss(t)
+		s.pump(t)
+	}
 }
 
 // sample feeds an RTT sample to the estimator and the controller.
