@@ -527,6 +527,25 @@ func gtudpSender(ctx context.Context, o gtudpSendOptions) (senderReport, error) 
 	}()
 
 	time.Sleep(time.Until(t0))
+	path := &pathView{}
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		tick := time.NewTicker(testbedBin)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				if ps, ok := ep.PeerStats(to); ok {
+					path.Cwnd = append(path.Cwnd, ps.Cwnd)
+					path.InFlight = append(path.InFlight, ps.InFlightBytes)
+					path.SRTT = append(path.SRTT, ps.SRTT)
+				}
+			case <-receiptsDone:
+				return
+			}
+		}
+	}()
 	var seq uint64
 	// next returns the next message, or false when over is closed first.
 	next := func(over <-chan time.Time) (gtudp.Message, bool) {
@@ -587,6 +606,11 @@ func gtudpSender(ctx context.Context, o gtudpSendOptions) (senderReport, error) 
 	}
 	close(producerDone)
 	<-receiptsDone
+	<-sampled
+	if ps, ok := ep.PeerStats(to); ok {
+		path.Lost, path.Spurious, path.Timeouts, path.ExtFallbacks = ps.Lost, ps.Spurious, ps.Timeouts, ps.ExtFallbacks
+	}
+	r.Path = path
 	r.Sent = sent.Load()
 	if !last.IsZero() {
 		r.LastReceiptNS = int64(last.Sub(t0))

@@ -23,6 +23,13 @@ type endpointCounts struct {
 	RecvResent, MailboxFull, Withheld, WriteErrors uint64
 }
 
+// pathView is what a gtudp sender's PeerStats say of its path.
+type pathView struct {
+	Lost, Spurious, Timeouts, ExtFallbacks uint64
+	Cwnd, InFlight                         []int
+	SRTT                                   []time.Duration
+}
+
 // latency summarises a histogram of round-trip times, in nanoseconds.
 type latency struct {
 	N                   int64
@@ -51,6 +58,11 @@ type senderReport struct {
 	// LastReceiptNS runs from t0 to the last receipt.
 	HandedNS, LastReceiptNS int64
 	Stats                   *endpointCounts `json:",omitempty"`
+	// Path is the sender's view of the path to its receiver: loss
+	// detection's counts at the end, and the congestion window, bytes in
+	// flight and smoothed RTT sampled every testbedBin from t0 (-json
+	// only: the table does not show them).
+	Path *pathView `json:",omitempty"`
 	// TCP: bytes written, the congestion control the socket ran, and its
 	// retransmitted segments.
 	Bytes   int64  `json:",omitempty"`
