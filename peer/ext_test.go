@@ -483,3 +483,52 @@ func TestExt_AnswersInOneDatagramAreOneReport(t *testing.T) {
 		t.Fatalf("after one datagram answering all %d in reverse: %+v", n, st)
 	}
 }
+
+// A lost probe goes again after the retransmission timeout of now, not
+// of when it went: the first probe often goes before any RTT sample, and
+// the samples from small messages sent beside it should not leave a
+// parked message waiting InitialRTO for the probe's re-send.
+func TestFrag_LostProbeGoesAgainByTheRTTLearnedMeanwhile(t *testing.T) {
+	p := extParams(1)
+	p.InitialRTO = 250 * time.Millisecond
+	a := peer.NewState(p, remote, epoch, [5]uint32{1}, true)
+	for i := range 3 {
+		if err := a.Send(epoch, peer.Outgoing{ID: uuid.New(), Data: []byte{byte(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Send(epoch, peer.Outgoing{ID: uuid.New(), Data: make([]byte, 5000)}); err != nil {
+		t.Fatal(err)
+	}
+	var data []wire.ID
+	var probe wire.ID
+	for _, q := range decode(t, a.TakeDatagrams(nil)) {
+		switch q.Kind {
+		case wire.Data:
+			data = append(data, q.ID)
+		case wire.Recv:
+			probe = q.ID
+		}
+	}
+	if len(data) != 3 || probe == (wire.ID{}) {
+		t.Fatalf("first datagrams: %d DATA and probe %v, want 3 and a probe", len(data), probe)
+	}
+	// The probe is lost; the small messages are answered 2 ms later.
+	now := epoch.Add(2 * time.Millisecond)
+	for _, id := range data {
+		a.Receive(now, wire.Packet{Kind: wire.Recv, ID: id}, 5)
+	}
+	a.TakeDatagrams(nil) // the ACKs
+	next := a.NextDeadline()
+	if next.IsZero() || next.Sub(epoch) > 50*time.Millisecond {
+		t.Fatalf("next deadline %v after the first probe, with an RTT of 2 ms: want the probe again within 50 ms", next.Sub(epoch))
+	}
+	a.Tick(next)
+	var again bool
+	for _, q := range decode(t, a.TakeDatagrams(nil)) {
+		again = again || q.Kind == wire.Recv && q.ID == probe
+	}
+	if !again {
+		t.Fatalf("no probe re-sent at %v", next.Sub(epoch))
+	}
+}

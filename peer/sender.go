@@ -77,13 +77,14 @@ type sender struct {
 	pace pacer
 	byID map[wire.ID]*outbound // what is on the wire under an id: whole messages and units
 
-	messages int                     // messages awaiting their outcome (units not counted)
-	unsent   int                     // bytes of their Data not yet sent once
-	parked   int                     // messages parked
-	expiry   deadlineHeap[*outbound] // messages by end of lifetime (units not in it)
-	fresh    fifo[*outbound]         // never sent, oldest first
-	retx     fifo[*outbound]         // lost, oldest first
-	sent     fifo[sentRef]           // transmissions in flight, oldest first (some stale)
+	messages    int                     // messages awaiting their outcome (units not counted)
+	unsent      int                     // bytes of their Data not yet sent once
+	parked      int                     // messages parked
+	parkedBytes int                     // their bytes (part of unsent)
+	expiry      deadlineHeap[*outbound] // messages by end of lifetime (units not in it)
+	fresh       fifo[*outbound]         // never sent, oldest first
+	retx        fifo[*outbound]         // lost, oldest first
+	sent        fifo[sentRef]           // transmissions in flight, oldest first (some stale)
 
 	nextSeq      uint64
 	largestAcked uint64 // sequence of the latest transmission answered, +1 (0: none)
@@ -247,6 +248,7 @@ func (s *sender) land(o *outbound) {
 		s.cc.gone(o.size)
 	case parked:
 		s.parked--
+		s.parkedBytes -= len(o.msg.Data)
 	case done:
 		return
 	}
@@ -338,6 +340,7 @@ func (s *sender) park(o *outbound) {
 	s.fresh.pop()
 	o.where = parked
 	s.parked++
+	s.parkedBytes += len(o.msg.Data)
 }
 
 // unpark queues the parked messages again, to be settled anew.
@@ -351,7 +354,7 @@ func (s *sender) unpark() {
 			s.fresh.push(o)
 		}
 	}
-	s.parked = 0
+	s.parked, s.parkedBytes = 0, 0
 }
 
 // find returns the pending message with user id id.

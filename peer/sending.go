@@ -29,11 +29,23 @@ func (s *State) Room() int { return s.p.Window - s.tx.len() }
 // message taken waits in the state with its Lifetime running; one held
 // back by the caller does not, so a long queue of large messages on a
 // slow path is not failed by the time it spent behind its own kind.
-func (s *State) Hungry() bool { return s.tx.unsent < max(2*s.tx.cc.cwnd, minBacklog) }
+//
+// Messages parked while a probe asks whether the peer speaks the
+// extension are counted apart, up to maxParked: they are not waiting for
+// the path but for one answer, and a small message behind them, which
+// needs no probe, should not wait for it too (a lost probe costs a
+// retransmission timeout).
+func (s *State) Hungry() bool {
+	return s.tx.unsent-s.tx.parkedBytes < max(2*s.tx.cc.cwnd, minBacklog) && s.tx.parkedBytes < maxParked
+}
 
 // minBacklog is the least backlog Hungry allows: a few round trips of a
 // slow path, and messages of 64 KiB one at a time.
 const minBacklog = 64 << 10
+
+// maxParked bounds the bytes of parked messages Hungry lets in beside the
+// backlog: once the probe is answered they are all backlog.
+const maxParked = 1 << 20
 
 // InFlight returns how many of our messages await their outcome.
 func (s *State) InFlight() int { return s.tx.len() }
@@ -407,21 +419,32 @@ func (s *State) startProbe(t int64) {
 	s.sendProbe(t)
 }
 
-// sendProbe sends the probe's RECV, with our trailer if it fits, and sets
-// when it is next due.
+// sendProbe sends the probe's RECV, with our trailer if it fits.
 func (s *State) sendProbe(t int64) {
 	if ok, trailer := s.answerHow(wire.Recv, s.probe.nonce, formPlain, true); ok {
 		s.probe.attempts++
 		s.probe.trailer = trailer
 		s.probe.sentAt = t
 	}
-	s.probe.due = after(t, s.tx.rtt.backoff(max(s.probe.attempts, 1)))
+	s.probe.tried = t
+}
+
+// probeDue returns when the probe goes again, or never. It is reckoned
+// from the retransmission timeout of now, not of when the probe went: the
+// first probe often goes before any RTT sample, under InitialRTO, and the
+// samples that come meanwhile (from small messages, which need no probe)
+// should shorten the wait for a lost one.
+func (s *State) probeDue() int64 {
+	if !s.probe.active {
+		return never
+	}
+	return after(s.probe.tried, s.tx.rtt.backoff(max(s.probe.attempts, 1)))
 }
 
 // tickProbe re-sends the probe when it is due, while DATA is held back
 // or a message is parked.
 func (s *State) tickProbe(t int64) {
-	if !s.probe.active || s.probe.due > t {
+	if s.probeDue() > t {
 		return
 	}
 	if s.tx.parked == 0 && len(s.tx.blocked()) == 0 {

@@ -311,7 +311,7 @@ func (s *State) NextDeadline() time.Time {
 		s.rx.seen.next(),   // a finished exchange to forget
 		s.rx.nextPartial(), // a message in fragments to give up on
 		s.rx.nextStash(),   // fragments of an unproved peer to drop
-		s.probe.next(),     // a probe of the peer's address to re-send
+		s.probeDue(),       // a probe of the peer's address to re-send
 	)
 	if next == never {
 		return time.Time{}
@@ -447,7 +447,7 @@ func (s *State) Salvage(dst []Outcome, err func(id uuid.UUID, attempts int) erro
 		})
 	}
 	s.tx.expiry = nil
-	s.tx.messages, s.tx.parked, s.tx.unsent = 0, 0, 0
+	s.tx.messages, s.tx.parked, s.tx.parkedBytes, s.tx.unsent = 0, 0, 0, 0
 	s.tx.cc.inFlight = 0
 	s.p.Budget.Give(s.rx.dropHeld() + s.rx.dropPartials() + s.rx.dropStash())
 	return s.out.takeOutcomes(dst)
@@ -562,14 +562,7 @@ type probe struct {
 	trailer  bool  // the last one sent carried our trailer
 	sentAt   int64 // the last transmission
 	attempts int   // transmissions made
-	due      int64 // next transmission
-}
-
-func (p *probe) next() int64 {
-	if !p.active {
-		return never
-	}
-	return p.due
+	tried    int64 // the last transmission, or attempt the amplification limit refused
 }
 
 // output collects what the state produced since the last Take: plain
