@@ -129,3 +129,51 @@ func TestClose_Bounds(t *testing.T) {
 		}
 	})
 }
+
+// Close waits at most Lifetime however many messages wait for a dead
+// peer's window: those the peer takes after Close began end with the
+// rest, Lifetime after it, each with a failure.
+func TestClose_BoundedWithAQueue(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const lifetime = 3 * time.Second
+		p := newPair(t, &gtudp.Config{Lifetime: lifetime, Window: 4})
+		p.network.SetLink(p.a.LocalAddr(), p.b.LocalAddr(), actortest.Link{Loss: 1}) // b is gone
+		const n = 40
+		for range n {
+			p.a.Outbox() <- gtudp.Message{Addr: p.b.LocalAddr(), Data: []byte("x")}
+		}
+		synctest.Wait()
+		start := p.mock.Now()
+		closed := make(chan error, 1)
+		go func() { closed <- p.a.Close(context.Background()) }()
+		var failed int
+		for done := false; !done; {
+			synctest.Wait()
+			select {
+			case err := <-closed:
+				if err != nil {
+					t.Fatal(err)
+				}
+				done = true
+			default:
+				if p.mock.Now().Sub(start) > 10*lifetime {
+					t.Fatalf("Close still waiting after %v", 10*lifetime)
+				}
+				p.mock.Add(100 * time.Millisecond)
+			}
+		}
+		if d := p.mock.Now().Sub(start); d > lifetime+time.Second {
+			t.Errorf("Close took %v with %d messages queued for a dead peer, want at most Lifetime (%v)", d, n, lifetime)
+		}
+		for r := range p.a.Receipts() {
+			if r.Err == nil {
+				t.Fatalf("receipt %+v: a success to a dead peer", r)
+			}
+			failed++
+		}
+		if failed != n {
+			t.Fatalf("%d failed receipts, want %d", failed, n)
+		}
+		p.b.Close(context.Background())
+	})
+}

@@ -68,7 +68,11 @@ func (s *State) Send(now time.Time, m Outgoing) error {
 		return s.tooLarge(n)
 	}
 	t := s.at(now)
-	s.tx.start(m, s.p.headerLen()+len(m.Data)+wireOverhead, after(t, s.p.Lifetime))
+	expire := after(t, s.p.Lifetime)
+	if s.draining {
+		expire = min(expire, s.closeBy)
+	}
+	s.tx.start(m, s.p.headerLen()+len(m.Data)+wireOverhead, expire)
 	s.stats.Sent++
 	s.pump(t)
 	return nil
@@ -352,6 +356,9 @@ func (s *State) tickSend(t int64) {
 			break
 		}
 		reason := fmt.Sprintf("lifetime %v exceeded", s.p.Lifetime)
+		if s.draining && o.expire == s.closeBy {
+			reason = fmt.Sprintf("the endpoint closed and %v (Lifetime) passed", s.p.Lifetime)
+		}
 		if o.where == blocked {
 			reason += " while the address had not answered (amplification limit)"
 		}

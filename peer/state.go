@@ -30,6 +30,7 @@ type State struct {
 	addr     netip.AddrPort
 	base     time.Time // times are kept as nanoseconds since base
 	draining bool      // the endpoint is closing: take no new message
+	closeBy  int64     // draining: when every message of ours has ended (see Drain)
 	// proved: the peer has answered one of our DATA with its RECV, or our
 	// probe with its ACK, so it receives what we send to its address. (A
 	// peer we chose to contact is trusted beyond the amplification limit
@@ -399,10 +400,14 @@ func (s *State) TakeOutcomes(dst []Outcome) []Outcome { return s.out.takeOutcome
 // answered, so their senders know nothing was confirmed); and exchanges
 // delivered and awaiting their ACK end now, after one last RECV: the
 // application has the message, and the ACK would only stop our re-sends.
-// Our messages in flight carry on; Busy reports when they are done.
+// Our messages in flight carry on; Busy reports when they are done. Every
+// message of ours ends within Lifetime of Drain, those Send takes from
+// now on too (the caller's queue may still hold some), so that closing
+// waits at most Lifetime however many messages were queued.
 func (s *State) Drain(now time.Time) {
 	t := s.at(now)
 	s.draining = true
+	s.closeBy = after(t, s.p.Lifetime)
 	s.p.Budget.Give(s.rx.dropHeld() + s.rx.dropPartials() + s.rx.dropStash())
 	for {
 		e, ok := s.rx.due(never)
