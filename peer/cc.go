@@ -42,13 +42,25 @@ const (
 	// packetThreshold: a message three transmissions older than one
 	// answered is lost (RFC 9002 6.1.1).
 	packetThreshold = 3
-	// lossRateThreshold: losses this large a part of the last
-	// lossRateSpan outcomes are congestion whatever the RTT says. It is well above what
-	// random loss of 10% each way costs (the DATA or its RECV: 19%), so
+	// lossRateThreshold: losses this large a part of the bytes of the
+	// last lossRateWindows windows are congestion whatever the RTT says.
+	// It is well above what random loss of 10% each way costs (the DATA
+	// or its RECV: 19% on average, but in runs: one lost RECV datagram
+	// answers several DATA datagrams, and a RECV is not repeated), so
 	// that such a path keeps its rate, and it still bounds what a path
-	// with too short a queue to show a delay can lose to us.
-	lossRateThreshold = 0.35
-	lossRateSpan      = 32
+	// with too short a queue to show a delay can lose to us. The rate is
+	// reckoned in bytes over windows, not over a count of messages: one
+	// lost datagram can hold hundreds of small messages, and is one loss
+	// of the path, not hundreds.
+	lossRateThreshold = 0.5
+	lossRateWindows   = 4
+	// lossRateMinBytes is the least span of lossRate, for a small window:
+	// a hundred datagrams, so that a few losses in a row, which 10% random
+	// loss brings often enough, do not make it look heavy (with a window
+	// of ten datagrams, its span would be forty, and a run of seven
+	// losses in them would cut the window; each cut makes the next more
+	// likely).
+	lossRateMinBytes = 128 * mss
 	// persistentPTOs: that many probe timeouts in a row mean persistent
 	// congestion: the window falls to its minimum (RFC 9002 7.6).
 	persistentPTOs = 3
@@ -61,8 +73,9 @@ type controller struct {
 	inFlight       int   // bytes of DATA sent and not yet answered or lost
 	recoveryStart  int64 // sent before this: no more reduction, no growth
 	minRTT         time.Duration
-	// lossRate is the share of transmissions lost, over about the last
-	// lossRateSpan outcomes (an exponential moving average).
+	// lossRate is the share of bytes lost, over about the last
+	// lossRateWindows windows of outcomes (an exponential moving average,
+	// each outcome weighted by its size).
 	lossRate float64
 	undo     struct {
 		valid          bool
@@ -112,7 +125,7 @@ func (c *controller) sample(r time.Duration) {
 // not earn a larger window).
 func (c *controller) acked(size int, sentAt int64, seq, nextSeq uint64, srtt time.Duration) {
 	c.round.acked++
-	c.lossRate -= c.lossRate / lossRateSpan
+	c.lossRate -= c.lossRate * c.weight(size)
 	if seq >= c.round.end {
 		c.endRound(nextSeq)
 	}
@@ -149,12 +162,17 @@ func (c *controller) hystart(srtt time.Duration) {
 	}
 }
 
-// lost records the loss of a transmission sent at sentAt, found at t,
-// and reduces the window if it is a congestion signal and not within the
-// current recovery period. srtt is the smoothed RTT.
-func (c *controller) lost(sentAt, t int64, srtt time.Duration) {
+// weight is the weight of an outcome of size bytes in lossRate.
+func (c *controller) weight(size int) float64 {
+	return min(1, float64(size)/float64(max(lossRateWindows*c.cwnd, lossRateMinBytes)))
+}
+
+// lost records the loss of a transmission of size bytes sent at sentAt,
+// found at t, and reduces the window if it is a congestion signal and not
+// within the current recovery period. srtt is the smoothed RTT.
+func (c *controller) lost(size int, sentAt, t int64, srtt time.Duration) {
 	c.round.lost++
-	c.lossRate += (1 - c.lossRate) / lossRateSpan
+	c.lossRate += (1 - c.lossRate) * c.weight(size)
 	if sentAt <= c.recoveryStart {
 		return // one reduction per round trip of losses
 	}
@@ -176,7 +194,9 @@ func (c *controller) lost(sentAt, t int64, srtt time.Duration) {
 }
 
 // queueing reports whether the path shows a standing queue: the least RTT
-// of the round trip (the last one, if this one has few samples yet) is
+// of the round trip (the last one, if this one has fewer than eight
+// samples yet: a round of a few late answers, re-sent RECVs after a
+// loss, is no queue) is
 // above the least ever seen by 2 ms (a sixteenth of it on a long path,
 // whose jitter is larger). A queue at a
 // bottleneck raises every sample of a round; a busy CPU delays some and
@@ -187,7 +207,7 @@ func (c *controller) queueing(srtt time.Duration) bool {
 		return false
 	}
 	recent := c.round.previousMinRTT
-	if c.round.samples >= 4 {
+	if c.round.samples >= 8 {
 		recent = c.round.minRTT
 	}
 	if recent == 0 {

@@ -186,9 +186,17 @@ func (s *State) answerHow(k wire.Kind, id wire.ID, f form, ask bool) (ok, traile
 
 // extFallback makes the peer plain again for our new messages when a probe
 // timeout finds nothing of the extension heard since oldest was sent in
-// EXT form: the address may now be the original's.
-func (s *State) extFallback(oldest *outbound) {
-	if s.ext.status == extSpoken && oldest != nil && oldest.ext && s.ext.heard <= oldest.sentAt {
+// EXT form, and either plain packets heard since (the address now answers
+// as the original does) or a long quiet (see longQuiet: it answers nothing
+// of ours, as an original drops EXT datagrams unread). A single
+// timeout with nothing heard at all is loss, which the extension's
+// datagrams suffer like any others: falling back then would hold the next
+// large messages for a probe, on the paths that can least afford it.
+func (s *State) extFallback(t int64, oldest *outbound) {
+	if s.ext.status != extSpoken || oldest == nil || !oldest.ext || s.ext.heard > oldest.sentAt {
+		return
+	}
+	if s.heardAt > oldest.sentAt || s.longQuiet(t) {
 		s.ext.status = extUnknown
 		s.stats.ExtFallbacks++
 	}

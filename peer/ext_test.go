@@ -198,10 +198,10 @@ func TestExt_IncarnationSeparatesRestarts(t *testing.T) {
 }
 
 // A peer that stops speaking the extension (the address taken over by a
-// plain endpoint) gets plain packets again within one probe timeout: the
-// messages sent in EXT form are not answered, a probe timeout finds
-// nothing of the extension heard since, and new messages go plain; those
-// in EXT form end at their limits.
+// plain endpoint) gets plain packets again after three probe timeouts in
+// a row: the messages sent in EXT form are not answered, the timeouts
+// find nothing heard since, and new messages go plain; those in EXT form
+// end at their limits.
 func TestExt_FallsBackToPlain(t *testing.T) {
 	d := newDuo(t, extParams(1), extParams(2))
 	d.send(d.a, "negotiate")
@@ -220,11 +220,18 @@ func TestExt_FallsBackToPlain(t *testing.T) {
 		t.Fatalf("the plain peer got %d messages", len(d.received))
 	}
 	extSent := d.seen["a:EXT"]
-	d.now = d.now.Add(time.Second) // a probe timeout
-	d.a.Tick(d.now)
-	d.run()
+	// Nothing at all comes back: one probe timeout is loss as far as a
+	// knows; the third in a row is not.
+	for i := 1; i <= 3; i++ {
+		d.now = d.now.Add(time.Second) // a probe timeout
+		d.a.Tick(d.now)
+		d.run()
+		if st := d.a.Stats(); i < 3 && !st.Extension {
+			t.Fatalf("after %d probe timeout(s) with nothing heard: back to plain, want the extension kept", i)
+		}
+	}
 	if st := d.a.Stats(); st.Extension || st.ExtFallbacks != 1 {
-		t.Fatalf("stats %+v: want a back to plain after the probe timeout", st)
+		t.Fatalf("stats %+v: want a back to plain after three probe timeouts", st)
 	}
 	d.send(d.a, "plain again")
 	d.run()

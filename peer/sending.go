@@ -88,6 +88,7 @@ func (s *State) tooLarge(n int) error {
 // and the pacer allows; a message in fragments sends its next unit.
 func (s *State) pump(t int64) {
 	s.tx.pace.setRate(s.tx.cc.cwnd, s.tx.rtt.srtt, s.tx.cc.cwnd < s.tx.cc.ssthresh)
+	s.out.setFill(s.tx.cc.cwnd)
 	for {
 		o := s.tx.next()
 		if o == nil || s.out.full() {
@@ -134,7 +135,7 @@ func (s *State) nextSize(o *outbound) (n, size int, fill bool) {
 			return n, wire.FragLen(total, off, n) + extShare, true
 		}
 	}
-	n = min(rest, wire.MaxFragPayload(s.extRoom(), total, off))
+	n = min(rest, wire.MaxFragPayload(s.out.fillRoom(), total, off))
 	// A unit that starts a datagram is charged the datagram's headers.
 	return n, wire.FragLen(total, off, n) + s.p.Format.ExtOverhead() + wireOverhead, false
 }
@@ -328,14 +329,46 @@ func (s *State) detectLoss(t int64) {
 		s.tx.sent.pop()
 		s.stats.Lost++
 		s.tx.lose(o)
-		s.tx.cc.lost(o.sentAt, t, s.tx.rtt.srtt)
+		s.tx.cc.lost(o.size, o.sentAt, t, s.tx.rtt.srtt)
 	}
 }
 
 // pto returns the probe timeout: the retransmission timeout of RFC 6298
 // (SRTT + 4 RTTVAR, within MinRTO and MaxRTO; InitialRTO before a sample)
-// doubled for each probe timeout in a row, at most MaxRTO.
-func (s *State) pto() time.Duration { return s.tx.rtt.backoff(s.tx.ptoCount + 1) }
+// doubled for each probe timeout in a row, at most MaxRTO. To a peer that
+// speaks the extension it is RFC 9002's instead (6.2.1: SRTT + max(4
+// RTTVAR, 1 ms) + the peer's answer delay, which we take to be one more
+// SRTT: the peer answers at once, but a busy peer or a long window's
+// queue makes answers late by about that), without MinRTO's floor:
+// MinRTO keeps an original peer,
+// which delivers every copy of a DATA, from re-sends that come too soon,
+// but a gtudp peer drops the copies, and there the floor only stalls the
+// sender. When all that is in flight is a few datagrams, a lost one, or
+// the one datagram of RECVs answering them all, leaves nothing after it
+// to show the loss: the probe timeout is then all there is, and 10 ms on
+// a path of 0.2 ms is fifty round trips idle.
+func (s *State) pto() time.Duration {
+	if s.ext.status == extSpoken && s.tx.rtt.sampled {
+		r := &s.tx.rtt
+		d := clamp(2*r.srtt+max(4*r.rttvar, granularity), granularity, r.max)
+		for range s.tx.ptoCount {
+			if d > r.max/2 {
+				return r.max
+			}
+			d *= 2
+		}
+		return d
+	}
+	return s.tx.rtt.backoff(s.tx.ptoCount + 1)
+}
+
+// longQuiet reports whether the peer has been quiet long enough at t for
+// more than loss: persistentPTOs probe timeouts in a row, and nothing
+// heard for three retransmission timeouts (RFC 6298's, with MinRTO: a
+// fast probe timeout must not take a scheduler's hiccup for a dead path).
+func (s *State) longQuiet(t int64) bool {
+	return s.tx.ptoCount >= persistentPTOs && t-s.heardAt >= 3*int64(s.tx.rtt.rto)
+}
 
 // ptoTime returns when the probe timeout fires, or never with nothing in
 // flight.
@@ -376,15 +409,15 @@ func (s *State) tickSend(t int64) {
 // onPTO handles a probe timeout: nothing was answered for a while, so the
 // oldest message in flight goes again, whatever the window (RFC 9002 6.2:
 // a probe must get through to learn anything), and the timeout doubles.
-// Several in a row are persistent congestion.
+// Several in a row, over a long quiet, are persistent congestion.
 func (s *State) onPTO(t int64) {
 	s.tx.ptoCount++
 	s.stats.Timeouts++
-	if s.tx.ptoCount == persistentPTOs {
+	if s.longQuiet(t) && s.tx.cc.cwnd > minWindow {
 		s.tx.cc.persistent(t)
 	}
 	if o := s.tx.oldestFlying(); o != nil {
-		s.extFallback(o)
+		s.extFallback(t, o)
 		s.transmit(o, t)
 	}
 }

@@ -31,6 +31,7 @@ type State struct {
 	base     time.Time // times are kept as nanoseconds since base
 	draining bool      // the endpoint is closing: take no new message
 	closeBy  int64     // draining: when every message of ours has ended (see Drain)
+	heardAt  int64     // when a packet from the peer last came
 	// proved: the peer has answered one of our DATA with its RECV, or our
 	// probe with its ACK, so it receives what we send to its address. (A
 	// peer we chose to contact is trusted beyond the amplification limit
@@ -116,6 +117,7 @@ func (s *State) receive(now, arrived time.Time, p wire.Packet, size int) {
 	if !arrived.IsZero() && arrived.Before(now) {
 		at = s.at(arrived)
 	}
+	s.heardAt = t
 	s.stats.PacketsIn++
 	s.stats.BytesIn += uint64(size)
 	s.amp.received(size)
@@ -579,6 +581,7 @@ type probe struct {
 type output struct {
 	format   wire.Format
 	size     int    // the largest EXT datagram
+	fill     int    // the size EXT datagrams are packed to (setFill)
 	inc      uint64 // our incarnation, in every EXT header
 	trailer  []byte // our trailer, made once
 	buf      []byte
@@ -605,6 +608,7 @@ type group struct {
 
 func newOutput(p *Params, size int) output {
 	o := output{format: p.Format, size: size, inc: p.Incarnation}
+	o.setFill(initialWindow)
 	o.trailer = wire.AppendTrailer(nil, wire.Trailer{Version: wire.ExtVersion, Incarnation: p.Incarnation})
 	return o
 }
@@ -625,6 +629,25 @@ func (o *output) packet(p wire.Packet) {
 // room is the room for records in an EXT datagram.
 func (o *output) room() int { return o.size - o.format.ExtOverhead() }
 
+// fillRoom is the room for records in an EXT datagram that records are
+// packed into: room, or less while the congestion window is small (see
+// setFill). A record larger than that still goes, alone in a datagram.
+func (o *output) fillRoom() int { return min(o.size, o.fill) - o.format.ExtOverhead() }
+
+// setFill sets how full the State packs EXT datagrams, given the
+// congestion window: to at least fillShare datagrams a window (at least
+// minFillSize bytes each, at most the datagram size). A window of one or
+// two huge datagrams (on loopback they hold 64 KiB, a thousand small
+// messages) would lose all of itself to one loss, with nothing sent after
+// it to show the loss but a retransmission timeout; in eight, a loss
+// costs an eighth and the datagrams after it find it (RFC 9002 6.1).
+func (o *output) setFill(cwnd int) { o.fill = max(cwnd/fillShare, minFillSize) }
+
+const (
+	fillShare   = 8
+	minFillSize = 1200 // what every path carries (DatagramSize's default)
+)
+
 // place finds room for a record in the open datagram, growing it by n, or
 // opens a new one for it (with it in it: n must then be fresh, the bytes
 // of the record alone); grow(g) is n when g is the datagram.
@@ -632,7 +655,7 @@ func (o *output) place(grow func(g *group) int) *group {
 	gs := o.ext.groups
 	if k := len(gs); k > 0 {
 		g := &gs[k-1]
-		if n := grow(g); g.used+n <= o.room() {
+		if n := grow(g); g.used+n <= o.fillRoom() {
 			g.used += n
 			o.ext.bytes += n
 			return g
@@ -693,7 +716,7 @@ const maxBatch = 1 << 20
 // way past the window in every batch.
 func (o *output) left() int {
 	if k := len(o.ext.groups); k > 0 && o.ext.groups[k-1].data.hi > o.ext.groups[k-1].data.lo {
-		return o.room() - o.ext.groups[k-1].used
+		return max(0, o.fillRoom()-o.ext.groups[k-1].used)
 	}
 	return 0
 }
