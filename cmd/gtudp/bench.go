@@ -71,7 +71,8 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 			"as fast as each contender allows for -duration:\n"+
 			"  bare exchange  DATA→RECV→ACK written with the same socket calls as gtudp\n"+
 			"                 and no protocol logic: the practical ceiling of the protocol;\n"+
-			"  gtudp          gtudp itself, -window messages in flight;\n"+
+			"  gtudp          gtudp itself, -window messages in flight, and the same\n"+
+			"                 with -no-extension at both ends (the original protocol);\n"+
 			"  kcp-go         github.com/xtaci/kcp-go in message mode, fast mode\n"+
 			"                 (NoDelay 1, 10, 2, 1), window -window both ways, no FEC, no\n"+
 			"                 encryption; each message one Write with a 4-byte length;\n"+
@@ -150,6 +151,19 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		return fmt.Errorf("gtudp run: %w", err)
 	}
 	results := []benchResult{bare, g}
+	others := map[string]benchResult{"bare exchange": bare}
+	if !o.common.noExt {
+		// The same library speaking only the original protocol (both
+		// ends NoExtension): what the extension gains.
+		plain := o
+		plain.common.noExt = true
+		p, err := benchGtudp(ctx, plain, false, 0)
+		if err != nil {
+			return fmt.Errorf("gtudp run without the extension: %w", err)
+		}
+		results = append(results, p)
+		others[p.name] = p
+	}
 	if o.loss > 0 {
 		// The relay costs a hop and CPU of its own: compare loss with
 		// no loss through the same relay.
@@ -170,7 +184,8 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		return fmt.Errorf("TCP stream: %w", err)
 	}
 	results = append(results, k, tcp)
-	printBench(stdout, o, results, g, map[string]benchResult{"bare exchange": bare, "kcp-go": k, "TCP stream": tcp})
+	others["kcp-go"], others["TCP stream"] = k, tcp
+	printBench(stdout, o, results, g, others)
 	if o.busy > 0 {
 		busyDone = true
 		fmt.Fprintf(stdout, "the %d CPU-burning process%s used %.1f CPU-seconds\n", o.busy, plurales(o.busy), stopBusy().Seconds())
@@ -220,8 +235,10 @@ func printBench(w io.Writer, o benchOptions, results []benchResult, g benchResul
 	for _, r := range refused {
 		fmt.Fprintf(w, "%s refused: %s\n", r.name, errorText(r.refused))
 	}
-	for _, name := range []string{"bare exchange", "kcp-go", "TCP stream"} {
-		fmt.Fprintf(w, "gtudp / %s: %s\n", name, ratios(g, others[name]))
+	for _, name := range []string{"bare exchange", "gtudp, no extension", "kcp-go", "TCP stream"} {
+		if r, ok := others[name]; ok {
+			fmt.Fprintf(w, "%s / %s: %s\n", g.name, name, ratios(g, r))
+		}
 	}
 	fmt.Fprintln(w, "(re-sent: gtudp's DATA re-sent, kcp-go's segments re-sent, per message)")
 }

@@ -17,8 +17,11 @@ import (
 // flight, directly or through a relay losing the given fraction.
 func benchGtudp(ctx context.Context, o benchOptions, relayed bool, loss float64) (benchResult, error) {
 	r := benchResult{name: "gtudp", hist: newHist()}
+	if o.common.noExt {
+		r.name = "gtudp, no extension"
+	}
 	if relayed {
-		r.name = fmt.Sprintf("gtudp, relay, %.0f%% loss", 100*loss)
+		r.name += fmt.Sprintf(", relay, %.0f%% loss", 100*loss)
 	}
 	cfg, err := o.common.config(io.Discard)
 	if err != nil {

@@ -75,6 +75,9 @@ func startChildReceiver(ctx context.Context, o benchOptions, mode string) (recei
 	}
 	args := []string{"bench-receiver", "-mode", mode, "-magic", o.common.magic, "-types", o.common.types,
 		"-batch", strconv.Itoa(o.common.batch), "-window", strconv.Itoa(o.window), "-gomaxprocs", strconv.Itoa(o.maxprocs)}
+	if o.common.noExt {
+		args = append(args, "-no-extension")
+	}
 	if o.profile != "" && mode == "gtudp" {
 		args = append(args, "-cpuprofile", o.profile+".receiver")
 	}

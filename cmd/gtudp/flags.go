@@ -29,6 +29,7 @@ type common struct {
 	lifetime     time.Duration
 	window       int
 	batch        int
+	noExt        bool
 }
 
 func (c *common) register(fs *flag.FlagSet) {
@@ -43,6 +44,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.lifetime, "lifetime", 0, "longest a message is tried (default 30s)")
 	fs.IntVar(&c.window, "window", 0, "messages in flight per peer (default 1024)")
 	fs.IntVar(&c.batch, "batch", 16, "datagrams per system call on Linux (recvmmsg/sendmmsg); 1 reads and writes one at a time")
+	fs.BoolVar(&c.noExt, "no-extension", false, "speak exactly the original protocol: no trailer, no EXT datagrams, nothing larger than one datagram")
 }
 
 // config turns the flags into a gtudp.Config, or says which flag is wrong.
@@ -56,7 +58,7 @@ func (c *common) config(stderr io.Writer) (*gtudp.Config, error) {
 		Passthrough: c.passthrough,
 		InitialRTO:  c.rtoInitial, MinRTO: c.rtoMin, MaxRTO: c.rtoMax,
 		MaxAttempts: c.attempts, Lifetime: c.lifetime, Window: c.window,
-		Batch: c.batch,
+		Batch: c.batch, NoExtension: c.noExt,
 	}
 	if c.debug {
 		cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -407,7 +407,7 @@ func TestBench_Runs(t *testing.T) {
 		t.Fatalf("bench: %v\n%s", err, out.String())
 	}
 	rows := benchRows(out.String())
-	for _, name := range []string{"bare exchange", "gtudp", "gtudp, relay, 0% loss", "gtudp, relay, 10% loss", "kcp-go", "TCP stream"} {
+	for _, name := range []string{"bare exchange", "gtudp", "gtudp, no extension", "gtudp, relay, 0% loss", "gtudp, relay, 10% loss", "kcp-go", "TCP stream"} {
 		r, ok := rows[name]
 		if !ok {
 			t.Fatalf("bench output lacks a row %q:\n%s", name, out.String())
@@ -421,7 +421,7 @@ func TestBench_Runs(t *testing.T) {
 	if d, err := strconv.ParseFloat(rows["bare exchange"][2], 64); err != nil || d < 2.9 || d > 3.3 {
 		t.Errorf("bare exchange: %q datagrams per message, want 3", rows["bare exchange"][2])
 	}
-	for _, name := range []string{"gtudp", "kcp-go"} {
+	for _, name := range []string{"gtudp", "gtudp, no extension", "kcp-go"} {
 		if d, err := strconv.ParseFloat(rows[name][2], 64); err != nil || d <= 0 {
 			t.Errorf("%s: datagrams per message %q", name, rows[name][2])
 		}
@@ -429,7 +429,7 @@ func TestBench_Runs(t *testing.T) {
 			t.Errorf("%s: re-sent per message %q", name, rows[name][3])
 		}
 	}
-	for _, want := range []string{"gtudp / bare exchange: ", "gtudp / kcp-go: ", "gtudp / TCP stream: "} {
+	for _, want := range []string{"gtudp / bare exchange: ", "gtudp / gtudp, no extension: ", "gtudp / kcp-go: ", "gtudp / TCP stream: "} {
 		if !regexp.MustCompile(regexp.QuoteMeta(want) + `[0-9.]+x messages/s, [0-9.]+x CPU/message`).MatchString(out.String()) {
 			t.Errorf("bench output lacks the ratios %q:\n%s", want, out.String())
 		}
