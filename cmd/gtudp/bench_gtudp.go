@@ -45,7 +45,18 @@ func benchGtudp(ctx context.Context, o benchOptions, relayed bool, loss float64)
 	if err != nil {
 		return r, err
 	}
-	defer send.Close(context.Background())
+	defer func() {
+		// The run is over and its receipts are counted; those still to
+		// come would wait for a reader (a receipt holds its place in the
+		// window until it is taken) and keep Close waiting forever.
+		go func() {
+			for range send.Receipts() {
+			}
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		send.Close(ctx)
+	}()
 
 	// Every message sends the same payload: the endpoint only reads a
 	// message's Data, so one buffer serves them all, and a window of
