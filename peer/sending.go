@@ -335,18 +335,19 @@ func (s *State) detectLoss(t int64) {
 
 // pto returns the probe timeout: the retransmission timeout of RFC 6298
 // (SRTT + 4 RTTVAR, within MinRTO and MaxRTO; InitialRTO before a sample)
-// doubled for each probe timeout in a row, at most MaxRTO. To a peer that
-// speaks the extension it is RFC 9002's instead (6.2.1: SRTT + max(4
-// RTTVAR, 1 ms) + the peer's answer delay, which we take to be one more
-// SRTT: the peer answers at once, but a busy peer or a long window's
-// queue makes answers late by about that), without MinRTO's floor:
-// MinRTO keeps an original peer,
-// which delivers every copy of a DATA, from re-sends that come too soon,
-// but a gtudp peer drops the copies, and there the floor only stalls the
-// sender. When all that is in flight is a few datagrams, a lost one, or
-// the one datagram of RECVs answering them all, leaves nothing after it
-// to show the loss: the probe timeout is then all there is, and 10 ms on
-// a path of 0.2 ms is fifty round trips idle.
+// doubled for each probe timeout in a row, at most MaxRTO.
+//
+// To a peer that speaks the extension it is RFC 9002's instead (6.2.1:
+// SRTT + max(4 RTTVAR, 1 ms) + the peer's answer delay, taken to be one
+// more SRTT: the peer answers at once, but a busy peer or a long window's
+// queue makes answers late by about that), without MinRTO's floor.
+// MinRTO keeps an original peer, which delivers every copy of a DATA,
+// from re-sends that come too soon; a gtudp peer drops the copies, and
+// there the floor only stalls the sender. When all that is in flight is a
+// few datagrams, a lost one, or the one datagram of RECVs answering them
+// all, leaves nothing after it to show the loss: the probe timeout is
+// then all there is, and 10 ms on a path of 0.2 ms is fifty round trips
+// idle.
 func (s *State) pto() time.Duration {
 	if s.ext.status == extSpoken && s.tx.rtt.sampled {
 		r := &s.tx.rtt
