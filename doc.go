@@ -108,9 +108,12 @@
 // rate, a full bottleneck queue does. Loss is
 // found as QUIC finds it (RFC 9002 section 6): a message is lost once
 // three sent after it were answered, or 9/8 of an RTT after one sent
-// after it was; a probe timeout (RFC 6298's retransmission timeout, doubled
-// per timeout in a row) re-sends the oldest message when nothing is
-// answered. A re-send found spurious (its RECV came too soon after it to
+// after it was; a probe timeout re-sends the oldest message when nothing
+// is answered (RFC 6298's retransmission timeout, at least MinRTO, doubled
+// per timeout in a row; to a peer that speaks the extension RFC 9002's,
+// SRTT + 4 RTTVAR with no such floor, since a gtudp peer drops the copies
+// an early re-send makes). Losses count as congestion in bytes, not
+// messages: one lost datagram of a thousand small messages is one loss. A re-send found spurious (its RECV came too soon after it to
 // answer it) undoes what its loss cost. So a flow fills a bottleneck
 // without overflowing its queue, shares it with TCP and with other gtudp
 // flows, and recovers a lost DATA in about a round trip; a path that
@@ -126,12 +129,15 @@
 // our DATA (or an ACK for our probe), so on an answer to something only we
 // knew, speaks the extension: from then on its messages go as records of
 // EXT datagrams, a fourth type identifier (by default 0xB8, derived from
-// the Format), many to a datagram of at most DatagramSize bytes, with the
-// RECVs and ACKs for them as records, many to a record, packed with
-// whatever else the same wake-up produced. No waiting is added to fill a
-// datagram. An original peer never receives an EXT datagram; a peer that
-// stops answering in the extension is sent plain packets again after a
-// probe timeout. Config.NoExtension turns it off. README.md documents the
+// the Format), many to a datagram of at most DatagramSize bytes (and no
+// more than an eighth of the congestion window, so that one lost datagram
+// is not the whole window), with the RECVs and ACKs for them as records,
+// many to a record, packed with whatever else the same wake-up produced.
+// No waiting is added to fill a datagram. An original peer never receives
+// an EXT datagram; a peer that stops answering in the extension (it
+// answers plain, or nothing for three probe timeouts in a row and three
+// retransmission timeouts) is sent plain packets again.
+// Config.NoExtension turns it off. README.md documents the
 // formats byte by byte.
 //
 // # Large messages
@@ -142,20 +148,35 @@
 // re-sent on its own: a lost fragment costs one fragment. Fragments are cut
 // as the window allows, and cut to fill the datagram being built, so a
 // message a little larger than a datagram costs little more than one. The
-// receiver copies each fragment once into a buffer of the message's size
-// and answers it at once, but for the one that completes the message,
+// receiver copies each fragment into a buffer of the message's size (a
+// datagram of 16 KiB or more straight from the socket's read buffer,
+// which is lent to the peer, at most 32 at a time; a smaller one after
+// the copy out of that buffer every small datagram gets) and answers it
+// at once, but for the one that completes the message,
 // which is held and answered like a DATA, when the application takes the
 // message: success still means the peer has it, whole. The sender
 // succeeds when every fragment is answered; cancelling its Send stops the
 // fragments not yet sent.
 //
+// Memory: the sender reads fragments from the caller's buffer as they go
+// and copies at most one batch of datagrams (1 MiB) at a time; the
+// receiver holds one buffer per message being received. The heap stays
+// within twice the bytes of the messages in flight and a constant of a
+// few MiB (the lent read buffers, one batch per peer writing, the
+// mailboxes); BenchmarkLoopback_LargeMessages in package actor measures
+// it.
+//
 // The receiver charges the whole message to HoldBytes at its first
-// fragment, and starts one only for a peer that has proved its address
-// (a probe is sent, and the fragment goes unanswered until then; the
-// sender re-sends it): a forged first fragment cannot hold the budget. A
-// message that gets no new byte for a Lifetime is dropped
-// (PeerStats.Unfinished). Fragments of a message beyond MaxMessage are
-// never answered, so the sender fails it.
+// fragment, and starts one only for a peer that has proved its address:
+// a forged first fragment cannot hold the budget. From a peer not yet
+// proved, up to 64 KiB of fragments are kept unanswered while a probe
+// goes out, and handled when it is answered (so a new sender does not
+// take a round trip of missing answers for congestion); they are dropped
+// unanswered after 2 s, and kept only while half of HoldBytes is free, so
+// forged sources hold at most that half, for 2 s. A message that gets no
+// new byte for a Lifetime is dropped (PeerStats.Unfinished). Fragments of
+// a message beyond MaxMessage are never answered, so the sender fails
+// it.
 //
 // A message larger than one EXT datagram, sent before anything is known of
 // the peer, waits for a probe to tell whether the peer speaks the
@@ -228,7 +249,7 @@
 // as it goes, never as a whole. Encoding and decoding allocate nothing;
 // receiving allocates the copy handed to the application: a small
 // message is copied out of the socket's buffer, a large one's fragments
-// straight into its buffer (the read buffer is lent to the peer).
+// into its buffer (see Large messages).
 //
 // On a *net.UDPConn on 64-bit Linux the endpoint reads up to Config.Batch
 // datagrams per recvmmsg(2) and each peer writes what one wake-up produced
