@@ -48,3 +48,57 @@ func TestDoneSet_IsASet(t *testing.T) {
 		}
 	})
 }
+
+// The table stays at most half full and no larger than that needs: n
+// entries take the smallest power of two ≥ 2n slots (at least
+// minDoneSlots), growing as they are added and shrinking back to it.
+func TestDoneSet_TableSize(t *testing.T) {
+	for _, tt := range []struct{ n, slots int }{
+		{1, 32}, {16, 32}, {17, 64}, {32, 64}, {33, 128}, {16384, 32768},
+	} {
+		var d doneSet
+		for i := range tt.n {
+			d.add(uint64(i+1) * 0x9e3779b97f4a7c15)
+		}
+		if len(d.slots) != tt.slots {
+			t.Errorf("%d entries added: %d slots, want %d", tt.n, len(d.slots), tt.slots)
+		}
+		// Grow well past it, then delete back down and shrink.
+		for i := tt.n; i < 4*tt.n+40; i++ {
+			d.add(uint64(i+1) * 0x9e3779b97f4a7c15)
+		}
+		for i := tt.n; i < 4*tt.n+40; i++ {
+			d.del(uint64(i+1) * 0x9e3779b97f4a7c15)
+		}
+		d.shrink()
+		if len(d.slots) != tt.slots || d.n != tt.n {
+			t.Errorf("%d entries after shrink: %d slots and n %d, want %d slots", tt.n, len(d.slots), d.n, tt.slots)
+		}
+		for i := range tt.n {
+			if !d.has(uint64(i+1) * 0x9e3779b97f4a7c15) {
+				t.Fatalf("%d entries after shrink: entry %d lost", tt.n, i)
+			}
+		}
+	}
+}
+
+// shrink of an empty set drops its table; the set works again after.
+func TestDoneSet_ShrinkEmpty(t *testing.T) {
+	var d doneSet
+	d.add(7)
+	d.del(7)
+	if !d.inUse() {
+		t.Fatal("the table is gone before shrink")
+	}
+	d.shrink()
+	if d.inUse() || d.n != 0 {
+		t.Fatalf("after shrink of an empty set: slots %d n %d, want no table", len(d.slots), d.n)
+	}
+	if d.has(7) {
+		t.Fatal("has(7) after it was deleted")
+	}
+	d.add(7)
+	if !d.has(7) || d.n != 1 {
+		t.Fatal("add after shrink did not take")
+	}
+}
