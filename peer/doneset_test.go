@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"slices"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -100,5 +101,60 @@ func TestDoneSet_ShrinkEmpty(t *testing.T) {
 	d.add(7)
 	if !d.has(7) || d.n != 1 {
 		t.Fatal("add after shrink did not take")
+	}
+}
+
+// dedupe finds its keys by scanning up to smallDone of them and through
+// its index past that; expiry is inclusive, per FIFO, and the index goes
+// when compact finds few enough keys to scan.
+func TestDedupe_IndexAndExpiry(t *testing.T) {
+	var d dedupe
+	key := func(i int) uint64 { return uint64(i) * 0x9e3779b97f4a7c15 }
+	for i := 1; i <= smallDone; i++ {
+		d.add(key(i), int64(100*i), i%2 == 0)
+	}
+	if d.index.inUse() {
+		t.Fatalf("index in use with %d keys, want scanning up to %d", d.len(), smallDone)
+	}
+	d.add(key(smallDone+1), int64(100*(smallDone+1)), false)
+	if !d.index.inUse() || d.index.n != smallDone+1 {
+		t.Fatalf("%d keys: index in use %v with %d, want all of them", d.len(), d.index.inUse(), d.index.n)
+	}
+	if got := d.next(); got != 100 {
+		t.Fatalf("next %d, want 100", got)
+	}
+	d.expire(199)
+	if d.has(key(1)) || d.len() != smallDone {
+		t.Fatalf("expire(199): has(key 1) %v, len %d; want it forgotten, %d left", d.has(key(1)), d.len(), smallDone)
+	}
+	d.expire(200) // key 2 (acked) expires at exactly 200
+	if d.has(key(2)) || !d.has(key(3)) || d.len() != smallDone-1 {
+		t.Fatalf("expire(200): has(2) %v has(3) %v len %d", d.has(key(2)), d.has(key(3)), d.len())
+	}
+	if got := d.next(); got != 300 {
+		t.Fatalf("next %d, want 300", got)
+	}
+	d.compact()
+	if d.index.inUse() {
+		t.Fatalf("index kept by compact with %d keys", d.len())
+	}
+	for i := 3; i <= smallDone+1; i++ {
+		if !d.has(key(i)) {
+			t.Fatalf("key %d lost by compact", i)
+		}
+	}
+	// Evict the oldest acked (4), then the next (6).
+	if !d.evictable() {
+		t.Fatal("not evictable with acked keys")
+	}
+	d.forgetAcked()
+	if d.has(key(4)) || !d.has(key(6)) {
+		t.Fatalf("forgetAcked: has(4) %v has(6) %v, want the oldest acked gone", d.has(key(4)), d.has(key(6)))
+	}
+	var order []uint64
+	d.all(func(r doneRef) { order = append(order, r.key) })
+	want := []uint64{key(6), key(8), key(3), key(5), key(7), key(9)}
+	if !slices.Equal(order, want) {
+		t.Fatalf("all: %x, want the acked first, each oldest first: %x", order, want)
 	}
 }
