@@ -898,3 +898,80 @@ func TestState_RecvAnswersAHeldBackResend(t *testing.T) {
 		t.Fatalf("outcomes %+v, want the message confirmed", out)
 	}
 }
+
+// Hungry takes messages while the bytes not yet sent once are below twice
+// the congestion window, and at least 64 KiB: to the byte, before and
+// after the window has grown past half of that.
+func TestState_Hungry(t *testing.T) {
+	cfg := testParams()
+	cfg.Window = 10000
+	h := newHarness(t, cfg, true)
+	data := string(make([]byte, 1024))
+	sent, out := 0, 0 // messages sent, and DATA transmitted once
+	seen := map[wire.ID]bool{}
+	var unanswered []wire.ID
+	take := func() {
+		for _, p := range h.packets() {
+			if p.Kind == wire.Data && !seen[p.ID] {
+				seen[p.ID] = true
+				out++
+				unanswered = append(unanswered, p.ID)
+			}
+		}
+	}
+	check := func(phase string) {
+		t.Helper()
+		unsent := (sent - out) * 1024
+		limit := max(2*h.s.Stats().Cwnd, 64<<10)
+		if got := h.s.Hungry(); got != (unsent < limit) {
+			t.Fatalf("%s: %d bytes unsent, window %d: Hungry %v, want %v", phase, unsent, h.s.Stats().Cwnd, got, unsent < limit)
+		}
+	}
+
+	// The initial window: 64 KiB unsent is the limit, reached exactly.
+	for sent-out <= 64 {
+		h.send(byte(sent), data)
+		sent++
+		take()
+		check("initial window")
+	}
+	if (sent-out)*1024 != 65<<10 || h.s.Hungry() {
+		t.Fatalf("%d bytes unsent, hungry %v: the loop did not pass the limit", (sent-out)*1024, h.s.Hungry())
+	}
+
+	// Grow the window by answering, a round trip of 5 ms at a time.
+	now := time.Duration(0)
+	for h.s.Stats().Cwnd <= 48<<10 || h.s.InFlight() > 0 {
+		if h.s.Stats().Cwnd <= 48<<10 {
+			for h.s.Hungry() {
+				h.send(byte(sent), data)
+				sent++
+			}
+		}
+		take()
+		ids := unanswered
+		unanswered = nil
+		now += 5 * time.Millisecond
+		h.at(now)
+		for _, id := range ids {
+			h.recv(wire.Recv, id, "")
+		}
+		if now > 10*time.Second {
+			t.Fatalf("the window did not grow: %+v", h.s.Stats())
+		}
+	}
+	take()
+	if sent != out {
+		t.Fatalf("%d sent, %d transmitted, with nothing in flight", sent, out)
+	}
+	// Now twice the window is the limit.
+	for sent-out <= 2*h.s.Stats().Cwnd/1024 {
+		h.send(byte(sent), data)
+		sent++
+		take()
+		check("grown window")
+	}
+	if h.s.Hungry() {
+		t.Fatal("hungry past twice the window")
+	}
+}
