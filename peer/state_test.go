@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -974,4 +975,72 @@ func TestState_Hungry(t *testing.T) {
 	if h.s.Hungry() {
 		t.Fatal("hungry past twice the window")
 	}
+}
+
+// Loss detection (RFC 9002 6.1): an answer to a later message makes the
+// earlier ones lost three transmissions back at once, the others at 9/8
+// of the RTT after their transmission; a RECV sooner than the least RTT
+// after a re-send is spurious and widens the time threshold by half.
+func TestState_LossByPacketAndTimeThresholds(t *testing.T) {
+	const ms = time.Millisecond
+	cfg := testParams()
+	cfg.Window = 8
+	h := newHarness(t, cfg, true)
+	var ids []wire.ID
+	for i, m := range []string{"a", "b", "c", "d", "e"} {
+		h.send(byte(i), m)
+		ids = append(ids, h.onePacket(wire.Data).ID)
+	}
+	want := func(what string, kinds ...string) {
+		t.Helper()
+		var got []string
+		for _, p := range h.packets() {
+			got = append(got, fmt.Sprintf("%v %s", p.Kind, p.Payload))
+		}
+		if !slices.Equal(got, kinds) {
+			t.Fatalf("%s: packets %q, want %q", what, got, kinds)
+		}
+	}
+
+	// RECV(e) at 10 ms: a and b are three and more behind, lost now; c
+	// and d wait for the time threshold, 9/8 of 10 ms after they went.
+	h.at(10 * ms)
+	h.recv(wire.Recv, ids[4], "")
+	want("RECV for e", "ACK ", "DATA a", "DATA b")
+	if d := h.s.NextDeadline(); d != epoch.Add(11250*time.Microsecond) {
+		t.Fatalf("NextDeadline %v, want the time threshold 11.25ms", d.Sub(epoch))
+	}
+	h.at(11250*time.Microsecond - 1)
+	want("before the time threshold")
+	h.at(11250 * time.Microsecond)
+	want("at the time threshold", "DATA c", "DATA d")
+	if st := h.s.Stats(); st.Lost != 4 || st.DataResent != 4 {
+		t.Fatalf("lost %d resent %d, want 4 4", st.Lost, st.DataResent)
+	}
+
+	// RECV(a) 2 ms after its re-send, under the least RTT of 10 ms: it
+	// answers the first transmission, 12 ms ago, an RTT sample.
+	h.at(12 * ms)
+	h.recv(wire.Recv, ids[0], "")
+	want("RECV for a", "ACK ")
+	if st := h.s.Stats(); st.Spurious != 1 || st.SRTT != 10250*time.Microsecond {
+		t.Fatalf("spurious %d srtt %v, want 1 and (7·10+12)/8 ms", st.Spurious, st.SRTT)
+	}
+	// RECV(b) a least RTT after its re-send: it may answer it, not spurious.
+	h.at(20 * ms)
+	h.recv(wire.Recv, ids[1], "")
+	want("RECV for b", "ACK ")
+	if st := h.s.Stats(); st.Spurious != 1 || st.SRTT != 10250*time.Microsecond {
+		t.Fatalf("spurious %d srtt %v, want still 1 and no sample", st.Spurious, st.SRTT)
+	}
+	// RECV(d) at 25 ms: c is one behind, lost by time at 11.25 ms plus
+	// 9/8 × 1.5 of the latest RTT (12 ms): 31.5 ms.
+	h.at(25 * ms)
+	h.recv(wire.Recv, ids[3], "")
+	want("RECV for d", "ACK ")
+	if d := h.s.NextDeadline(); d != epoch.Add(31500*time.Microsecond) {
+		t.Fatalf("NextDeadline %v, want the widened time threshold 31.5ms", d.Sub(epoch))
+	}
+	h.at(31500 * time.Microsecond)
+	want("at the widened threshold", "DATA c")
 }
