@@ -1044,3 +1044,28 @@ func TestState_LossByPacketAndTimeThresholds(t *testing.T) {
 	h.at(31500 * time.Microsecond)
 	want("at the widened threshold", "DATA c")
 }
+
+// Three probe timeouts in a row are persistent congestion: the window
+// falls to its minimum at the third, not before.
+func TestState_PersistentCongestionAtThirdPTO(t *testing.T) {
+	const ms = time.Millisecond
+	h := newHarness(t, testParams(), true)
+	h.send(1, "x")
+	h.onePacket(wire.Data)
+	initial := h.s.Stats().Cwnd
+	for i, at := range []time.Duration{100 * ms, 300 * ms, 700 * ms} {
+		h.at(at)
+		h.onePacket(wire.Data)
+		st := h.s.Stats()
+		if st.Timeouts != uint64(i+1) {
+			t.Fatalf("at %v: %d timeouts, want %d", at, st.Timeouts, i+1)
+		}
+		want := initial
+		if i == 2 {
+			want = 2 * (1200 + 28) // two path-safe datagrams with their headers
+		}
+		if st.Cwnd != want {
+			t.Fatalf("PTO %d: window %d, want %d", i+1, st.Cwnd, want)
+		}
+	}
+}
