@@ -1069,3 +1069,41 @@ func TestState_PersistentCongestionAtThirdPTO(t *testing.T) {
 		}
 	}
 }
+
+// The ACK of a probe sent once is an RTT sample (Karn: not of one sent
+// twice); an unanswered probe goes again an RTO after it went, to the
+// nanosecond.
+func TestState_ProbeRTTAndRetry(t *testing.T) {
+	const ms = time.Millisecond
+	start := func() (*harness, wire.ID) {
+		h := newHarness(t, testParams(), false)
+		h.recv(wire.Data, wire.ID{6}, "") // 5 bytes in: 15 may go out
+		h.deliverAll()
+		h.onePacket(wire.Recv)
+		h.at(50 * ms)
+		h.send(1, strings.Repeat("x", 1000)) // held back: a probe goes
+		return h, h.onePacket(wire.Recv).ID
+	}
+
+	h, probe := start()
+	h.at(80 * ms)
+	h.recv(wire.Ack, probe, "")
+	h.onePacket(wire.Data)
+	if st := h.s.Stats(); st.SRTT != 30*ms || st.RTO != 90*ms {
+		t.Fatalf("probe answered after 30ms: srtt %v rto %v, want 30ms 90ms", st.SRTT, st.RTO)
+	}
+
+	h, probe = start()
+	h.at(150*ms - 1)
+	h.noPackets()
+	h.at(150 * ms) // InitialRTO after the first
+	if p := h.onePacket(wire.Recv); p.ID != probe {
+		t.Fatalf("re-sent probe %v, want %v", p.ID, probe)
+	}
+	h.at(180 * ms)
+	h.recv(wire.Ack, probe, "")
+	h.onePacket(wire.Data)
+	if st := h.s.Stats(); st.SRTT != 0 || !st.Validated {
+		t.Fatalf("probe sent twice, answered: srtt %v validated %v, want no sample, validated", st.SRTT, st.Validated)
+	}
+}
