@@ -1107,3 +1107,27 @@ func TestState_ProbeRTTAndRetry(t *testing.T) {
 		t.Fatalf("probe sent twice, answered: srtt %v validated %v, want no sample, validated", st.SRTT, st.Validated)
 	}
 }
+
+// An exchange ended by ACK is remembered four RTOs when that is longer
+// than 2 s, and never past DedupeHorizon.
+func TestState_AckedHorizonFollowsRTO(t *testing.T) {
+	for _, tt := range []struct {
+		horizon, want time.Duration
+	}{
+		{10 * time.Second, 4 * time.Second}, // 4 × RTO of 1 s
+		{3 * time.Second, 3 * time.Second},  // DedupeHorizon caps it
+	} {
+		cfg := testParams()
+		cfg.InitialRTO, cfg.MinRTO, cfg.MaxRTO = time.Second, time.Second, 10*time.Second
+		cfg.DedupeHorizon = tt.horizon
+		h := newHarness(t, cfg, true)
+		h.recv(wire.Data, wire.ID{1}, "m")
+		h.deliverAll()
+		h.packets()
+		h.at(100 * time.Millisecond)
+		h.recv(wire.Ack, wire.ID{1}, "")
+		if d, want := h.s.NextDeadline(), epoch.Add(100*time.Millisecond+tt.want); d != want {
+			t.Errorf("DedupeHorizon %v: forgotten at %v, want %v", tt.horizon, d.Sub(epoch), want.Sub(epoch))
+		}
+	}
+}
