@@ -1131,3 +1131,51 @@ func TestState_AckedHorizonFollowsRTO(t *testing.T) {
 		}
 	}
 }
+
+// What a State forgets when it ends early, the next State for the address
+// recalls: a repeat of a message delivered before is still known, until
+// it expires, within DedupeLimit (the newest kept). A message delivered
+// and awaiting its ACK is remembered as ended without it, from then.
+func TestState_ForgetAndRecall(t *testing.T) {
+	const s = time.Second
+	h := newHarness(t, testParams(), true)
+	h.recv(wire.Data, wire.ID{1}, "acked")
+	h.deliverAll()
+	h.recv(wire.Ack, wire.ID{1}, "") // remembered until 2 s
+	h.at(s)
+	h.recv(wire.Data, wire.ID{2}, "open")
+	h.recv(wire.Data, wire.ID{3}, "open too")
+	h.deliverAll() // awaiting ACK: remembered until 1 s + DedupeHorizon
+	h.packets()
+	m := h.s.Forget(h.now)
+	if len(m) != 3 || !m.Until().Equal(epoch.Add(11*s)) {
+		t.Fatalf("Forget: %d remembered until %v, want 3 until 11s", len(m), m.Until().Sub(epoch))
+	}
+
+	for _, tt := range []struct {
+		name  string
+		at    time.Duration
+		limit int
+		known []bool // of ids 1, 2, 3
+	}{
+		{"all", s, 100, []bool{true, true, true}},
+		{"the acked one expired", 2 * s, 100, []bool{false, true, true}},
+		{"the newest within the limit", s, 1, []bool{false, false, true}},
+		{"the newest two within the limit", s, 2, []bool{false, true, true}},
+		{"all expired", 11 * s, 100, []bool{false, false, false}},
+	} {
+		cfg := testParams()
+		cfg.DedupeLimit = tt.limit
+		n := newHarness(t, cfg, true)
+		n.at(tt.at)
+		n.s.Recall(n.now, m)
+		for i, payload := range []string{"acked", "open", "open too"} {
+			dups := n.s.Stats().Duplicates
+			n.recv(wire.Data, wire.ID{byte(i + 1)}, payload)
+			n.deliverAll()
+			if known := n.s.Stats().Duplicates > dups; known != tt.known[i] {
+				t.Errorf("%s: a repeat of message %d known %v, want %v", tt.name, i+1, known, tt.known[i])
+			}
+		}
+	}
+}
