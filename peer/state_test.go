@@ -1179,3 +1179,53 @@ func TestState_ForgetAndRecall(t *testing.T) {
 		}
 	}
 }
+
+// A RECV whose ACK is late goes again as the pacer allows, after a large
+// DATA has spent its tokens: it waits for the pacer when that takes less
+// than the RECV's own timeout, and goes at once when it would take longer.
+func TestState_RecvResentAsThePacerAllows(t *testing.T) {
+	const ms = time.Millisecond
+	for _, tt := range []struct {
+		maxRTO, recvTimeout time.Duration
+		waits               bool
+	}{
+		{10 * time.Second, 6 * time.Second, true},                 // RTO 3 s
+		{1500 * time.Millisecond, 1500 * time.Millisecond, false}, // RTO capped
+	} {
+		cfg := testParams()
+		cfg.InitialRTO, cfg.MaxRTO = 5*time.Second, tt.maxRTO
+		h := newHarness(t, cfg, true)
+		h.send(1, "x")
+		ours := h.onePacket(wire.Data).ID
+		h.at(time.Second)
+		h.recv(wire.Recv, ours, "") // an RTT of 1 s: the pacer's rate is low
+		h.onePacket(wire.Ack)
+		h.recv(wire.Data, wire.ID{7}, "theirs")
+		h.deliverAll()
+		h.onePacket(wire.Recv)
+		due := time.Second + tt.recvTimeout
+		h.at(due - 100*ms)
+		h.send(2, strings.Repeat("y", 60000)) // spends far more than the bucket held
+		h.onePacket(wire.Data)
+
+		h.at(due)
+		if !tt.waits {
+			// The pacer owes 1.85 s, longer than the RECV waits.
+			if p := h.onePacket(wire.Recv); p.ID != (wire.ID{7}) {
+				t.Fatalf("MaxRTO %v: RECV for %v, want 07000000", tt.maxRTO, p.ID)
+			}
+			continue
+		}
+		h.noPackets()
+		next := h.s.NextDeadline().Sub(epoch)
+		if next < due+1800*ms || next > due+1900*ms {
+			t.Fatalf("MaxRTO %v: next deadline %v, want the pacer's, about %v", tt.maxRTO, next, due+1850*ms)
+		}
+		h.at(next - 1)
+		h.noPackets()
+		h.at(next)
+		if p := h.onePacket(wire.Recv); p.ID != (wire.ID{7}) {
+			t.Fatalf("MaxRTO %v: RECV for %v, want 07000000", tt.maxRTO, p.ID)
+		}
+	}
+}
