@@ -1229,3 +1229,45 @@ func TestState_RecvResentAsThePacerAllows(t *testing.T) {
 		}
 	}
 }
+
+// Messages the window has room for but the pacer holds back go when the
+// pacer allows: the next deadline is the pacer's, not a timeout's.
+func TestState_PacerSpacesABurst(t *testing.T) {
+	const ms = time.Millisecond
+	cfg := testParams()
+	cfg.InitialRTO, cfg.MaxRTO, cfg.Window = 5*time.Second, 10*time.Second, 100
+	h := newHarness(t, cfg, true)
+	h.send(1, "x")
+	ours := h.onePacket(wire.Data).ID
+	h.at(time.Second)
+	h.recv(wire.Recv, ours, "") // an RTT of 1 s
+	h.packets()
+	h.send(2, strings.Repeat("y", 60000)) // grows the window when answered
+	big := h.onePacket(wire.Data).ID
+	h.at(1500 * ms)
+	h.recv(wire.Recv, big, "")
+	h.packets()
+	if st := h.s.Stats(); st.Cwnd < 60000 {
+		t.Fatalf("window %d after a 60 kB message was answered, want it grown", st.Cwnd)
+	}
+
+	// 20 messages of 1 kB: the window has room for all, the bucket for
+	// about 12 kB.
+	for i := range 20 {
+		h.send(byte(10+i), strings.Repeat("z", 1000))
+	}
+	first := len(h.packets())
+	if first == 0 || first >= 20 {
+		t.Fatalf("%d of 20 went at once, want the bucket's worth", first)
+	}
+	next := h.s.NextDeadline().Sub(epoch)
+	if next <= 1500*ms || next > 1510*ms {
+		t.Fatalf("next deadline %v, want the pacer's, within 10 ms", next)
+	}
+	h.at(next - 1)
+	h.noPackets()
+	h.at(next)
+	if n := len(h.packets()); n == 0 {
+		t.Fatalf("nothing went at the pacer's deadline %v", next)
+	}
+}
