@@ -1271,3 +1271,31 @@ func TestState_PacerSpacesABurst(t *testing.T) {
 		t.Fatalf("nothing went at the pacer's deadline %v", next)
 	}
 }
+
+// The receiver samples the RTT from its RECV to the ACK, only for a RECV
+// sent once (Karn): not after a timer re-send, nor after a repeat of the
+// DATA made it answer again.
+func TestState_RecvToAckRTTAndKarn(t *testing.T) {
+	const ms = time.Millisecond
+	for _, tt := range []struct {
+		name    string
+		between func(h *harness)
+		srtt    time.Duration
+	}{
+		{"sent once", func(h *harness) {}, 30 * ms},
+		{"re-sent on the timer", func(h *harness) { h.at(250 * ms); h.onePacket(wire.Recv) }, 0},
+		{"answered a repeat", func(h *harness) { h.recv(wire.Data, wire.ID{3}, "m"); h.onePacket(wire.Recv) }, 0},
+	} {
+		h := newHarness(t, testParams(), true)
+		h.at(50 * ms)
+		h.recv(wire.Data, wire.ID{3}, "m")
+		h.deliverAll()
+		h.onePacket(wire.Recv)
+		tt.between(h)
+		h.now = h.now.Add(30 * ms)
+		h.recv(wire.Ack, wire.ID{3}, "")
+		if st := h.s.Stats(); st.SRTT != tt.srtt || st.Open != 0 {
+			t.Errorf("%s: srtt %v open %d, want %v 0", tt.name, st.SRTT, st.Open, tt.srtt)
+		}
+	}
+}
