@@ -483,3 +483,43 @@ func TestExt_AnswersInOneDatagramAreOneReport(t *testing.T) {
 		t.Fatalf("after one datagram answering all %d in reverse: %+v", n, st)
 	}
 }
+
+// To a peer that speaks the extension, a message that fits in one DATA
+// record of a datagram goes as one; a byte more and it goes in fragments.
+// MaxMessage bounds both, to the byte.
+func TestExt_DataRecordOrFragments(t *testing.T) {
+	pa := extParams(1)
+	pa.MaxMessage = 5000
+	d := newDuo(t, pa, extParams(2))
+	d.send(d.a, "negotiate")
+	d.run()
+	largest := wire.MaxDataPayload(pa.DatagramSize - pa.Format.ExtOverhead())
+	for _, tt := range []struct {
+		n    int
+		want wire.RecordType
+	}{{largest, wire.RecData}, {largest + 1, wire.RecFrag}, {5000, wire.RecFrag}} {
+		d.send(d.a, strings.Repeat("m", tt.n))
+		dg := d.a.TakeDatagrams(nil)
+		if len(dg) == 0 {
+			t.Fatalf("%d bytes: nothing sent", tt.n)
+		}
+		pkt, err := pa.Format.Decode(dg[0])
+		if err != nil || pkt.Kind != wire.Ext {
+			t.Fatalf("%d bytes: %v %v, want an EXT datagram", tt.n, pkt.Kind, err)
+		}
+		_, recs, err := wire.ParseExt(pkt.Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, ok := recs.Next()
+		if !ok || r.Type != tt.want {
+			t.Fatalf("%d bytes: first record %v, want %v", tt.n, r.Type, tt.want)
+		}
+		if len(dg[0]) > pa.DatagramSize {
+			t.Fatalf("%d bytes: a datagram of %d, more than %d", tt.n, len(dg[0]), pa.DatagramSize)
+		}
+	}
+	if err := d.a.Send(d.now, peer.Outgoing{ID: uuid.New(), Data: make([]byte, 5001)}); !errors.Is(err, wire.ErrTooLarge) || !strings.Contains(err.Error(), "MaxMessage") {
+		t.Fatalf("Send of MaxMessage+1 bytes: %v, want ErrTooLarge naming MaxMessage", err)
+	}
+}
