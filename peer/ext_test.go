@@ -523,3 +523,36 @@ func TestExt_DataRecordOrFragments(t *testing.T) {
 		t.Fatalf("Send of MaxMessage+1 bytes: %v, want ErrTooLarge naming MaxMessage", err)
 	}
 }
+
+// A message in fragments fills the room a datagram has left, when at
+// least minFill (128) bytes are left: its first fragment is cut to fit.
+func TestFrag_FillsTheOpenDatagram(t *testing.T) {
+	pa := extParams(1)
+	room := pa.DatagramSize - pa.Format.ExtOverhead()
+	for _, tt := range []struct {
+		left  int // room left after the first message's DATA record
+		first int // length of the first datagram
+	}{
+		{128, pa.DatagramSize},                    // filled to the byte
+		{127, pa.DatagramSize - 127},              // too little to cut for
+		{room - wire.DataLen(1), pa.DatagramSize}, // after a tiny message
+	} {
+		d := newDuo(t, pa, extParams(2))
+		d.send(d.a, "negotiate")
+		d.run()
+		// A DATA record of p bytes takes 1 + 2 + 4 + p bytes here.
+		p := room - tt.left - 7
+		if tt.left == room-wire.DataLen(1) {
+			p = 1
+		}
+		if wire.DataLen(p) != room-tt.left {
+			t.Fatalf("a %d-byte record leaves %d, want %d", wire.DataLen(p), room-wire.DataLen(p), tt.left)
+		}
+		d.send(d.a, strings.Repeat("s", p))
+		d.send(d.a, strings.Repeat("f", 3000))
+		dg := d.a.TakeDatagrams(nil)
+		if len(dg) < 2 || len(dg[0]) != tt.first {
+			t.Fatalf("%d bytes left: first datagram of %d bytes (of %d), want %d", tt.left, len(dg[0]), len(dg), tt.first)
+		}
+	}
+}
