@@ -690,3 +690,53 @@ func TestPeer_FlushesEvery256Packets(t *testing.T) {
 		<-done
 	})
 }
+
+// shortWriter writes nothing, without an error, on its first call: a
+// short write. Later calls write everything.
+type shortWriter struct {
+	mu      sync.Mutex
+	calls   int
+	written int
+}
+
+func (w *shortWriter) WriteBatch(bufs [][]byte, _ netip.AddrPort) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.calls++; w.calls == 1 {
+		return 0, nil
+	}
+	w.written += len(bufs)
+	return len(bufs), nil
+}
+
+// A batch write that writes nothing and says nothing is a failure of its
+// first datagram (io.ErrShortWrite): counted, and the rest go on.
+func TestPeer_ShortWriteCountsAsFailure(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		w := &shortWriter{}
+		cfg := peerConfig()
+		cfg.Window = 8
+		p := peer.New(peer.Options{
+			Addr: addrB, Params: cfg, Clock: clock.NewMock(), Sender: w,
+			Outlet: outlet{make(chan peer.Delivery, 1), make(chan peer.Receipt, 8)}, IdleTimeout: time.Hour,
+			Validated: true, Retire: func(*peer.Peer) bool { return false },
+		})
+		for i := range 3 {
+			if err := p.Send(peer.Outgoing{ID: uuid.New(), Data: []byte{byte(i)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		go p.Run(ctx)
+		synctest.Wait()
+		w.mu.Lock()
+		calls, written := w.calls, w.written
+		w.mu.Unlock()
+		if st := p.Stats(); calls != 2 || written != 2 || st.WriteErrors != 1 {
+			t.Fatalf("%d calls wrote %d, %d write errors; want 2 calls, the 2 after the failed one, 1 error", calls, written, st.WriteErrors)
+		}
+		cancel()
+		<-p.Done()
+	})
+}
