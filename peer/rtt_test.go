@@ -113,6 +113,8 @@ func TestRTTEstimator_Backoff(t *testing.T) {
 		{100 * ms, 400 * ms, 4, 400 * ms},
 		{100 * ms, 1000 * ms, 3, 400 * ms},
 		{300 * ms, 400 * ms, 2, 400 * ms}, // doubling would pass max
+		{200, 401, 2, 400},                // half of an odd max doubles exactly
+		{201, 401, 2, 401},
 		{math.MaxInt64/2 + 1, math.MaxInt64, 2, math.MaxInt64},
 		{math.MaxInt64 / 4, math.MaxInt64, 3, math.MaxInt64 / 4 * 4},
 	}
@@ -157,6 +159,14 @@ func TestRTTEstimator_TimedOut(t *testing.T) {
 		e.timedOut(ms)
 		if e.rto != tt.want {
 			t.Errorf("rto %v, max 1s: after timedOut %v, want %v", tt.rto, e.rto, tt.want)
+		}
+	}
+	// An odd max: its floor half still doubles exactly.
+	for _, tt := range []struct{ rto, want time.Duration }{{200, 400}, {201, 401}} {
+		e := newRTTEstimator(tt.rto, 0, 401)
+		e.timedOut(ms)
+		if e.rto != tt.want {
+			t.Errorf("rto %v, max 401ns: after timedOut %v, want %v", tt.rto, e.rto, tt.want)
 		}
 	}
 }
