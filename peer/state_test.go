@@ -1092,6 +1092,10 @@ func TestState_ProbeRTTAndRetry(t *testing.T) {
 	if st := h.s.Stats(); st.SRTT != 30*ms || st.RTO != 90*ms {
 		t.Fatalf("probe answered after 30ms: srtt %v rto %v, want 30ms 90ms", st.SRTT, st.RTO)
 	}
+	// Paced at twice the window per RTT in slow start: 2 × 12,280 B / 30 ms.
+	if st := h.s.Stats(); st.PacingRate < 818666 || st.PacingRate > 818667 {
+		t.Fatalf("pacing rate %d B/s, want 818,666", st.PacingRate)
+	}
 
 	h, probe = start()
 	h.at(150*ms - 1)
