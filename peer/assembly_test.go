@@ -121,3 +121,128 @@ func FuzzAssembly(f *testing.F) {
 		}
 	})
 }
+
+// fragOf returns an EXT datagram from incarnation 1 with one FRAG record
+// of total-byte message msg, payload n bytes at off, as exchange id.
+func fragOf(p *peer.Params, id uint32, msg byte, total, off, n int) (wire.Packet, int) {
+	var fid wire.ID
+	binary.BigEndian.PutUint32(fid[:], id)
+	dg := p.Format.AppendExt(nil, wire.ExtHeader{Version: wire.ExtVersion, Incarnation: 1})
+	dg = wire.AppendFrag(dg, fid, wire.ID{msg}, uint64(total), uint64(off), make([]byte, n))
+	pkt, err := p.Format.Decode(dg)
+	if err != nil {
+		panic(err)
+	}
+	return pkt, len(dg)
+}
+
+// The limits on messages in fragments, each at its boundary: MaxMessage,
+// RecvWindow messages being received, maxSpans runs of bytes in one, and
+// a Lifetime without a new byte.
+func TestFrag_Limits(t *testing.T) {
+	// check feeds frags to a validated State, each in its own datagram,
+	// and checks which it withheld and which it answered at once.
+	type f struct {
+		msg                byte
+		total, off, n      int
+		withheld, answered bool
+	}
+	check := func(name string, p *peer.Params, frags []f) *peer.State {
+		t.Helper()
+		s := peer.NewState(p, remote, epoch, [5]uint32{1}, true)
+		for i, fr := range frags {
+			w := s.Stats().Withheld
+			pkt, size := fragOf(p, uint32(i+1), fr.msg, fr.total, fr.off, fr.n)
+			s.Receive(epoch, pkt, size)
+			if got := s.Stats().Withheld > w; got != fr.withheld {
+				t.Fatalf("%s: fragment %d (%+v): withheld %v, want %v", name, i, fr, got, fr.withheld)
+			}
+			if got := extAnswers(p, s.TakeDatagrams(nil)) > 0; got != fr.answered {
+				t.Fatalf("%s: fragment %d (%+v): answered %v, want %v", name, i, fr, got, fr.answered)
+			}
+		}
+		return s
+	}
+
+	p := extParams(2)
+	p.MaxMessage = 5000
+	check("MaxMessage", p, []f{
+		{msg: 1, total: 5001, n: 10, withheld: true},
+		{msg: 2, total: 5000, n: 10, answered: true},
+	})
+
+	p = extParams(2)
+	p.RecvWindow = 2
+	check("RecvWindow", p, []f{
+		{msg: 1, total: 100, n: 10, answered: true},
+		{msg: 2, total: 100, n: 10, answered: true},
+		{msg: 3, total: 100, n: 10, withheld: true},
+		{msg: 1, total: 100, off: 10, n: 90}, // completes 1: held for delivery, answered then
+		{msg: 3, total: 100, n: 10, answered: true},
+	})
+
+	// maxSpans separate runs: one more is withheld, one that joins a run
+	// is not.
+	p = extParams(2)
+	var frags []f
+	for i := range 4096 {
+		frags = append(frags, f{msg: 1, total: 10000, off: 2 * i, n: 1, answered: true})
+	}
+	frags = append(frags,
+		f{msg: 1, total: 10000, off: 9000, n: 1, withheld: true},
+		f{msg: 1, total: 10000, off: 1, n: 1, answered: true}, // joins the first two runs
+		f{msg: 1, total: 10000, off: 9000, n: 1, answered: true},
+	)
+	check("maxSpans", p, frags)
+
+	// A message that gets no new byte for a Lifetime is dropped, to the
+	// nanosecond; a new byte puts that off.
+	p = extParams(2)
+	p.Lifetime = time.Second
+	s := check("Lifetime", p, []f{{msg: 1, total: 100, n: 10, answered: true}})
+	s.Tick(epoch.Add(500 * time.Millisecond))
+	pkt, size := fragOf(p, 99, 1, 100, 10, 10)
+	s.Receive(epoch.Add(500*time.Millisecond), pkt, size)
+	if d := s.NextDeadline(); !d.Equal(epoch.Add(1500 * time.Millisecond)) {
+		t.Fatalf("next deadline %v, want the message dropped at 1.5s", d.Sub(epoch))
+	}
+	s.Tick(epoch.Add(1500*time.Millisecond - 1))
+	if st := s.Stats(); st.Unfinished != 0 {
+		t.Fatal("dropped before its Lifetime without a new byte")
+	}
+	s.Tick(epoch.Add(1500 * time.Millisecond))
+	if st := s.Stats(); st.Unfinished != 1 || !s.Idle() {
+		t.Fatalf("at its Lifetime: unfinished %d, idle %v; want 1, true", st.Unfinished, s.Idle())
+	}
+}
+
+// An unproved peer's fragments are kept up to 64 KiB exactly, for 2 s
+// exactly.
+func TestFrag_StashLimits(t *testing.T) {
+	p := extParams(2)
+	p.Budget = peer.NewBudget(1 << 30)
+	s := peer.NewState(p, remote, epoch, [5]uint32{1}, false)
+	for i, tt := range []struct {
+		n        int
+		withheld bool
+	}{{32 << 10, false}, {32 << 10, false}, {1, true}} {
+		pkt, size := fragOf(p, uint32(i+1), 1, 1<<17, i*(32<<10), tt.n)
+		p.Budget.Take(peer.Held(pkt))
+		w := s.Stats().Withheld
+		s.Receive(epoch, pkt, size)
+		if got := s.Stats().Withheld > w; got != tt.withheld {
+			t.Fatalf("fragment %d of %d bytes: withheld %v, want %v", i, tt.n, got, tt.withheld)
+		}
+	}
+	if used := p.Budget.Used(); used != 64<<10 {
+		t.Fatalf("budget used %d, want 64 KiB kept", used)
+	}
+	s.Tick(epoch.Add(2*time.Second - 1))
+	if used := p.Budget.Used(); used != 64<<10 {
+		t.Fatalf("budget used %d before 2 s, want 64 KiB kept", used)
+	}
+	s.Tick(epoch.Add(2 * time.Second))
+	if used := p.Budget.Used(); used != 0 {
+		t.Fatalf("budget used %d at 2 s, want the stash dropped", used)
+	}
+}

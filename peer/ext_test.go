@@ -539,3 +539,76 @@ func TestFrag_LostProbeGoesAgainByTheRTTLearnedMeanwhile(t *testing.T) {
 		t.Fatalf("no probe re-sent at %v", next.Sub(epoch))
 	}
 }
+
+// To a peer that speaks the extension, a message that fits in one DATA
+// record of a datagram goes as one; a byte more and it goes in fragments.
+// MaxMessage bounds both, to the byte.
+func TestExt_DataRecordOrFragments(t *testing.T) {
+	pa := extParams(1)
+	pa.MaxMessage = 5000
+	d := newDuo(t, pa, extParams(2))
+	d.send(d.a, "negotiate")
+	d.run()
+	largest := wire.MaxDataPayload(pa.DatagramSize - pa.Format.ExtOverhead())
+	for _, tt := range []struct {
+		n    int
+		want wire.RecordType
+	}{{largest, wire.RecData}, {largest + 1, wire.RecFrag}, {5000, wire.RecFrag}} {
+		d.send(d.a, strings.Repeat("m", tt.n))
+		dg := d.a.TakeDatagrams(nil)
+		if len(dg) == 0 {
+			t.Fatalf("%d bytes: nothing sent", tt.n)
+		}
+		pkt, err := pa.Format.Decode(dg[0])
+		if err != nil || pkt.Kind != wire.Ext {
+			t.Fatalf("%d bytes: %v %v, want an EXT datagram", tt.n, pkt.Kind, err)
+		}
+		_, recs, err := wire.ParseExt(pkt.Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, ok := recs.Next()
+		if !ok || r.Type != tt.want {
+			t.Fatalf("%d bytes: first record %v, want %v", tt.n, r.Type, tt.want)
+		}
+		if len(dg[0]) > pa.DatagramSize {
+			t.Fatalf("%d bytes: a datagram of %d, more than %d", tt.n, len(dg[0]), pa.DatagramSize)
+		}
+	}
+	if err := d.a.Send(d.now, peer.Outgoing{ID: uuid.New(), Data: make([]byte, 5001)}); !errors.Is(err, wire.ErrTooLarge) || !strings.Contains(err.Error(), "MaxMessage") {
+		t.Fatalf("Send of MaxMessage+1 bytes: %v, want ErrTooLarge naming MaxMessage", err)
+	}
+}
+
+// A message in fragments fills the room a datagram has left, when at
+// least minFill (128) bytes are left: its first fragment is cut to fit.
+func TestFrag_FillsTheOpenDatagram(t *testing.T) {
+	pa := extParams(1)
+	room := pa.DatagramSize - pa.Format.ExtOverhead()
+	for _, tt := range []struct {
+		left  int // room left after the first message's DATA record
+		first int // length of the first datagram
+	}{
+		{128, pa.DatagramSize},                    // filled to the byte
+		{127, pa.DatagramSize - 127},              // too little to cut for
+		{room - wire.DataLen(1), pa.DatagramSize}, // after a tiny message
+	} {
+		d := newDuo(t, pa, extParams(2))
+		d.send(d.a, "negotiate")
+		d.run()
+		// A DATA record of p bytes takes 1 + 2 + 4 + p bytes here.
+		p := room - tt.left - 7
+		if tt.left == room-wire.DataLen(1) {
+			p = 1
+		}
+		if wire.DataLen(p) != room-tt.left {
+			t.Fatalf("a %d-byte record leaves %d, want %d", wire.DataLen(p), room-wire.DataLen(p), tt.left)
+		}
+		d.send(d.a, strings.Repeat("s", p))
+		d.send(d.a, strings.Repeat("f", 3000))
+		dg := d.a.TakeDatagrams(nil)
+		if len(dg) < 2 || len(dg[0]) != tt.first {
+			t.Fatalf("%d bytes left: first datagram of %d bytes (of %d), want %d", tt.left, len(dg[0]), len(dg), tt.first)
+		}
+	}
+}

@@ -651,3 +651,92 @@ func TestPeer_WritesBatchesAndCountsFailures(t *testing.T) {
 		<-p.Done()
 	})
 }
+
+// discard is a socket that writes everything and keeps nothing.
+type discard struct{}
+
+func (discard) WriteBatch(bufs [][]byte, _ netip.AddrPort) (int, error) { return len(bufs), nil }
+
+// A long batch of packets is handled in runs of flushEvery (256): after
+// each, what is held goes to the Inbox, so a burst beyond HoldLimit is not
+// withheld while the Inbox has room.
+func TestPeer_FlushesEvery256Packets(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		cfg := peerConfig()
+		cfg.HoldLimit = 100
+		inbox := make(chan peer.Delivery, 1000)
+		p := peer.New(peer.Options{
+			Addr: addrB, Params: cfg, Clock: clock.NewMock(), Sender: discard{},
+			Outlet: outlet{inbox, make(chan peer.Receipt, 1)}, IdleTimeout: time.Hour, Validated: true,
+			Retire: func(*peer.Peer) bool { return false },
+		})
+		for i := range 300 {
+			pkt := wire.Packet{Kind: wire.Data, ID: wire.ID{byte(i >> 8), byte(i)}, Payload: []byte("m")}
+			if err := p.Put(peer.Inbound{Packet: pkt, Size: 6}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		done := make(chan struct{})
+		go func() { p.Run(ctx); close(done) }()
+		synctest.Wait()
+		// 100 held of the first 256 (156 withheld), flushed to the Inbox
+		// before the 257th; then the other 44 held, and flushed.
+		if n, st := len(inbox), p.Stats(); n != 144 || st.Withheld != 156 {
+			t.Fatalf("%d delivered, %d withheld; want 144 and 156", n, st.Withheld)
+		}
+		cancel()
+		<-done
+	})
+}
+
+// shortWriter writes nothing, without an error, on its first call: a
+// short write. Later calls write everything.
+type shortWriter struct {
+	mu      sync.Mutex
+	calls   int
+	written int
+}
+
+func (w *shortWriter) WriteBatch(bufs [][]byte, _ netip.AddrPort) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.calls++; w.calls == 1 {
+		return 0, nil
+	}
+	w.written += len(bufs)
+	return len(bufs), nil
+}
+
+// A batch write that writes nothing and says nothing is a failure of its
+// first datagram (io.ErrShortWrite): counted, and the rest go on.
+func TestPeer_ShortWriteCountsAsFailure(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		w := &shortWriter{}
+		cfg := peerConfig()
+		cfg.Window = 8
+		p := peer.New(peer.Options{
+			Addr: addrB, Params: cfg, Clock: clock.NewMock(), Sender: w,
+			Outlet: outlet{make(chan peer.Delivery, 1), make(chan peer.Receipt, 8)}, IdleTimeout: time.Hour,
+			Validated: true, Retire: func(*peer.Peer) bool { return false },
+		})
+		for i := range 3 {
+			if err := p.Send(peer.Outgoing{ID: uuid.New(), Data: []byte{byte(i)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		go p.Run(ctx)
+		synctest.Wait()
+		w.mu.Lock()
+		calls, written := w.calls, w.written
+		w.mu.Unlock()
+		if st := p.Stats(); calls != 2 || written != 2 || st.WriteErrors != 1 {
+			t.Fatalf("%d calls wrote %d, %d write errors; want 2 calls, the 2 after the failed one, 1 error", calls, written, st.WriteErrors)
+		}
+		cancel()
+		<-p.Done()
+	})
+}

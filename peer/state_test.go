@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -896,5 +897,409 @@ func TestState_RecvAnswersAHeldBackResend(t *testing.T) {
 	h.recv(wire.Recv, data.ID, "")
 	if out := h.outcomes(); len(out) != 1 || out[0].Receipt.Err != nil {
 		t.Fatalf("outcomes %+v, want the message confirmed", out)
+	}
+}
+
+// Hungry takes messages while the bytes not yet sent once are below twice
+// the congestion window, and at least 64 KiB: to the byte, before and
+// after the window has grown past half of that.
+func TestState_Hungry(t *testing.T) {
+	cfg := testParams()
+	cfg.Window = 10000
+	h := newHarness(t, cfg, true)
+	data := string(make([]byte, 1024))
+	sent, out := 0, 0 // messages sent, and DATA transmitted once
+	seen := map[wire.ID]bool{}
+	var unanswered []wire.ID
+	take := func() {
+		for _, p := range h.packets() {
+			if p.Kind == wire.Data && !seen[p.ID] {
+				seen[p.ID] = true
+				out++
+				unanswered = append(unanswered, p.ID)
+			}
+		}
+	}
+	check := func(phase string) {
+		t.Helper()
+		unsent := (sent - out) * 1024
+		limit := max(2*h.s.Stats().Cwnd, 64<<10)
+		if got := h.s.Hungry(); got != (unsent < limit) {
+			t.Fatalf("%s: %d bytes unsent, window %d: Hungry %v, want %v", phase, unsent, h.s.Stats().Cwnd, got, unsent < limit)
+		}
+	}
+
+	// The initial window: 64 KiB unsent is the limit, reached exactly.
+	for sent-out <= 64 {
+		h.send(byte(sent), data)
+		sent++
+		take()
+		check("initial window")
+	}
+	if (sent-out)*1024 != 65<<10 || h.s.Hungry() {
+		t.Fatalf("%d bytes unsent, hungry %v: the loop did not pass the limit", (sent-out)*1024, h.s.Hungry())
+	}
+
+	// Grow the window by answering, a round trip of 5 ms at a time.
+	now := time.Duration(0)
+	for h.s.Stats().Cwnd <= 48<<10 || h.s.InFlight() > 0 {
+		if h.s.Stats().Cwnd <= 48<<10 {
+			for h.s.Hungry() {
+				h.send(byte(sent), data)
+				sent++
+			}
+		}
+		take()
+		ids := unanswered
+		unanswered = nil
+		now += 5 * time.Millisecond
+		h.at(now)
+		for _, id := range ids {
+			h.recv(wire.Recv, id, "")
+		}
+		if now > 10*time.Second {
+			t.Fatalf("the window did not grow: %+v", h.s.Stats())
+		}
+	}
+	take()
+	if sent != out {
+		t.Fatalf("%d sent, %d transmitted, with nothing in flight", sent, out)
+	}
+	// Now twice the window is the limit.
+	for sent-out <= 2*h.s.Stats().Cwnd/1024 {
+		h.send(byte(sent), data)
+		sent++
+		take()
+		check("grown window")
+	}
+	if h.s.Hungry() {
+		t.Fatal("hungry past twice the window")
+	}
+}
+
+// Loss detection (RFC 9002 6.1): an answer to a later message makes the
+// earlier ones lost three transmissions back at once, the others at 9/8
+// of the RTT after their transmission; a RECV sooner than the least RTT
+// after a re-send is spurious and widens the time threshold by half.
+func TestState_LossByPacketAndTimeThresholds(t *testing.T) {
+	const ms = time.Millisecond
+	cfg := testParams()
+	cfg.Window = 8
+	h := newHarness(t, cfg, true)
+	var ids []wire.ID
+	for i, m := range []string{"a", "b", "c", "d", "e"} {
+		h.send(byte(i), m)
+		ids = append(ids, h.onePacket(wire.Data).ID)
+	}
+	want := func(what string, kinds ...string) {
+		t.Helper()
+		var got []string
+		for _, p := range h.packets() {
+			got = append(got, fmt.Sprintf("%v %s", p.Kind, p.Payload))
+		}
+		if !slices.Equal(got, kinds) {
+			t.Fatalf("%s: packets %q, want %q", what, got, kinds)
+		}
+	}
+
+	// RECV(e) at 10 ms: a and b are three and more behind, lost now; c
+	// and d wait for the time threshold, 9/8 of 10 ms after they went.
+	h.at(10 * ms)
+	h.recv(wire.Recv, ids[4], "")
+	want("RECV for e", "ACK ", "DATA a", "DATA b")
+	if d := h.s.NextDeadline(); d != epoch.Add(11250*time.Microsecond) {
+		t.Fatalf("NextDeadline %v, want the time threshold 11.25ms", d.Sub(epoch))
+	}
+	h.at(11250*time.Microsecond - 1)
+	want("before the time threshold")
+	h.at(11250 * time.Microsecond)
+	want("at the time threshold", "DATA c", "DATA d")
+	if st := h.s.Stats(); st.Lost != 4 || st.DataResent != 4 {
+		t.Fatalf("lost %d resent %d, want 4 4", st.Lost, st.DataResent)
+	}
+
+	// RECV(a) 2 ms after its re-send, under the least RTT of 10 ms: it
+	// answers the first transmission, 12 ms ago, an RTT sample.
+	h.at(12 * ms)
+	h.recv(wire.Recv, ids[0], "")
+	want("RECV for a", "ACK ")
+	if st := h.s.Stats(); st.Spurious != 1 || st.SRTT != 10250*time.Microsecond {
+		t.Fatalf("spurious %d srtt %v, want 1 and (7·10+12)/8 ms", st.Spurious, st.SRTT)
+	}
+	// RECV(b) a least RTT after its re-send: it may answer it, not spurious.
+	h.at(20 * ms)
+	h.recv(wire.Recv, ids[1], "")
+	want("RECV for b", "ACK ")
+	if st := h.s.Stats(); st.Spurious != 1 || st.SRTT != 10250*time.Microsecond {
+		t.Fatalf("spurious %d srtt %v, want still 1 and no sample", st.Spurious, st.SRTT)
+	}
+	// RECV(d) at 25 ms: c is one behind, lost by time at 11.25 ms plus
+	// 9/8 × 1.5 of the latest RTT (12 ms): 31.5 ms.
+	h.at(25 * ms)
+	h.recv(wire.Recv, ids[3], "")
+	want("RECV for d", "ACK ")
+	if d := h.s.NextDeadline(); d != epoch.Add(31500*time.Microsecond) {
+		t.Fatalf("NextDeadline %v, want the widened time threshold 31.5ms", d.Sub(epoch))
+	}
+	h.at(31500 * time.Microsecond)
+	want("at the widened threshold", "DATA c")
+}
+
+// Three probe timeouts in a row are persistent congestion: the window
+// falls to its minimum at the third, not before.
+func TestState_PersistentCongestionAtThirdPTO(t *testing.T) {
+	const ms = time.Millisecond
+	h := newHarness(t, testParams(), true)
+	h.send(1, "x")
+	h.onePacket(wire.Data)
+	initial := h.s.Stats().Cwnd
+	for i, at := range []time.Duration{100 * ms, 300 * ms, 700 * ms} {
+		h.at(at)
+		h.onePacket(wire.Data)
+		st := h.s.Stats()
+		if st.Timeouts != uint64(i+1) {
+			t.Fatalf("at %v: %d timeouts, want %d", at, st.Timeouts, i+1)
+		}
+		want := initial
+		if i == 2 {
+			want = 2 * (1200 + 28) // two path-safe datagrams with their headers
+		}
+		if st.Cwnd != want {
+			t.Fatalf("PTO %d: window %d, want %d", i+1, st.Cwnd, want)
+		}
+	}
+}
+
+// The ACK of a probe sent once is an RTT sample (Karn: not of one sent
+// twice); an unanswered probe goes again an RTO after it went, to the
+// nanosecond.
+func TestState_ProbeRTTAndRetry(t *testing.T) {
+	const ms = time.Millisecond
+	start := func() (*harness, wire.ID) {
+		h := newHarness(t, testParams(), false)
+		h.recv(wire.Data, wire.ID{6}, "") // 5 bytes in: 15 may go out
+		h.deliverAll()
+		h.onePacket(wire.Recv)
+		h.at(50 * ms)
+		h.send(1, strings.Repeat("x", 1000)) // held back: a probe goes
+		return h, h.onePacket(wire.Recv).ID
+	}
+
+	h, probe := start()
+	h.at(80 * ms)
+	h.recv(wire.Ack, probe, "")
+	h.onePacket(wire.Data)
+	if st := h.s.Stats(); st.SRTT != 30*ms || st.RTO != 90*ms {
+		t.Fatalf("probe answered after 30ms: srtt %v rto %v, want 30ms 90ms", st.SRTT, st.RTO)
+	}
+	// Paced at twice the window per RTT in slow start: 2 × 12,280 B / 30 ms.
+	if st := h.s.Stats(); st.PacingRate < 818666 || st.PacingRate > 818667 {
+		t.Fatalf("pacing rate %d B/s, want 818,666", st.PacingRate)
+	}
+
+	h, probe = start()
+	h.at(150*ms - 1)
+	h.noPackets()
+	h.at(150 * ms) // InitialRTO after the first
+	if p := h.onePacket(wire.Recv); p.ID != probe {
+		t.Fatalf("re-sent probe %v, want %v", p.ID, probe)
+	}
+	h.at(180 * ms)
+	h.recv(wire.Ack, probe, "")
+	h.onePacket(wire.Data)
+	if st := h.s.Stats(); st.SRTT != 0 || !st.Validated {
+		t.Fatalf("probe sent twice, answered: srtt %v validated %v, want no sample, validated", st.SRTT, st.Validated)
+	}
+}
+
+// An exchange ended by ACK is remembered four RTOs when that is longer
+// than 2 s, and never past DedupeHorizon.
+func TestState_AckedHorizonFollowsRTO(t *testing.T) {
+	for _, tt := range []struct {
+		horizon, want time.Duration
+	}{
+		{10 * time.Second, 4 * time.Second}, // 4 × RTO of 1 s
+		{3 * time.Second, 3 * time.Second},  // DedupeHorizon caps it
+	} {
+		cfg := testParams()
+		cfg.InitialRTO, cfg.MinRTO, cfg.MaxRTO = time.Second, time.Second, 10*time.Second
+		cfg.DedupeHorizon = tt.horizon
+		h := newHarness(t, cfg, true)
+		h.recv(wire.Data, wire.ID{1}, "m")
+		h.deliverAll()
+		h.packets()
+		h.at(100 * time.Millisecond)
+		h.recv(wire.Ack, wire.ID{1}, "")
+		if d, want := h.s.NextDeadline(), epoch.Add(100*time.Millisecond+tt.want); d != want {
+			t.Errorf("DedupeHorizon %v: forgotten at %v, want %v", tt.horizon, d.Sub(epoch), want.Sub(epoch))
+		}
+	}
+}
+
+// What a State forgets when it ends early, the next State for the address
+// recalls: a repeat of a message delivered before is still known, until
+// it expires, within DedupeLimit (the newest kept). A message delivered
+// and awaiting its ACK is remembered as ended without it, from then.
+func TestState_ForgetAndRecall(t *testing.T) {
+	const s = time.Second
+	h := newHarness(t, testParams(), true)
+	h.recv(wire.Data, wire.ID{1}, "acked")
+	h.deliverAll()
+	h.recv(wire.Ack, wire.ID{1}, "") // remembered until 2 s
+	h.at(s)
+	h.recv(wire.Data, wire.ID{2}, "open")
+	h.recv(wire.Data, wire.ID{3}, "open too")
+	h.deliverAll() // awaiting ACK: remembered until 1 s + DedupeHorizon
+	h.packets()
+	m := h.s.Forget(h.now)
+	if len(m) != 3 || !m.Until().Equal(epoch.Add(11*s)) {
+		t.Fatalf("Forget: %d remembered until %v, want 3 until 11s", len(m), m.Until().Sub(epoch))
+	}
+
+	for _, tt := range []struct {
+		name  string
+		at    time.Duration
+		limit int
+		known []bool // of ids 1, 2, 3
+	}{
+		{"all", s, 100, []bool{true, true, true}},
+		{"the acked one expired", 2 * s, 100, []bool{false, true, true}},
+		{"the newest within the limit", s, 1, []bool{false, false, true}},
+		{"the newest two within the limit", s, 2, []bool{false, true, true}},
+		{"all expired", 11 * s, 100, []bool{false, false, false}},
+	} {
+		cfg := testParams()
+		cfg.DedupeLimit = tt.limit
+		n := newHarness(t, cfg, true)
+		n.at(tt.at)
+		n.s.Recall(n.now, m)
+		for i, payload := range []string{"acked", "open", "open too"} {
+			dups := n.s.Stats().Duplicates
+			n.recv(wire.Data, wire.ID{byte(i + 1)}, payload)
+			n.deliverAll()
+			if known := n.s.Stats().Duplicates > dups; known != tt.known[i] {
+				t.Errorf("%s: a repeat of message %d known %v, want %v", tt.name, i+1, known, tt.known[i])
+			}
+		}
+	}
+}
+
+// A RECV whose ACK is late goes again as the pacer allows, after a large
+// DATA has spent its tokens: it waits for the pacer when that takes less
+// than the RECV's own timeout, and goes at once when it would take longer.
+func TestState_RecvResentAsThePacerAllows(t *testing.T) {
+	const ms = time.Millisecond
+	for _, tt := range []struct {
+		maxRTO, recvTimeout time.Duration
+		waits               bool
+	}{
+		{10 * time.Second, 6 * time.Second, true},                 // RTO 3 s
+		{1500 * time.Millisecond, 1500 * time.Millisecond, false}, // RTO capped
+	} {
+		cfg := testParams()
+		cfg.InitialRTO, cfg.MaxRTO = 5*time.Second, tt.maxRTO
+		h := newHarness(t, cfg, true)
+		h.send(1, "x")
+		ours := h.onePacket(wire.Data).ID
+		h.at(time.Second)
+		h.recv(wire.Recv, ours, "") // an RTT of 1 s: the pacer's rate is low
+		h.onePacket(wire.Ack)
+		h.recv(wire.Data, wire.ID{7}, "theirs")
+		h.deliverAll()
+		h.onePacket(wire.Recv)
+		due := time.Second + tt.recvTimeout
+		h.at(due - 100*ms)
+		h.send(2, strings.Repeat("y", 60000)) // spends far more than the bucket held
+		h.onePacket(wire.Data)
+
+		h.at(due)
+		if !tt.waits {
+			// The pacer owes 1.85 s, longer than the RECV waits.
+			if p := h.onePacket(wire.Recv); p.ID != (wire.ID{7}) {
+				t.Fatalf("MaxRTO %v: RECV for %v, want 07000000", tt.maxRTO, p.ID)
+			}
+			continue
+		}
+		h.noPackets()
+		next := h.s.NextDeadline().Sub(epoch)
+		if next < due+1800*ms || next > due+1900*ms {
+			t.Fatalf("MaxRTO %v: next deadline %v, want the pacer's, about %v", tt.maxRTO, next, due+1850*ms)
+		}
+		h.at(next - 1)
+		h.noPackets()
+		h.at(next)
+		if p := h.onePacket(wire.Recv); p.ID != (wire.ID{7}) {
+			t.Fatalf("MaxRTO %v: RECV for %v, want 07000000", tt.maxRTO, p.ID)
+		}
+	}
+}
+
+// Messages the window has room for but the pacer holds back go when the
+// pacer allows: the next deadline is the pacer's, not a timeout's.
+func TestState_PacerSpacesABurst(t *testing.T) {
+	const ms = time.Millisecond
+	cfg := testParams()
+	cfg.InitialRTO, cfg.MaxRTO, cfg.Window = 5*time.Second, 10*time.Second, 100
+	h := newHarness(t, cfg, true)
+	h.send(1, "x")
+	ours := h.onePacket(wire.Data).ID
+	h.at(time.Second)
+	h.recv(wire.Recv, ours, "") // an RTT of 1 s
+	h.packets()
+	h.send(2, strings.Repeat("y", 60000)) // grows the window when answered
+	big := h.onePacket(wire.Data).ID
+	h.at(1500 * ms)
+	h.recv(wire.Recv, big, "")
+	h.packets()
+	if st := h.s.Stats(); st.Cwnd < 60000 {
+		t.Fatalf("window %d after a 60 kB message was answered, want it grown", st.Cwnd)
+	}
+
+	// 20 messages of 1 kB: the window has room for all, the bucket for
+	// about 12 kB.
+	for i := range 20 {
+		h.send(byte(10+i), strings.Repeat("z", 1000))
+	}
+	first := len(h.packets())
+	if first == 0 || first >= 20 {
+		t.Fatalf("%d of 20 went at once, want the bucket's worth", first)
+	}
+	next := h.s.NextDeadline().Sub(epoch)
+	if next <= 1500*ms || next > 1510*ms {
+		t.Fatalf("next deadline %v, want the pacer's, within 10 ms", next)
+	}
+	h.at(next - 1)
+	h.noPackets()
+	h.at(next)
+	if n := len(h.packets()); n == 0 {
+		t.Fatalf("nothing went at the pacer's deadline %v", next)
+	}
+}
+
+// The receiver samples the RTT from its RECV to the ACK, only for a RECV
+// sent once (Karn): not after a timer re-send, nor after a repeat of the
+// DATA made it answer again.
+func TestState_RecvToAckRTTAndKarn(t *testing.T) {
+	const ms = time.Millisecond
+	for _, tt := range []struct {
+		name    string
+		between func(h *harness)
+		srtt    time.Duration
+	}{
+		{"sent once", func(h *harness) {}, 30 * ms},
+		{"re-sent on the timer", func(h *harness) { h.at(250 * ms); h.onePacket(wire.Recv) }, 0},
+		{"answered a repeat", func(h *harness) { h.recv(wire.Data, wire.ID{3}, "m"); h.onePacket(wire.Recv) }, 0},
+	} {
+		h := newHarness(t, testParams(), true)
+		h.at(50 * ms)
+		h.recv(wire.Data, wire.ID{3}, "m")
+		h.deliverAll()
+		h.onePacket(wire.Recv)
+		tt.between(h)
+		h.now = h.now.Add(30 * ms)
+		h.recv(wire.Ack, wire.ID{3}, "")
+		if st := h.s.Stats(); st.SRTT != tt.srtt || st.Open != 0 {
+			t.Errorf("%s: srtt %v open %d, want %v 0", tt.name, st.SRTT, st.Open, tt.srtt)
+		}
 	}
 }
