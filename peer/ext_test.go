@@ -612,3 +612,53 @@ func TestFrag_FillsTheOpenDatagram(t *testing.T) {
 		}
 	}
 }
+
+// Loss by packets counts datagrams, not records: a datagram of many
+// messages overtaken by the next one on the way is reordering, not the
+// loss of every message in it; three datagrams answered after it are.
+func TestExt_PacketThresholdCountsDatagrams(t *testing.T) {
+	pa, pb := extParams(1), extParams(2)
+	pa.DatagramSize = 200 // a few records to a datagram
+	d := newDuo(t, pa, pb)
+	d.send(d.a, "negotiate")
+	d.run()
+	for i := range 40 {
+		d.send(d.a, fmt.Sprintf("message %02d", i))
+	}
+	var datagrams [][]wire.ID
+	for _, dg := range d.a.TakeDatagrams(nil) {
+		p, err := pa.Format.Decode(dg)
+		if err != nil || p.Kind != wire.Ext {
+			t.Fatalf("a wrote %x (%v), want EXT datagrams", dg, err)
+		}
+		_, recs, _ := wire.ParseExt(p.Payload)
+		var ids []wire.ID
+		for r, ok := recs.Next(); ok; r, ok = recs.Next() {
+			if r.Type == wire.RecData {
+				ids = append(ids, r.ID)
+			}
+		}
+		datagrams = append(datagrams, ids)
+	}
+	if len(datagrams) < 4 || len(datagrams[0]) < packetThresholdForTest {
+		t.Fatalf("%d datagrams, the first of %d records: want at least 4, with 3 or more records", len(datagrams), len(datagrams[0]))
+	}
+	answer := func(ids []wire.ID) {
+		dg := pb.Format.AppendExt(nil, wire.ExtHeader{Version: wire.ExtVersion, Incarnation: 2})
+		dg = wire.AppendIDs(dg, wire.RecRecv, ids)
+		p, _ := pa.Format.Decode(dg)
+		d.a.Receive(d.now, p, len(dg))
+	}
+	answer(datagrams[1])
+	answer(datagrams[2])
+	if lost := d.a.Stats().Lost; lost != 0 {
+		t.Fatalf("two datagrams answered after the first: %d lost, want none", lost)
+	}
+	answer(datagrams[3])
+	if lost, want := d.a.Stats().Lost, uint64(len(datagrams[0])); lost != want {
+		t.Fatalf("three datagrams answered after the first: %d lost, want its %d", lost, want)
+	}
+}
+
+// packetThresholdForTest is packetThreshold (RFC 9002's 3).
+const packetThresholdForTest = 3

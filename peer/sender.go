@@ -17,6 +17,7 @@ type outbound struct {
 	first    int64  // first transmission
 	sentAt   int64  // latest transmission
 	seq      uint64 // send order of the latest transmission
+	dg       uint64 // the datagram it went in (output.opened then)
 	expire   int64  // end of the lifetime, counted from Send
 	index    int    // in sender.expiry
 	settled  bool   // its form is decided (State.settle)
@@ -88,6 +89,7 @@ type sender struct {
 
 	nextSeq      uint64
 	largestAcked uint64 // sequence of the latest transmission answered, +1 (0: none)
+	largestDg    uint64 // the datagram that transmission went in
 	lastSent     int64  // latest DATA transmission, for the probe timeout
 	lossTime     int64  // when the oldest transmission below largestAcked is lost by time
 	ptoCount     int    // probe timeouts in a row

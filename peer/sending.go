@@ -205,7 +205,10 @@ func (s *State) transmit(o *outbound, t int64) {
 	s.tx.transmitted(o, t)
 	if o.ext {
 		s.out.extData(sentRef{o: o, seq: o.seq})
+	} else {
+		s.out.opened++ // the plain DATA emit wrote
 	}
+	o.dg = s.out.opened
 	s.tx.pace.spend(o.size)
 }
 
@@ -265,7 +268,7 @@ func (s *State) onRecv(t, at int64, id wire.ID, f form) {
 		// to learn from. (A repeat is answered at once, ahead of messages
 		// the peer holds for a slow application, which are then re-sent
 		// for nothing; the peer drops those.)
-		s.tx.largestAcked = o.seq + 1
+		s.tx.largestAcked, s.tx.largestDg = o.seq+1, o.dg
 	}
 	s.tx.ptoCount = 0
 	// Out of the table before the ACK goes out: once ACK(id) is written,
@@ -322,7 +325,11 @@ func (s *State) detectLoss(t int64) {
 			return // sent after everything answered: nothing says it is lost
 		}
 		o := r.o
-		if o.sentAt+delay > t && s.tx.largestAcked-1-r.seq < packetThreshold {
+		// By packets: packetThreshold datagrams, not records, sent after
+		// it were answered first. One datagram holds hundreds of records,
+		// and a datagram overtaken by the next on the way is reordering,
+		// not loss (RFC 9002 counts packets).
+		if o.sentAt+delay > t && s.tx.largestDg-o.dg < packetThreshold {
 			s.tx.lossTime = o.sentAt + delay
 			return
 		}

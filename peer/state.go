@@ -582,6 +582,7 @@ type output struct {
 	format   wire.Format
 	size     int    // the largest EXT datagram
 	fill     int    // the size EXT datagrams are packed to (setFill)
+	opened   uint64 // datagrams opened so far (State.transmit numbers records by it)
 	inc      uint64 // our incarnation, in every EXT header
 	trailer  []byte // our trailer, made once
 	buf      []byte
@@ -661,6 +662,7 @@ func (o *output) place(grow func(g *group) int) *group {
 			return g
 		}
 	}
+	o.opened++
 	o.ext.groups = append(gs, group{
 		data: span{len(o.ext.data), len(o.ext.data)},
 		recv: span{len(o.ext.recv), len(o.ext.recv)},
