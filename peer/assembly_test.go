@@ -187,6 +187,16 @@ func TestFrag_Limits(t *testing.T) {
 		{msg: 3, total: 100, n: 10, answered: true},
 	})
 
+	// A fragment that would complete a message is withheld while the
+	// deliveries held are at HoldLimit.
+	p = extParams(2)
+	p.HoldLimit = 1
+	check("HoldLimit", p, []f{
+		{msg: 1, total: 10, n: 10}, // complete: held for delivery, answered then
+		{msg: 2, total: 10, n: 5, answered: true},
+		{msg: 2, total: 10, off: 5, n: 5, withheld: true},
+	})
+
 	// maxSpans separate runs: one more is withheld, one that joins a run
 	// is not.
 	p = extParams(2)
