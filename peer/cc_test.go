@@ -247,12 +247,19 @@ func TestController_LossRateThreshold(t *testing.T) {
 	for _, tt := range []struct {
 		rate    float64
 		reduced bool
-	}{{0.30, false}, {0.34, false}, {0.36, true}} {
+	}{{0.30, false}, {0.34, false}, {0.35, true}, {0.36, true}} {
 		c := newController()
 		c.ssthresh = c.cwnd
 		// Settle the moving average at rate before the loss.
 		c.lossRate = (tt.rate*lossRateSpan - 1) / (lossRateSpan - 1)
+		if tt.rate == 0.35 {
+			// The float64 whose update is exactly lossRateThreshold.
+			c.lossRate = 0.32903225806451614
+		}
 		c.lost(1, 50, 0)
+		if tt.rate == 0.35 && c.lossRate != lossRateThreshold {
+			t.Fatalf("loss rate %v, want exactly %v", c.lossRate, lossRateThreshold)
+		}
 		if got := c.cwnd < initialWindow; got != tt.reduced {
 			t.Errorf("loss rate %v: reduced %v, want %v", c.lossRate, got, tt.reduced)
 		}
