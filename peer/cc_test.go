@@ -367,6 +367,18 @@ func TestPacer_Bucket(t *testing.T) {
 		t.Fatalf("refill at the same time: tokens %v, want %v", p.tokens, 3*mss)
 	}
 
+	// Nor does it take away: tokens earned under a larger burst stay
+	// until time moves on.
+	p.tokens, p.burst = 5*mss, 2*mss
+	p.refill(1 << 40)
+	if p.tokens != 5*mss {
+		t.Fatalf("refill at the same time after the burst shrank: tokens %v, want %v", p.tokens, 5*mss)
+	}
+	p.refill(1<<40 + 1)
+	if p.tokens != 2*mss {
+		t.Fatalf("refill a nanosecond later: tokens %v, want the burst %v", p.tokens, 2*mss)
+	}
+
 	// A zero rate paces nothing and spends nothing.
 	var z pacer
 	z.spend(mss)
