@@ -359,13 +359,12 @@ func TestFrag_UnprovedStashIsDroppedUnanswered(t *testing.T) {
 	b.TakeDatagrams(nil)
 	// Nobody answers the probe: a forged source. What it sent is let go,
 	// unanswered, once the deadline the State names comes.
-	for now := epoch; p.Budget.Used() > 0; {
+	for p.Budget.Used() > 0 {
 		next := b.NextDeadline()
 		if next.IsZero() || next.Sub(epoch) > time.Minute {
 			t.Fatalf("no deadline drops the kept fragment (next %v), budget used %d", next, p.Budget.Used())
 		}
-		now = next
-		b.Tick(now)
+		b.Tick(next)
 		if n := extAnswers(p, b.TakeDatagrams(nil)); n != 0 {
 			t.Fatalf("%d EXT answers to an unproved source", n)
 		}
