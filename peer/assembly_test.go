@@ -154,7 +154,7 @@ func TestFrag_Limits(t *testing.T) {
 			w := s.Stats().Withheld
 			pkt, size := fragOf(p, uint32(i+1), fr.msg, fr.total, fr.off, fr.n)
 			s.Receive(epoch, pkt, size)
-			if got := s.Stats().Withheld > w; got != fr.withheld {
+			if got := s.Stats().Withheld - w; got != count(fr.withheld) {
 				t.Fatalf("%s: fragment %d (%+v): withheld %v, want %v", name, i, fr, got, fr.withheld)
 			}
 			if got := extAnswers(p, s.TakeDatagrams(nil)) > 0; got != fr.answered {
@@ -166,10 +166,16 @@ func TestFrag_Limits(t *testing.T) {
 
 	p := extParams(2)
 	p.MaxMessage = 5000
-	check("MaxMessage", p, []f{
+	s := check("MaxMessage", p, []f{
 		{msg: 1, total: 5001, n: 10, withheld: true},
 		{msg: 2, total: 5000, n: 10, answered: true},
 	})
+	// A repeat is a duplicate, answered again.
+	pkt, size := fragOf(p, 2, 2, 5000, 0, 10)
+	s.Receive(epoch, pkt, size)
+	if st := s.Stats(); st.Duplicates != 1 || st.Withheld != 1 || extAnswers(p, s.TakeDatagrams(nil)) != 1 {
+		t.Fatalf("a repeated fragment: %d duplicates, %d withheld; want 1 1 and an answer", st.Duplicates, st.Withheld)
+	}
 
 	p = extParams(2)
 	p.RecvWindow = 2
@@ -179,6 +185,16 @@ func TestFrag_Limits(t *testing.T) {
 		{msg: 3, total: 100, n: 10, withheld: true},
 		{msg: 1, total: 100, off: 10, n: 90}, // completes 1: held for delivery, answered then
 		{msg: 3, total: 100, n: 10, answered: true},
+	})
+
+	// A fragment that would complete a message is withheld while the
+	// deliveries held are at HoldLimit.
+	p = extParams(2)
+	p.HoldLimit = 1
+	check("HoldLimit", p, []f{
+		{msg: 1, total: 10, n: 10}, // complete: held for delivery, answered then
+		{msg: 2, total: 10, n: 5, answered: true},
+		{msg: 2, total: 10, off: 5, n: 5, withheld: true},
 	})
 
 	// maxSpans separate runs: one more is withheld, one that joins a run
@@ -199,9 +215,9 @@ func TestFrag_Limits(t *testing.T) {
 	// nanosecond; a new byte puts that off.
 	p = extParams(2)
 	p.Lifetime = time.Second
-	s := check("Lifetime", p, []f{{msg: 1, total: 100, n: 10, answered: true}})
+	s = check("Lifetime", p, []f{{msg: 1, total: 100, n: 10, answered: true}})
 	s.Tick(epoch.Add(500 * time.Millisecond))
-	pkt, size := fragOf(p, 99, 1, 100, 10, 10)
+	pkt, size = fragOf(p, 99, 1, 100, 10, 10)
 	s.Receive(epoch.Add(500*time.Millisecond), pkt, size)
 	if d := s.NextDeadline(); !d.Equal(epoch.Add(1500 * time.Millisecond)) {
 		t.Fatalf("next deadline %v, want the message dropped at 1.5s", d.Sub(epoch))
@@ -216,8 +232,16 @@ func TestFrag_Limits(t *testing.T) {
 	}
 }
 
+// count is 1 for true, 0 for false: what a counter should have grown by.
+func count(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // An unproved peer's fragments are kept up to 64 KiB exactly, for 2 s
-// exactly.
+// exactly from the first.
 func TestFrag_StashLimits(t *testing.T) {
 	p := extParams(2)
 	p.Budget = peer.NewBudget(1 << 30)
@@ -229,8 +253,8 @@ func TestFrag_StashLimits(t *testing.T) {
 		pkt, size := fragOf(p, uint32(i+1), 1, 1<<17, i*(32<<10), tt.n)
 		p.Budget.Take(peer.Held(pkt))
 		w := s.Stats().Withheld
-		s.Receive(epoch, pkt, size)
-		if got := s.Stats().Withheld > w; got != tt.withheld {
+		s.Receive(epoch.Add(time.Duration(i)*500*time.Millisecond), pkt, size)
+		if got := s.Stats().Withheld - w; got != count(tt.withheld) {
 			t.Fatalf("fragment %d of %d bytes: withheld %v, want %v", i, tt.n, got, tt.withheld)
 		}
 	}

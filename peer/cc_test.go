@@ -256,13 +256,13 @@ func TestController_LossRateThreshold(t *testing.T) {
 	for _, tt := range []struct {
 		rate    float64
 		reduced bool
-	}{{0.40, false}, {0.49, false}, {0.51, true}} {
+	}{{0.40, false}, {0.49, false}, {0.50, true}, {0.51, true}} {
 		c := newController()
 		c.ssthresh = c.cwnd
-		// The moving average at rate before the loss, which (of one
-		// byte) hardly moves it.
+		// The moving average at rate before the loss, which (of no
+		// bytes) does not move it: 0.50 is exactly the threshold.
 		c.lossRate = tt.rate
-		c.lost(1, 1, 50, 0)
+		c.lost(0, 1, 50, 0)
 		if got := c.cwnd < initialWindow; got != tt.reduced {
 			t.Errorf("loss rate %v: reduced %v, want %v", c.lossRate, got, tt.reduced)
 		}
@@ -368,6 +368,18 @@ func TestPacer_Bucket(t *testing.T) {
 	p.refill(1 << 40)
 	if p.tokens != 3*mss {
 		t.Fatalf("refill at the same time: tokens %v, want %v", p.tokens, 3*mss)
+	}
+
+	// Nor does it take away: tokens earned under a larger burst stay
+	// until time moves on.
+	p.tokens, p.burst = 5*mss, 2*mss
+	p.refill(1 << 40)
+	if p.tokens != 5*mss {
+		t.Fatalf("refill at the same time after the burst shrank: tokens %v, want %v", p.tokens, 5*mss)
+	}
+	p.refill(1<<40 + 1)
+	if p.tokens != 2*mss {
+		t.Fatalf("refill a nanosecond later: tokens %v, want the burst %v", p.tokens, 2*mss)
 	}
 
 	// A zero rate paces nothing and spends nothing.

@@ -1303,3 +1303,16 @@ func TestState_RecvToAckRTTAndKarn(t *testing.T) {
 		}
 	}
 }
+
+// RecvWindow bounds the open exchanges, held or awaiting ACK, exactly.
+func TestState_RecvWindowBoundsOpenExchanges(t *testing.T) {
+	cfg := testParams()
+	cfg.RecvWindow, cfg.HoldLimit = 2, 10
+	h := newHarness(t, cfg, true)
+	for i := range 3 {
+		h.recv(wire.Data, wire.ID{byte(i)}, "m")
+	}
+	if st := h.s.Stats(); h.s.Held() != 2 || st.Withheld != 1 || st.Open != 2 {
+		t.Fatalf("3 DATA, RecvWindow 2: held %d withheld %d open %d; want 2 1 2", h.s.Held(), st.Withheld, st.Open)
+	}
+}
