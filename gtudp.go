@@ -361,7 +361,9 @@ type Stats struct {
 	// RawSent counts raw datagrams the socket accepted.
 	RawSent uint64
 	// StrayRecv counts RECV from addresses without a peer (answered ACK,
-	// as the original does); StrayAck counts ignored ACK from them.
+	// as the original does); StrayAck counts ignored ACK from them. An
+	// EXT datagram counts once: in StrayRecv if it holds RECVs, else in
+	// StrayAck.
 	StrayRecv, StrayAck uint64
 	// ReceiptsDropped counts receipts dropped because nobody read
 	// Receipts: those still waiting when Close's context ended, and the

@@ -356,14 +356,15 @@ func (e *Endpoint) answerStray(src netip.AddrPort, pkt wire.Packet, size int) {
 			for i := range r.NumIDs() {
 				e.strayIDs = append(e.strayIDs, r.IDAt(i))
 			}
-		case wire.RecAck:
-			e.ctr.strayAck.Add(uint64(r.NumIDs()))
 		}
 	}
+	// Counted per datagram, as every datagram the reader takes is counted
+	// once somewhere.
 	if len(e.strayIDs) == 0 {
+		e.ctr.strayAck.Add(1) // ACKs only, or no record at all: ignored
 		return
 	}
-	e.ctr.strayRecv.Add(uint64(len(e.strayIDs)))
+	e.ctr.strayRecv.Add(1)
 	b := f.AppendExt(e.ack[0][:0], wire.ExtHeader{Version: wire.ExtVersion, Incarnation: e.cfg.Params.Incarnation})
 	e.ack[0] = wire.AppendIDs(b, wire.RecAck, e.strayIDs)
 	if _, err := e.out.WriteBatch(e.ack, src); err != nil {
