@@ -73,7 +73,6 @@ func (s *State) onExt(t, at int64, body []byte) {
 	// the fragment that completes a message only when it delivers it),
 	// and taken one by one, a later answer ahead of an earlier one in the
 	// same datagram would make the earlier one look lost.
-	s.tx.inDatagram = true
 	answered := false
 	for {
 		r, ok := recs.Next()
@@ -91,9 +90,8 @@ func (s *State) onExt(t, at int64, body []byte) {
 			}
 		case wire.RecRecv:
 			for i := range r.NumIDs() {
-				s.onRecv(t, at, r.IDAt(i), formExt)
+				answered = s.onRecv(t, at, r.IDAt(i), formExt) || answered
 			}
-			answered = true
 		case wire.RecAck:
 			for i := range r.NumIDs() {
 				s.onAck(t, at, r.IDAt(i), formExt)
@@ -104,7 +102,6 @@ func (s *State) onExt(t, at int64, body []byte) {
 			}
 		}
 	}
-	s.tx.inDatagram = false
 	if answered {
 		s.detectLoss(t)
 		s.pump(t)

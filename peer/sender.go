@@ -94,9 +94,6 @@ type sender struct {
 	lossTime     int64  // when the oldest transmission below largestAcked is lost by time
 	ptoCount     int    // probe timeouts in a row
 	reorder      float64
-	// inDatagram: the answers being handled came in one EXT datagram,
-	// whose RECVs are one report: loss detection waits for its end.
-	inDatagram bool
 
 	free []*outbound // kept for reuse: a stream allocates nothing
 }

@@ -226,7 +226,10 @@ func (s *State) fail(o *outbound, reason string) {
 	s.finish(o, &UndeliveredError{Addr: s.addr, ID: o.msg.ID, Attempts: o.attempts, Reason: reason, Err: o.writeErr}, 0)
 }
 
-func (s *State) onRecv(t, at int64, id wire.ID, f form) {
+// onRecv handles a RECV for id and reports whether it answered a message
+// of ours in flight; the caller then runs loss detection and the pump,
+// once for all the RECVs of one datagram (see onExt).
+func (s *State) onRecv(t, at int64, id wire.ID, f form) bool {
 	o, ok := s.tx.lookup(id)
 	if !ok || o.attempts == 0 {
 		// The original answers ACK here: our earlier ACK was lost. (A RECV
@@ -235,7 +238,7 @@ func (s *State) onRecv(t, at int64, id wire.ID, f form) {
 		// peer's, with its trailer, learns ours from the answer.
 		s.stats.UnknownRecv++
 		s.answer(wire.Ack, id, f)
-		return
+		return false
 	}
 	s.heardTrailer(t, f, true)
 	s.validate(t)
@@ -289,10 +292,7 @@ func (s *State) onRecv(t, at int64, id wire.ID, f form) {
 			s.finish(p, nil, time.Duration(max(at, p.first)-p.first))
 		}
 	}
-	if !s.tx.inDatagram {
-		s.detectLoss(t)
-		s.pump(t)
-	}
+	return true
 }
 
 // sample feeds an RTT sample to the estimator and the controller.
@@ -358,14 +358,7 @@ func (s *State) detectLoss(t int64) {
 func (s *State) pto() time.Duration {
 	if s.ext.status == extSpoken && s.tx.rtt.sampled {
 		r := &s.tx.rtt
-		d := clamp(2*r.srtt+max(4*r.rttvar, granularity), granularity, r.max)
-		for range s.tx.ptoCount {
-			if d > r.max/2 {
-				return r.max
-			}
-			d *= 2
-		}
-		return d
+		return doubled(clamp(2*r.srtt+max(4*r.rttvar, granularity), granularity, r.max), s.tx.ptoCount, r.max)
 	}
 	return s.tx.rtt.backoff(s.tx.ptoCount + 1)
 }

@@ -136,7 +136,10 @@ func (s *State) receive(now, arrived time.Time, p wire.Packet, size int) {
 			s.p.Budget.Give(len(p.Payload)) // not kept: its bytes go back
 		}
 	case wire.Recv:
-		s.onRecv(t, at, p.ID, f)
+		if s.onRecv(t, at, p.ID, f) {
+			s.detectLoss(t)
+			s.pump(t)
+		}
 	case wire.Ack:
 		s.onAck(t, at, p.ID, f)
 	case wire.Ext:
