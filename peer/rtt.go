@@ -59,14 +59,18 @@ func (e *rttEstimator) sample(r time.Duration) {
 // transmitted attempts times: RTO doubled for each re-send (RFC 6298 5.5),
 // at most max.
 func (e *rttEstimator) backoff(attempts int) time.Duration {
-	d := e.rto
-	for i := 1; i < attempts && d < e.max; i++ {
-		if d > e.max/2 {
-			return e.max // doubling would pass it, or overflow
+	return doubled(e.rto, attempts-1, e.max)
+}
+
+// doubled returns d doubled n times, at most max (without overflow).
+func doubled(d time.Duration, n int, max time.Duration) time.Duration {
+	for i := 0; i < n && d < max; i++ {
+		if d > max/2 {
+			return max // doubling would pass it, or overflow
 		}
 		d *= 2
 	}
-	return min(d, e.max)
+	return min(d, max)
 }
 
 func clamp(d, lo, hi time.Duration) time.Duration { return max(lo, min(d, hi)) }
