@@ -364,6 +364,9 @@ func TestFrag_UnprovedStashIsDroppedUnanswered(t *testing.T) {
 	p.Budget.Take(peer.Held(pkt))
 	b.Receive(epoch, pkt, size)
 	b.TakeDatagrams(nil)
+	if used := p.Budget.Used(); used != 1000 {
+		t.Fatalf("budget used %d after an unproved fragment, want its 1,000 bytes kept", used)
+	}
 	// Nobody answers the probe: a forged source. What it sent is let go,
 	// unanswered, once the deadline the State names comes.
 	for p.Budget.Used() > 0 {
