@@ -140,13 +140,17 @@ func (c *controller) acked(size int, sentAt int64, seq, nextSeq uint64, srtt tim
 	c.cwnd += max(1, int(alpha*mss*float64(size)/float64(c.cwnd)))
 }
 
-// endRound starts a new round trip at nextSeq.
+// endRound starts a new round trip at nextSeq. A round of fewer than
+// eight RTT samples (a window of a few datagrams) keeps them for the next:
+// the RTT filters compare rounds of eight samples at least, so the round
+// they take as the last one is never many round trips old.
 func (c *controller) endRound(nextSeq uint64) {
 	r := &c.round
+	r.end, r.acked, r.lost = nextSeq, 0, 0
 	if r.samples >= 8 {
 		r.previousMinRTT = r.minRTT
+		r.samples, r.minRTT = 0, 0
 	}
-	r.end, r.acked, r.lost, r.samples, r.minRTT = nextSeq, 0, 0, 0, 0
 }
 
 // hystart leaves slow start when this round's least RTT has risen by eta
@@ -194,24 +198,29 @@ func (c *controller) lost(size int, sentAt, t int64, srtt time.Duration) {
 }
 
 // queueing reports whether the path shows a standing queue: the least RTT
-// of the round trip (the last one, if this one has fewer than eight
-// samples yet: a round of a few late answers, re-sent RECVs after a
-// loss, is no queue) is
-// above the least ever seen by 2 ms (a sixteenth of it on a long path,
-// whose jitter is larger). A queue at a
-// bottleneck raises every sample of a round; a busy CPU delays some and
-// not others, and its noise, taken in the smoothed RTT, would look like a
-// queue. Without samples, the smoothed RTT stands in.
+// of the round trip is above the least ever seen by 2 ms (a sixteenth of
+// it on a long path, whose jitter is larger). A queue at a bottleneck
+// raises every sample of a round; a busy CPU delays some and not others,
+// and its noise, taken in the smoothed RTT, would look like a queue. A
+// round of fewer than eight samples yet is taken with the last one (a
+// few late answers, re-sent RECVs after a loss, are no queue), and any
+// sample of it below the last one's least counts (one clean sample shows
+// the queue is gone: were the last round's least used alone, a window cut
+// to a few datagrams would see it for many round trips, and cut again at
+// every loss). Without samples, the smoothed RTT stands in.
 func (c *controller) queueing(srtt time.Duration) bool {
 	if c.minRTT == 0 {
 		return false
 	}
-	recent := c.round.previousMinRTT
-	if c.round.samples >= 8 {
-		recent = c.round.minRTT
-	}
-	if recent == 0 {
-		recent = srtt
+	recent := c.round.minRTT
+	if c.round.samples < 8 {
+		recent = c.round.previousMinRTT
+		if recent == 0 {
+			recent = srtt
+		}
+		if c.round.samples > 0 {
+			recent = min(recent, c.round.minRTT)
+		}
 	}
 	return recent > c.minRTT+max(c.minRTT/16, 2*time.Millisecond)
 }

@@ -40,11 +40,11 @@ func TestController_SentGone(t *testing.T) {
 
 func TestController_Sample(t *testing.T) {
 	c := newController()
-	for _, r := range []time.Duration{30, 20, 25} {
+	for _, r := range []time.Duration{30, 20, 25, 30, 30, 30, 30, 30} {
 		c.sample(r * time.Millisecond)
 	}
-	if c.minRTT != 20*time.Millisecond || c.round.minRTT != 20*time.Millisecond || c.round.samples != 3 {
-		t.Fatalf("min %v, round min %v, samples %d; want 20ms 20ms 3", c.minRTT, c.round.minRTT, c.round.samples)
+	if c.minRTT != 20*time.Millisecond || c.round.minRTT != 20*time.Millisecond || c.round.samples != 8 {
+		t.Fatalf("min %v, round min %v, samples %d; want 20ms 20ms 8", c.minRTT, c.round.minRTT, c.round.samples)
 	}
 	// A new round keeps the least ever but starts its own.
 	c.endRound(1)
@@ -110,18 +110,23 @@ func TestController_AckedRound(t *testing.T) {
 	}
 }
 
-// A round's least RTT is kept for the next only if it had 8 samples.
+// A round's least RTT becomes the last round's if it had 8 samples; a
+// round of fewer keeps its samples for the next.
 func TestController_EndRound(t *testing.T) {
+	const ms = time.Millisecond
 	for _, tt := range []struct {
-		samples int
-		want    time.Duration
-	}{{7, 0}, {8, 30 * time.Millisecond}, {9, 30 * time.Millisecond}} {
+		samples     int
+		previous    time.Duration
+		keptSamples int
+		keptMin     time.Duration
+	}{{7, 0, 7, 30 * ms}, {8, 30 * ms, 0, 0}, {9, 30 * ms, 0, 0}} {
 		c := newController()
-		c.round.samples, c.round.minRTT, c.round.lost, c.round.acked = tt.samples, 30*time.Millisecond, 2, 3
+		c.round.samples, c.round.minRTT, c.round.lost, c.round.acked = tt.samples, 30*ms, 2, 3
 		c.endRound(42)
 		r := c.round
-		if r.previousMinRTT != tt.want || r.end != 42 || r.samples != 0 || r.minRTT != 0 || r.lost != 0 || r.acked != 0 {
-			t.Errorf("end of a round of %d samples: %+v, want previous min %v and the rest reset", tt.samples, r, tt.want)
+		if r.previousMinRTT != tt.previous || r.end != 42 || r.samples != tt.keptSamples || r.minRTT != tt.keptMin || r.lost != 0 || r.acked != 0 {
+			t.Errorf("end of a round of %d samples: %+v, want previous min %v, %d samples of least %v kept, counts reset",
+				tt.samples, r, tt.previous, tt.keptSamples, tt.keptMin)
 		}
 	}
 }
@@ -180,10 +185,14 @@ func TestController_Queueing(t *testing.T) {
 		{"no sample ever", 0, 0, 0, 0, 100 * ms, false},
 		{"round at the threshold", 10 * ms, 8, 12 * ms, 0, 0, false},
 		{"round above it", 10 * ms, 8, 12*ms + 1, 0, 0, true},
-		{"few samples: the last round", 10 * ms, 7, 10 * ms, 13 * ms, 0, true},
+		{"few samples: the last round", 10 * ms, 7, 13 * ms, 13 * ms, 0, true},
 		{"few samples: the last round clean", 10 * ms, 7, 13 * ms, 11 * ms, 0, false},
-		{"no round: srtt", 10 * ms, 7, 0, 0, 13 * ms, true},
-		{"no round: srtt clean", 10 * ms, 7, 0, 0, 12 * ms, false},
+		{"few samples, one clean: the queue is gone", 10 * ms, 7, 11 * ms, 13 * ms, 0, false},
+		{"few samples, one clean, no last round", 10 * ms, 7, 11 * ms, 0, 13 * ms, false},
+		{"few samples, no last round: srtt", 10 * ms, 7, 13 * ms, 0, 14 * ms, true},
+		{"no samples: the last round", 10 * ms, 0, 0, 13 * ms, 0, true},
+		{"no round: srtt", 10 * ms, 0, 0, 0, 13 * ms, true},
+		{"no round: srtt clean", 10 * ms, 0, 0, 0, 12 * ms, false},
 		{"long path: a sixteenth", 64 * ms, 8, 68 * ms, 0, 0, false},
 		{"long path: above a sixteenth", 64 * ms, 8, 68*ms + 1, 0, 0, true},
 	}
