@@ -54,13 +54,15 @@ const (
 	// of the path, not hundreds.
 	lossRateThreshold = 0.5
 	lossRateWindows   = 4
-	// lossRateMinBytes is the least span of lossRate, for a small window:
-	// a hundred datagrams, so that a few losses in a row, which 10% random
-	// loss brings often enough, do not make it look heavy (with a window
-	// of ten datagrams, its span would be forty, and a run of seven
-	// losses in them would cut the window; each cut makes the next more
-	// likely).
-	lossRateMinBytes = 128 * mss
+	// lossRateDatagrams is the least span of lossRate, for a small window,
+	// in datagrams of the size in use: a hundred or so, so that a few
+	// losses in a row, which 10% random loss brings often enough, do not
+	// make it look heavy (with a window of ten datagrams, its span would
+	// be forty, and a run of seven losses in them would cut the window;
+	// each cut makes the next more likely). Counted in path-safe
+	// datagrams alone, the span would be two of the 64 KiB fragments a
+	// loopback path carries, and any two losses in a row would be heavy.
+	lossRateDatagrams = 128
 	// persistentPTOs: that many probe timeouts in a row mean persistent
 	// congestion: the window falls to its minimum (RFC 9002 7.6).
 	persistentPTOs = 3
@@ -77,7 +79,11 @@ type controller struct {
 	// lossRateWindows windows of outcomes (an exponential moving average,
 	// each outcome weighted by its size).
 	lossRate float64
-	undo     struct {
+	// unit is the size of the largest recent transmission (it decays by
+	// 1/128 an outcome towards the sizes in use), the datagram that
+	// lossRateDatagrams counts.
+	unit int
+	undo struct {
 		valid          bool
 		cwnd, ssthresh int
 	}
@@ -125,6 +131,7 @@ func (c *controller) sample(r time.Duration) {
 // not earn a larger window).
 func (c *controller) acked(size int, sentAt int64, seq, nextSeq uint64, srtt time.Duration) {
 	c.round.acked++
+	c.seen(size)
 	c.lossRate -= c.lossRate * c.weight(size)
 	if seq >= c.round.end {
 		c.endRound(nextSeq)
@@ -166,9 +173,15 @@ func (c *controller) hystart(srtt time.Duration) {
 	}
 }
 
+// seen notes the outcome of a transmission of size bytes in unit.
+func (c *controller) seen(size int) {
+	c.unit = max(size, c.unit-c.unit/lossRateDatagrams)
+}
+
 // weight is the weight of an outcome of size bytes in lossRate.
 func (c *controller) weight(size int) float64 {
-	return min(1, float64(size)/float64(max(lossRateWindows*c.cwnd, lossRateMinBytes)))
+	span := max(lossRateWindows*c.cwnd, lossRateDatagrams*max(c.unit, mss))
+	return min(1, float64(size)/float64(span))
 }
 
 // lost records the loss of a transmission of size bytes sent at sentAt,
@@ -176,6 +189,7 @@ func (c *controller) weight(size int) float64 {
 // within the current recovery period. srtt is the smoothed RTT.
 func (c *controller) lost(size int, sentAt, t int64, srtt time.Duration) {
 	c.round.lost++
+	c.seen(size)
 	c.lossRate += (1 - c.lossRate) * c.weight(size)
 	if sentAt <= c.recoveryStart {
 		return // one reduction per round trip of losses

@@ -256,6 +256,25 @@ func TestController_Lost(t *testing.T) {
 	if c.lossRate != 1.0/400 {
 		t.Fatalf("loss rate after one datagram lost of a 100-datagram window %v, want %v", c.lossRate, 1.0/400)
 	}
+	// The span is counted in datagrams of the size in use: losing two 64
+	// KiB fragments in a row, with a small window, is two of 128 (counted
+	// in path-safe datagrams, the span would be two fragments, and the
+	// path would look as if it lost every byte).
+	c = newController()
+	const frag = 64 << 10
+	c.lost(frag, 1, 50, 0)
+	c.lost(frag, 2, 50, 0)
+	if want := 1 - (1-1.0/128)*(1-1.0/128); math.Abs(c.lossRate-want) > 1e-12 {
+		t.Fatalf("loss rate after two 64 KiB fragments lost %v, want %v", c.lossRate, want)
+	}
+	// The datagram size in use decays to the sizes seen since, by 1/128
+	// an outcome.
+	for range 128 {
+		c.acked(mss, 3, 0, 1, 0)
+	}
+	if want := int(frag * math.Pow(1-1.0/128, 128)); c.unit < want-128 || c.unit > want+128 {
+		t.Fatalf("unit after 128 path-safe datagrams answered %d, want about %d", c.unit, want)
+	}
 }
 
 // The loss rate that counts as heavy is lossRateThreshold: a path that
