@@ -24,6 +24,7 @@ type benchOptions struct {
 	busy     int    // CPU-burning processes beside the bench
 	profile  string // CPU profile of the gtudp run (and FILE.receiver of a child)
 	maxprocs int    // GOMAXPROCS of each process; 0: the cores shared out among them
+	verbose  bool   // print each gtudp run's loss-recovery counters
 	common   common
 }
 
@@ -49,6 +50,8 @@ type benchResult struct {
 	// hist holds round trips (a DATA's send to its RECV); nil for the
 	// contenders that confirm no single message.
 	hist *hdrhistogram.Histogram
+	// detail is a gtudp run's loss-recovery counters, for -v.
+	detail string
 }
 
 func (r benchResult) rate() float64 { return float64(r.messages) / r.elapsed.Seconds() }
@@ -92,6 +95,7 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	fs.IntVar(&o.procs, "procs", 1, "1: both sides in this process; 2: the receiving side in a child process")
 	busy := fs.String("busy", "0", "run this many CPU-burning processes beside the bench, or `cores` for one per core")
 	fs.IntVar(&o.maxprocs, "gomaxprocs", 0, "GOMAXPROCS of each process (default: $GOMAXPROCS, else the cores shared out among the processes)")
+	fs.BoolVar(&o.verbose, "v", false, "after the table, each gtudp run's sender counters: losses detected, spurious, timeouts, cwnd, SRTT")
 	fs.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of the gtudp run to `file` (and of a child receiver to file.receiver)")
 	o.common.register(fs)
 	if err := parse(fs, args); err != nil {
@@ -157,6 +161,7 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		// ends NoExtension): what the extension gains.
 		plain := o
 		plain.common.noExt = true
+		plain.profile = "" // -cpuprofile is gtudp's run, not this one
 		p, err := benchGtudp(ctx, plain, false, 0)
 		if err != nil {
 			return fmt.Errorf("gtudp run without the extension: %w", err)
@@ -241,6 +246,13 @@ func printBench(w io.Writer, o benchOptions, results []benchResult, g benchResul
 		}
 	}
 	fmt.Fprintln(w, "(re-sent: gtudp's DATA re-sent, kcp-go's segments re-sent, per message)")
+	if o.verbose {
+		for _, r := range results {
+			if r.detail != "" {
+				fmt.Fprintf(w, "%s: %s\n", r.name, r.detail)
+			}
+		}
+	}
 }
 
 // ratios compares gtudp's run g with another's: messages/s (higher is

@@ -109,6 +109,10 @@ func benchGtudp(ctx context.Context, o benchOptions, relayed bool, loss float64)
 			r.elapsed, r.cpu = time.Since(start), cpuTime()-cpu0+fc.cpu
 			r.datagrams = st.PacketsOut - st0.PacketsOut + fc.datagrams
 			r.resent = int64(st.DataResent - st0.DataResent)
+			if ps, ok := send.PeerStats(to); ok {
+				r.detail = fmt.Sprintf("lost %d, spurious %d, probe timeouts %d; at the end cwnd %d B, SRTT %v, min RTT %v",
+					st.Lost-st0.Lost, st.Spurious-st0.Spurious, st.Timeouts-st0.Timeouts, ps.Cwnd, ps.SRTT, ps.MinRTT)
+			}
 			end, giveUp = nil, time.After(10*time.Second)
 		case <-giveUp:
 			pending = 0

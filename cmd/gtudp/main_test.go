@@ -403,7 +403,7 @@ func TestBench_Runs(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var out bytes.Buffer
-	if err := run(ctx, []string{"bench", "-duration", "200ms", "-loss", "0.1", "-window", "64"}, nil, &out, io.Discard); err != nil {
+	if err := run(ctx, []string{"bench", "-v", "-duration", "200ms", "-loss", "0.1", "-window", "64"}, nil, &out, io.Discard); err != nil {
 		t.Fatalf("bench: %v\n%s", err, out.String())
 	}
 	rows := benchRows(out.String())
@@ -432,6 +432,19 @@ func TestBench_Runs(t *testing.T) {
 	for _, want := range []string{"gtudp / bare exchange: ", "gtudp / gtudp, no extension: ", "gtudp / kcp-go: ", "gtudp / TCP stream: "} {
 		if !regexp.MustCompile(regexp.QuoteMeta(want) + `[0-9.]+x messages/s, [0-9.]+x CPU/message`).MatchString(out.String()) {
 			t.Errorf("bench output lacks the ratios %q:\n%s", want, out.String())
+		}
+	}
+	// -v: each gtudp run's sender counters; the lossy relay's run found
+	// losses.
+	for _, name := range []string{"gtudp", "gtudp, no extension", "gtudp, relay, 0% loss", "gtudp, relay, 10% loss"} {
+		re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `: lost ([0-9]+), spurious [0-9]+, probe timeouts [0-9]+; at the end cwnd [0-9]+ B, SRTT \S+, min RTT \S+$`)
+		m := re.FindStringSubmatch(out.String())
+		if m == nil {
+			t.Errorf("bench -v output lacks the counters of %q:\n%s", name, out.String())
+			continue
+		}
+		if name == "gtudp, relay, 10% loss" && m[1] == "0" {
+			t.Errorf("bench -v: %q found no loss:\n%s", name, out.String())
 		}
 	}
 
