@@ -33,7 +33,6 @@ const mss = 1200 + wireOverhead
 
 const (
 	initialWindow = 10 * mss // RFC 9002 7.2
-	minWindow     = 2 * mss
 	// beta is the window kept on congestion (CUBIC's); alpha the additive
 	// increase per round trip in congestion avoidance, in segments, that
 	// makes AIMD(alpha, beta) as aggressive as Reno (RFC 9438 4.3).
@@ -144,8 +143,19 @@ func (c *controller) acked(size int, sentAt int64, seq, nextSeq uint64, srtt tim
 		c.hystart(srtt)
 		return
 	}
-	c.cwnd += max(1, int(alpha*mss*float64(size)/float64(c.cwnd)))
+	c.cwnd += max(1, int(alpha*float64(c.datagram())*float64(size)/float64(c.cwnd)))
 }
+
+// datagram is the size the window grows by in congestion avoidance, and
+// whose multiple is its floor: the largest datagram recently sent, at
+// least a path-safe one. TCP counts in its MSS, which follows the path's
+// MTU (64 KiB on loopback); counted in path-safe datagrams, a window of 64
+// KiB fragments would grow by one of them in 53 round trips, and a cut
+// would take thousands to make up.
+func (c *controller) datagram() int { return max(c.unit, mss) }
+
+// minWindow is the least window: two datagrams (RFC 9002 7.2).
+func (c *controller) minWindow() int { return 2 * c.datagram() }
 
 // endRound starts a new round trip at nextSeq. A round of fewer than
 // eight RTT samples (a window of a few datagrams) keeps them for the next:
@@ -207,7 +217,7 @@ func (c *controller) lost(size int, sentAt, t int64, srtt time.Duration) {
 	}
 	c.undo.valid, c.undo.cwnd, c.undo.ssthresh = true, c.cwnd, c.ssthresh
 	c.recoveryStart = t
-	c.ssthresh = max(int(float64(c.cwnd)*beta), minWindow)
+	c.ssthresh = max(int(float64(c.cwnd)*beta), c.minWindow())
 	c.cwnd = c.ssthresh
 }
 
@@ -254,8 +264,8 @@ func (c *controller) spurious() {
 func (c *controller) persistent(t int64) {
 	c.undo.valid = false
 	c.recoveryStart = t
-	c.ssthresh = max(int(float64(c.cwnd)*beta), minWindow)
-	c.cwnd = minWindow
+	c.ssthresh = max(int(float64(c.cwnd)*beta), c.minWindow())
+	c.cwnd = c.minWindow()
 }
 
 // pacer spaces DATA out at rate bytes/ns, with bursts up to burst bytes

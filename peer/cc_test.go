@@ -6,6 +6,9 @@ import (
 	"time"
 )
 
+// minWindowPathSafe is the least window with path-safe datagrams: two.
+const minWindowPathSafe = 2 * mss
+
 func TestController_Room(t *testing.T) {
 	for _, tt := range []struct {
 		inFlight, size int
@@ -206,7 +209,7 @@ func TestController_Queueing(t *testing.T) {
 	}
 }
 
-// lost reduces the window to beta of it (at least minWindow), once per
+// lost reduces the window to beta of it (at least minWindowPathSafe), once per
 // recovery period, only on a congestion signal; random loss in slow start
 // ends slow start and keeps the window.
 func TestController_Lost(t *testing.T) {
@@ -227,7 +230,7 @@ func TestController_Lost(t *testing.T) {
 		{"heavy loss", func(c *controller) { c.lossRate = 0.6 }, 1, reduced, reduced, 50, true},
 		{"sent before recovery", func(c *controller) { queue(c); c.recoveryStart = 1 }, 1, initialWindow, math.MaxInt, 1, false},
 		{"sent after recovery began", func(c *controller) { queue(c); c.recoveryStart = 1 }, 2, reduced, reduced, 50, true},
-		{"small window", func(c *controller) { queue(c); c.cwnd = 3000 }, 1, minWindow, minWindow, 50, true},
+		{"small window", func(c *controller) { queue(c); c.cwnd = 3000 }, 1, minWindowPathSafe, minWindowPathSafe, 50, true},
 	}
 	for _, tt := range tests {
 		c := newController()
@@ -306,10 +309,10 @@ func TestController_SpuriousUndoes(t *testing.T) {
 		t.Fatalf("after a spurious loss: window %d ssthresh %d undo %v, want %d, none, false", c.cwnd, c.ssthresh, c.undo.valid, initialWindow)
 	}
 	// A second undo has nothing to undo.
-	c.cwnd, c.ssthresh = minWindow, minWindow
+	c.cwnd, c.ssthresh = minWindowPathSafe, minWindowPathSafe
 	c.spurious()
-	if c.cwnd != minWindow || c.ssthresh != minWindow {
-		t.Fatalf("second spurious: window %d ssthresh %d, want both %d", c.cwnd, c.ssthresh, minWindow)
+	if c.cwnd != minWindowPathSafe || c.ssthresh != minWindowPathSafe {
+		t.Fatalf("second spurious: window %d ssthresh %d, want both %d", c.cwnd, c.ssthresh, minWindowPathSafe)
 	}
 	// The undo never shrinks what grew since.
 	c = newController()
@@ -327,12 +330,12 @@ func TestController_Persistent(t *testing.T) {
 	c := newController()
 	c.undo.valid = true
 	c.persistent(70)
-	if c.cwnd != minWindow || c.ssthresh != 8596 || c.recoveryStart != 70 || c.undo.valid {
+	if c.cwnd != minWindowPathSafe || c.ssthresh != 8596 || c.recoveryStart != 70 || c.undo.valid {
 		t.Fatalf("persistent congestion: window %d ssthresh %d recovery %d undo %v", c.cwnd, c.ssthresh, c.recoveryStart, c.undo.valid)
 	}
-	c.persistent(80) // from minWindow: ssthresh stays at least minWindow
-	if c.ssthresh != minWindow {
-		t.Fatalf("persistent from the minimum: ssthresh %d, want %d", c.ssthresh, minWindow)
+	c.persistent(80) // from minWindowPathSafe: ssthresh stays at least minWindowPathSafe
+	if c.ssthresh != minWindowPathSafe {
+		t.Fatalf("persistent from the minimum: ssthresh %d, want %d", c.ssthresh, minWindowPathSafe)
 	}
 }
 
@@ -419,5 +422,30 @@ func TestPacer_Bucket(t *testing.T) {
 	z.refill(100)
 	if z.last != 0 {
 		t.Fatalf("zero rate: refill moved last to %d", z.last)
+	}
+}
+
+// The window grows and is floored in datagrams of the size in use: with
+// 64 KiB fragments, congestion avoidance adds alpha of one of them a
+// window, and a cut or persistent congestion leaves room for two.
+func TestController_LargeDatagrams(t *testing.T) {
+	const frag = 64 << 10
+	c := newController()
+	c.cwnd, c.ssthresh, c.inFlight = 16*frag, 16*frag, 16*frag
+	c.round.end = 100
+	c.acked(frag, 1, 0, 1, 0)
+	// alpha·frag·frag/cwnd = 0.529…·65536/16 = 2168.4…
+	if want := 16*frag + 2168; c.cwnd != want {
+		t.Fatalf("congestion avoidance with 64 KiB datagrams: window %d, want %d", c.cwnd, want)
+	}
+	c.persistent(10)
+	if c.cwnd != 2*frag {
+		t.Fatalf("persistent congestion with 64 KiB datagrams: window %d, want %d", c.cwnd, 2*frag)
+	}
+	c.minRTT, c.round.samples, c.round.minRTT = time.Millisecond, 8, 10*time.Millisecond // a standing queue
+	c.cwnd = 2*frag + 1
+	c.lost(frag, 20, 30, 0)
+	if c.cwnd != 2*frag || c.ssthresh != 2*frag {
+		t.Fatalf("a cut with 64 KiB datagrams: window %d ssthresh %d, want both %d", c.cwnd, c.ssthresh, 2*frag)
 	}
 }

@@ -414,7 +414,7 @@ func (s *State) tickSend(t int64) {
 func (s *State) onPTO(t int64) {
 	s.tx.ptoCount++
 	s.stats.Timeouts++
-	if s.longQuiet(t) && s.tx.cc.cwnd > minWindow {
+	if s.longQuiet(t) && s.tx.cc.cwnd > s.tx.cc.minWindow() {
 		s.tx.cc.persistent(t)
 	}
 	if o := s.tx.oldestFlying(); o != nil {
