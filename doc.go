@@ -113,8 +113,12 @@
 // per timeout in a row; to a peer that speaks the extension RFC 9002's,
 // SRTT + 4 RTTVAR with no such floor, since a gtudp peer drops the copies
 // an early re-send makes). Losses count as congestion in bytes, not
-// messages: one lost datagram of a thousand small messages is one loss. A re-send found spurious (its RECV came too soon after it to
-// answer it) undoes what its loss cost. So a flow fills a bottleneck
+// messages: one lost datagram of a thousand small messages is one loss.
+// The window grows, and is floored at two datagrams, in datagrams of the
+// size in use, as TCP counts in its MSS: on loopback, where a fragment
+// holds 64 KiB, a cut is made up in as many round trips as on a path of
+// 1,200-byte datagrams. A re-send found spurious (its RECV came too soon
+// after it to answer it) undoes what its loss cost. So a flow fills a bottleneck
 // without overflowing its queue, shares it with TCP and with other gtudp
 // flows, and recovers a lost DATA in about a round trip; a path that
 // works is never given up on before Lifetime. PeerStats reports the

@@ -79,8 +79,7 @@ type controller struct {
 	// each outcome weighted by its size).
 	lossRate float64
 	// unit is the size of the largest recent transmission (it decays by
-	// 1/128 an outcome towards the sizes in use), the datagram that
-	// lossRateDatagrams counts.
+	// 1/128 an outcome towards the sizes in use): see datagram.
 	unit int
 	undo struct {
 		valid          bool
@@ -146,12 +145,12 @@ func (c *controller) acked(size int, sentAt int64, seq, nextSeq uint64, srtt tim
 	c.cwnd += max(1, int(alpha*float64(c.datagram())*float64(size)/float64(c.cwnd)))
 }
 
-// datagram is the size the window grows by in congestion avoidance, and
-// whose multiple is its floor: the largest datagram recently sent, at
-// least a path-safe one. TCP counts in its MSS, which follows the path's
-// MTU (64 KiB on loopback); counted in path-safe datagrams, a window of 64
-// KiB fragments would grow by one of them in 53 round trips, and a cut
-// would take thousands to make up.
+// datagram is the size the window grows by in congestion avoidance, whose
+// multiples are its floor and the loss rate's least span: the largest
+// datagram recently sent, at least a path-safe one. TCP counts in its
+// MSS, which follows the path's MTU (64 KiB on loopback); counted in
+// path-safe datagrams, a window of 64 KiB fragments would grow by one of
+// them in 53 round trips, and a cut would take thousands to make up.
 func (c *controller) datagram() int { return max(c.unit, mss) }
 
 // minWindow is the least window: two datagrams (RFC 9002 7.2).
@@ -190,7 +189,7 @@ func (c *controller) seen(size int) {
 
 // weight is the weight of an outcome of size bytes in lossRate.
 func (c *controller) weight(size int) float64 {
-	span := max(lossRateWindows*c.cwnd, lossRateDatagrams*max(c.unit, mss))
+	span := max(lossRateWindows*c.cwnd, lossRateDatagrams*c.datagram())
 	return min(1, float64(size)/float64(span))
 }
 
