@@ -664,3 +664,53 @@ func TestExt_PacketThresholdCountsDatagrams(t *testing.T) {
 
 // packetThresholdForTest is packetThreshold (RFC 9002's 3).
 const packetThresholdForTest = 3
+
+// A peer that answers our DATA plainly three times in a row, while we
+// know nothing of it, is taken for one without the extension (fewer could
+// be a gtudp peer whose amplification limit left no room for its
+// trailer): from then on our answers to it go without our trailer.
+func TestExt_ThreePlainAnswersMakeThePeerPlain(t *testing.T) {
+	for answered := range 5 {
+		d := newDuo(t, extParams(1), testParams())
+		for i := range answered {
+			d.send(d.a, fmt.Sprint(i))
+			d.run() // the plain peer's RECV answers it
+		}
+		d.send(d.b, "from the plain peer")
+		d.hop("b", d.b, d.fb, d.a, d.fa)
+		if _, ok := d.a.Next(); !ok {
+			t.Fatal("a did not get b's message")
+		}
+		d.a.Delivered(d.now)
+		recv := decode(t, d.a.TakeDatagrams(nil))
+		if len(recv) != 1 || recv[0].Kind != wire.Recv {
+			t.Fatalf("after %d plain answers: a wrote %v, want its RECV", answered, recv)
+		}
+		if trailer := len(recv[0].Payload) == wire.TrailerLen; trailer != (answered < 3) {
+			t.Fatalf("after %d plain answers: RECV with our trailer %v, want %v", answered, trailer, answered < 3)
+		}
+	}
+}
+
+// Our trailer must not crowd out a reply of the application's: to a peer
+// that has not proved its address and has sent us little, a plain answer
+// goes without it unless the amplification limit keeps half its room to
+// spare.
+func TestExt_TrailerOnlyWithRoomToSpare(t *testing.T) {
+	for _, tt := range []struct {
+		payload string // of the DATA the unproved peer sends: 5 + len bytes in
+		trailer bool   // on our RECV: 5 + 12 bytes, if 2 × 17 ≤ 3 × in
+	}{
+		{"x", false},      // 6 in: 18 allowed, 9 to spare
+		{"123456", false}, // 11 in: 33 allowed, 16.5 to spare
+		{"1234567", true}, // 12 in: 36 allowed, 18 to spare
+	} {
+		h := newHarness(t, extParams(2), false)
+		h.recv(wire.Data, wire.ID{1}, tt.payload)
+		h.deliverAll()
+		recv := h.onePacket(wire.Recv)
+		if trailer := len(recv.Payload) == wire.TrailerLen; trailer != tt.trailer {
+			t.Errorf("RECV for %d bytes in carries our trailer: %v, want %v", 5+len(tt.payload), trailer, tt.trailer)
+		}
+	}
+}
