@@ -31,6 +31,7 @@ type duo struct {
 	a, b     *peer.State
 	fa, fb   wire.Format
 	seen     map[string]int // "a:EXT" etc.: datagrams by sender and kind
+	bytes    map[string]int // "a", "b": bytes of the datagrams each wrote
 	drop     func(from string, p wire.Packet) bool
 	received []string // payloads b's application got
 }
@@ -40,7 +41,7 @@ func newDuo(t *testing.T, pa, pb *peer.Params) *duo {
 		t: t, now: epoch,
 		a:  peer.NewState(pa, remote, epoch, [5]uint32{1, 2, 3, 4, 5}, true),
 		b:  peer.NewState(pb, remote, epoch, [5]uint32{6, 7, 8, 9, 10}, true),
-		fa: pa.Format, fb: pb.Format, seen: map[string]int{},
+		fa: pa.Format, fb: pb.Format, seen: map[string]int{}, bytes: map[string]int{},
 	}
 }
 
@@ -54,6 +55,7 @@ func (d *duo) hop(name string, from *peer.State, f wire.Format, to *peer.State, 
 			d.t.Fatalf("%s wrote %x, which does not decode: %v", name, b, err)
 		}
 		d.seen[name+":"+p.Kind.String()]++
+		d.bytes[name] += len(b)
 		if d.drop != nil && d.drop(name, p) {
 			continue
 		}
@@ -688,6 +690,43 @@ func TestExt_ThreePlainAnswersMakeThePeerPlain(t *testing.T) {
 		}
 		if trailer := len(recv[0].Payload) == wire.TrailerLen; trailer != (answered < 3) {
 			t.Fatalf("after %d plain answers: RECV with our trailer %v, want %v", answered, trailer, answered < 3)
+		}
+	}
+}
+
+// PacketsOut and BytesOut count every datagram written, to the byte,
+// whatever its form: plain, plain with our trailer, or EXT.
+func TestExt_StatsCountEveryDatagram(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		pb   *peer.Params
+	}{{"gtudp peer", extParams(2)}, {"plain peer", testParams()}} {
+		d := newDuo(t, extParams(1), tt.pb)
+		for i := range 20 {
+			d.send(d.a, fmt.Sprint("a to b ", i))
+			d.send(d.b, fmt.Sprint("b to a ", i))
+			for {
+				d.run()
+				n := 0 // a's application takes b's messages too
+				for _, ok := d.a.Next(); ok; _, ok = d.a.Next() {
+					d.a.Delivered(d.now)
+					n++
+				}
+				if n == 0 {
+					break
+				}
+			}
+		}
+		for name, s := range map[string]*peer.State{"a": d.a, "b": d.b} {
+			var n int
+			for k, v := range d.seen {
+				if strings.HasPrefix(k, name+":") {
+					n += v
+				}
+			}
+			if st := s.Stats(); st.PacketsOut != uint64(n) || st.BytesOut != uint64(d.bytes[name]) {
+				t.Errorf("%s: %s counts %d datagrams, %d bytes; wrote %d, %d bytes", tt.name, name, st.PacketsOut, st.BytesOut, n, d.bytes[name])
+			}
 		}
 	}
 }
