@@ -3,6 +3,7 @@ package peer_test
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -36,10 +37,13 @@ type duo struct {
 	received []string // payloads b's application got
 }
 
-func newDuo(t *testing.T, pa, pb *peer.Params) *duo {
+func newDuo(t *testing.T, pa, pb *peer.Params) *duo { return newDuoAt(t, remote, pa, pb) }
+
+// newDuoAt is newDuo with a's peer, b, at addr.
+func newDuoAt(t *testing.T, addr netip.AddrPort, pa, pb *peer.Params) *duo {
 	return &duo{
 		t: t, now: epoch,
-		a:  peer.NewState(pa, remote, epoch, [5]uint32{1, 2, 3, 4, 5}, true),
+		a:  peer.NewState(pa, addr, epoch, [5]uint32{1, 2, 3, 4, 5}, true),
 		b:  peer.NewState(pb, remote, epoch, [5]uint32{6, 7, 8, 9, 10}, true),
 		fa: pa.Format, fb: pb.Format, seen: map[string]int{}, bytes: map[string]int{},
 	}
@@ -750,6 +754,47 @@ func TestExt_TrailerOnlyWithRoomToSpare(t *testing.T) {
 		recv := h.onePacket(wire.Recv)
 		if trailer := len(recv.Payload) == wire.TrailerLen; trailer != tt.trailer {
 			t.Errorf("RECV for %d bytes in carries our trailer: %v, want %v", 5+len(tt.payload), trailer, tt.trailer)
+		}
+	}
+}
+
+// A peer on a loopback address gets EXT datagrams of LoopbackDatagramSize,
+// if set; others, and a loopback peer without it, DatagramSize: a message
+// that fills a datagram's one DATA record goes whole, a byte more goes in
+// fragments.
+func TestExt_LoopbackDatagramSize(t *testing.T) {
+	loopback := netip.MustParseAddrPort("127.0.0.1:4323")
+	for _, tt := range []struct {
+		addr     netip.AddrPort
+		loopSize int
+		want     int
+	}{
+		{remote, 3000, 1200},
+		{loopback, 3000, 3000},
+		{loopback, 0, 1200},
+	} {
+		pa := extParams(1)
+		pa.LoopbackDatagramSize = tt.loopSize
+		largest := wire.MaxDataPayload(tt.want - pa.Format.ExtOverhead())
+		for _, n := range []int{largest, largest + 1} {
+			d := newDuoAt(t, tt.addr, pa, extParams(2))
+			d.send(d.a, "negotiate")
+			d.run()
+			d.send(d.a, strings.Repeat("m", n))
+			dg := d.a.TakeDatagrams(nil)
+			if len(dg) == 0 {
+				t.Fatalf("%v, LoopbackDatagramSize %d: nothing sent", tt.addr, tt.loopSize)
+			}
+			pkt, err := pa.Format.Decode(dg[0])
+			if err != nil || pkt.Kind != wire.Ext {
+				t.Fatalf("%v: %v %v, want an EXT datagram", tt.addr, pkt.Kind, err)
+			}
+			_, recs, _ := wire.ParseExt(pkt.Payload)
+			r, _ := recs.Next()
+			if whole := r.Type == wire.RecData; whole != (n == largest) || len(dg[0]) > tt.want {
+				t.Errorf("%v, LoopbackDatagramSize %d: %d bytes went whole %v, in a datagram of %d; want whole only up to %d, datagrams up to %d",
+					tt.addr, tt.loopSize, n, whole, len(dg[0]), largest, tt.want)
+			}
 		}
 	}
 }
