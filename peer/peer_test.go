@@ -13,6 +13,7 @@ import (
 
 	"github.com/benbjohnson/clock"
 	"github.com/google/uuid"
+	"github.com/gtudp/gtudp/mailbox"
 	"github.com/gtudp/gtudp/peer"
 	"github.com/gtudp/gtudp/wire"
 )
@@ -738,5 +739,108 @@ func TestPeer_ShortWriteCountsAsFailure(t *testing.T) {
 		}
 		cancel()
 		<-p.Done()
+	})
+}
+
+// A peer's mailbox takes a burst of RecvWindow DATA from the remote and
+// the RECV and ACK for a full window of ours (at least 2,048 packets), and
+// drops what comes beyond it.
+func TestPeer_MailboxHoldsABurst(t *testing.T) {
+	for _, tt := range []struct{ recvWindow, window, want int }{
+		{4096, 1000, 4096 + 2*1000},
+		{4096, 2, 4096 + 2*2},
+		{8, 4, 2048},
+	} {
+		cfg := peerConfig()
+		cfg.RecvWindow, cfg.Window = tt.recvWindow, tt.window
+		p := peer.New(peer.Options{
+			Addr: addrB, Params: cfg, Clock: clock.NewMock(), Sender: discard{},
+			Outlet: outlet{make(chan peer.Delivery), make(chan peer.Receipt)}, IdleTimeout: time.Hour,
+			Validated: true, Retire: func(*peer.Peer) bool { return false },
+		})
+		for i := range tt.want {
+			if err := p.Put(peer.Inbound{Packet: wire.Packet{Kind: wire.Ack, ID: wire.ID{byte(i >> 8), byte(i)}}, Size: 5}); err != nil {
+				t.Fatalf("RecvWindow %d, Window %d: packet %d refused: %v", tt.recvWindow, tt.window, i+1, err)
+			}
+		}
+		if err := p.Put(peer.Inbound{Packet: wire.Packet{Kind: wire.Ack}, Size: 5}); !errors.Is(err, mailbox.ErrFull) {
+			t.Fatalf("RecvWindow %d, Window %d: packet %d: %v, want mailbox.ErrFull", tt.recvWindow, tt.window, tt.want+1, err)
+		}
+	}
+}
+
+// A peer that replaces an evicted one for the same address recalls what
+// it remembered: a late repeat of a message delivered before is answered
+// but not delivered again.
+func TestPeer_RecallsTheEvictedPeersMemory(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		inbox := make(chan peer.Delivery, 2)
+		buried := make(chan peer.Memory, 1)
+		opt := peer.Options{
+			Addr: addrB, Params: peerConfig(), Clock: clock.NewMock(), Sender: discard{},
+			Outlet: outlet{inbox, make(chan peer.Receipt, 1)}, IdleTimeout: time.Hour, Validated: true,
+			Retire: func(*peer.Peer) bool { return false },
+			Bury:   func(_ *peer.Peer, m peer.Memory) { buried <- m },
+		}
+		data := func() peer.Inbound {
+			return peer.Inbound{Packet: wire.Packet{Kind: wire.Data, ID: wire.ID{7}, Payload: []byte("once")}, Size: 9}
+		}
+		first := peer.New(opt)
+		go first.Run(ctx)
+		if err := first.Put(data()); err != nil {
+			t.Fatal(err)
+		}
+		if m := <-inbox; string(m.Data) != "once" {
+			t.Fatalf("delivered %q", m.Data)
+		}
+		first.Evict()
+		<-first.Done()
+
+		opt.Memory = <-buried
+		second := peer.New(opt)
+		go second.Run(ctx)
+		if err := second.Put(data()); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		select {
+		case m := <-inbox:
+			t.Fatalf("a repeat delivered again by the evicted peer's successor: %q", m.Data)
+		default:
+		}
+		if st := second.Stats(); st.Duplicates != 1 || st.RecvResent != 1 {
+			t.Fatalf("stats %+v: want the repeat known and answered", st)
+		}
+		cancel()
+		<-second.Done()
+	})
+}
+
+// A cancel resumes a parked peer, as a packet or a send does: the peer
+// takes it, finds nothing to do, and parks again.
+func TestPeer_CancelResumesAParkedPeer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		mock := clock.NewMock()
+		var resumes atomic.Int32
+		p := peer.New(peer.Options{
+			Addr: addrB, Params: peerConfig(), Clock: mock, Sender: discard{},
+			Outlet: outlet{make(chan peer.Delivery), make(chan peer.Receipt)}, IdleTimeout: time.Hour, Validated: true,
+			Retire: func(*peer.Peer) bool { return false },
+			Resume: func(p *peer.Peer) { resumes.Add(1); go p.Run(ctx) },
+		})
+		go p.Run(ctx)
+		step(mock, time.Second) // ParkAfter's default
+		if !p.Parked() {
+			t.Fatal("not parked after a quiet ParkAfter")
+		}
+		p.Cancel(uuid.New(), context.Canceled)
+		synctest.Wait()
+		if n := resumes.Load(); n != 1 || !p.Parked() {
+			t.Fatalf("after a cancel: %d resumes, parked %v; want 1 and parked again", n, p.Parked())
+		}
 	})
 }
