@@ -844,3 +844,121 @@ func TestPeer_CancelResumesAParkedPeer(t *testing.T) {
 		}
 	})
 }
+
+// extDatagram returns an EXT datagram from incarnation 1 with n DATA
+// records, ids first to first+n-1, as the socket reader hands it over.
+func extDatagram(f wire.Format, first, n int) peer.Inbound {
+	dg := f.AppendExt(nil, wire.ExtHeader{Version: wire.ExtVersion, Incarnation: 1})
+	for i := first; i < first+n; i++ {
+		dg = wire.AppendData(dg, wire.ID{0, 0, byte(i >> 8), byte(i)}, []byte("m"))
+	}
+	pkt, err := f.Decode(dg)
+	if err != nil {
+		panic(err)
+	}
+	pkt.Payload = append([]byte(nil), pkt.Payload...)
+	return peer.Inbound{Packet: pkt, Size: len(dg)}
+}
+
+// A batch of EXT datagrams is flushed once 256 messages are held, however
+// few the datagrams: a burst beyond HoldLimit is not withheld while the
+// Inbox has room.
+func TestPeer_FlushesWhen256MessagesAreHeld(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		cfg := peerConfig()
+		cfg.Format.Ext = cfg.Format.DeriveExt()
+		cfg.DatagramSize, cfg.HoldLimit = 1200, 300
+		inbox := make(chan peer.Delivery, 1000)
+		p := peer.New(peer.Options{
+			Addr: addrB, Params: cfg, Clock: clock.NewMock(), Sender: discard{},
+			Outlet: outlet{inbox, make(chan peer.Receipt, 1)}, IdleTimeout: time.Hour, Validated: true,
+			Retire: func(*peer.Peer) bool { return false },
+		})
+		for _, in := range []peer.Inbound{extDatagram(cfg.Format, 0, 256), extDatagram(cfg.Format, 256, 100)} {
+			if err := p.Put(in); err != nil {
+				t.Fatal(err)
+			}
+		}
+		go p.Run(ctx)
+		synctest.Wait()
+		// The first datagram's 256 go to the Inbox before the second is
+		// handled, which the HoldLimit of 300 would otherwise cut short.
+		if n, st := len(inbox), p.Stats(); n != 356 || st.Withheld != 0 {
+			t.Fatalf("%d delivered, %d withheld; want 356 and 0", n, st.Withheld)
+		}
+		cancel()
+		<-p.Done()
+	})
+}
+
+// A message answered while the Outlet has no room for its receipt keeps
+// its place in the window from the moment the answer comes: a message
+// waiting for the window goes out only once the receipt is taken.
+func TestPeer_AnsweredMessageHoldsItsPlaceUntilItsReceiptIsTaken(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		mock := clock.NewMock()
+		l, a, _ := pair(t, ctx, mock, peerConfig(), 8)
+		for range cap(a.receipts) { // the application is behind on Receipts
+			a.receipts <- peer.Receipt{}
+		}
+		l.setDrop(func(netip.AddrPort, wire.Packet) bool { return true })
+		for range 3 { // Window 2: the third waits
+			if err := a.p.Send(peer.Outgoing{ID: uuid.New(), Data: []byte("r")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		synctest.Wait()
+		l.setDrop(nil)
+		step(mock, 100*time.Millisecond) // the re-sends are answered
+		if st := a.p.Stats(); st.Confirmed != 2 || st.Sent != 2 {
+			t.Fatalf("confirmed %d, sent %d; want 2 and 2, the third held back by their receipts", st.Confirmed, st.Sent)
+		}
+		<-a.receipts // room for one receipt: one place in the window
+		synctest.Wait()
+		if st := a.p.Stats(); st.Sent != 3 {
+			t.Fatalf("sent %d after a receipt was taken, want 3", st.Sent)
+		}
+	})
+}
+
+// statsOutlet is an outlet that notes, as it takes each receipt, the
+// failures its peer's Stats count.
+type statsOutlet struct {
+	outlet
+	p      *peer.Peer
+	failed []uint64
+}
+
+func (o *statsOutlet) Report(r peer.Receipt) bool {
+	o.failed = append(o.failed, o.p.Stats().Failed)
+	return o.outlet.Report(r)
+}
+
+// Whoever gets an outcome finds it counted in Stats.
+func TestPeer_ReceiptFindsItsOutcomeCounted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		mock := clock.NewMock()
+		o := &statsOutlet{outlet: outlet{make(chan peer.Delivery), make(chan peer.Receipt, 2)}}
+		o.p = peer.New(peer.Options{
+			Addr: addrB, Params: peerConfig(), Clock: mock, Sender: discard{}, Outlet: o,
+			IdleTimeout: time.Hour, Validated: true, Retire: func(*peer.Peer) bool { return false },
+		})
+		go o.p.Run(ctx)
+		for range 2 { // nobody answers: both fail
+			if err := o.p.Send(peer.Outgoing{ID: uuid.New()}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		step(mock, 30*time.Second)
+		cancel()
+		<-o.p.Done()
+		if len(o.failed) != 2 || o.failed[0] < 1 || o.failed[1] < 2 {
+			t.Fatalf("failures counted as each receipt was reported: %v, want at least 1 then 2", o.failed)
+		}
+	})
+}
