@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -959,6 +960,75 @@ func TestPeer_ReceiptFindsItsOutcomeCounted(t *testing.T) {
 		<-o.p.Done()
 		if len(o.failed) != 2 || o.failed[0] < 1 || o.failed[1] < 2 {
 			t.Fatalf("failures counted as each receipt was reported: %v, want at least 1 then 2", o.failed)
+		}
+	})
+}
+
+// Options.Dequeued is called once for every message with Queued set: when
+// it goes out, or when it ends without going out (cancelled while it
+// waits, or left when the peer ends); never for one without.
+func TestPeer_DequeuedOncePerQueuedMessage(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		var dequeued atomic.Int32
+		p := peer.New(peer.Options{
+			Addr: addrB, Params: peerConfig(), Clock: clock.NewMock(), Sender: discard{},
+			Outlet: outlet{make(chan peer.Delivery), make(chan peer.Receipt)}, IdleTimeout: time.Hour, Validated: true,
+			Retire:   func(*peer.Peer) bool { return false },
+			Dequeued: func() { dequeued.Add(1) },
+		})
+		go p.Run(ctx)
+		ids := []uuid.UUID{uuid.New(), uuid.New(), uuid.New(), uuid.New(), uuid.New()}
+		for i, id := range ids { // Window 2: two go out, three wait
+			if err := p.Send(peer.Outgoing{ID: id, NoReceipt: true, Queued: i != 2}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		synctest.Wait()
+		if n := dequeued.Load(); n != 2 {
+			t.Fatalf("%d dequeued with two messages out, want 2", n)
+		}
+		p.Cancel(ids[3], context.Canceled)
+		synctest.Wait()
+		if n := dequeued.Load(); n != 3 {
+			t.Fatalf("%d dequeued after a waiting message was cancelled, want 3", n)
+		}
+		cancel()
+		<-p.Done()
+		if n := dequeued.Load(); n != 4 {
+			t.Fatalf("%d dequeued after the peer ended, want 4 (the message without Queued never)", n)
+		}
+	})
+}
+
+// failWriter refuses every datagram with err.
+type failWriter struct{ err error }
+
+func (w failWriter) WriteBatch([][]byte, netip.AddrPort) (int, error) { return 0, w.err }
+
+// A datagram the socket refuses for good (EMSGSIZE) fails its message at
+// once, with the socket's error: no re-send can cure it.
+func TestPeer_PermanentWriteErrorFailsTheMessage(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		p := peer.New(peer.Options{
+			Addr: addrB, Params: peerConfig(), Clock: clock.NewMock(), Sender: failWriter{syscall.EMSGSIZE},
+			Outlet: outlet{make(chan peer.Delivery), make(chan peer.Receipt)}, IdleTimeout: time.Hour,
+			Validated: true, Retire: func(*peer.Peer) bool { return false },
+		})
+		go p.Run(ctx)
+		done := make(chan peer.Receipt, 1)
+		if err := p.Send(peer.Outgoing{ID: uuid.New(), Data: []byte("too large"), Done: done}); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if st := p.Stats(); st.WriteErrors != 1 || st.Failed != 1 || st.InFlight != 0 {
+			t.Fatalf("write errors %d, failed %d, in flight %d; want 1, 1, 0", st.WriteErrors, st.Failed, st.InFlight)
+		}
+		cancel()
+		<-p.Done()
+		if r := <-done; !errors.Is(r.Err, peer.ErrUndelivered) || !errors.Is(r.Err, syscall.EMSGSIZE) || r.Attempts != 1 {
+			t.Fatalf("receipt %+v, want ErrUndelivered with EMSGSIZE after 1 attempt", r)
 		}
 	})
 }
