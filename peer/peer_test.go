@@ -1032,3 +1032,38 @@ func TestPeer_PermanentWriteErrorFailsTheMessage(t *testing.T) {
 		}
 	})
 }
+
+// A peer that has not proved its address is evictable once it has no
+// messages of ours, in flight or waiting; one in use is spared once.
+func TestPeer_EvictableWithoutOurMessages(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		p := peer.New(peer.Options{
+			Addr: addrB, Params: peerConfig(), Clock: clock.NewMock(), Sender: discard{},
+			Outlet: outlet{make(chan peer.Delivery), make(chan peer.Receipt, 8)}, IdleTimeout: time.Hour,
+			Retire: func(*peer.Peer) bool { return false },
+		})
+		go p.Run(ctx)
+		synctest.Wait()
+		if p.Evictable(false) {
+			t.Fatal("a new peer evicted: want it spared once")
+		}
+		if !p.Evictable(false) {
+			t.Fatal("an unproved peer without messages of ours is not evictable")
+		}
+		for range 3 { // Window 2: two in flight (held back for proof), one waiting
+			if err := p.Send(peer.Outgoing{ID: uuid.New(), Data: []byte("o")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		synctest.Wait()
+		if st := p.Stats(); st.InFlight != 2 {
+			t.Fatalf("%d in flight, want 2", st.InFlight)
+		}
+		p.Evictable(false) // spared once: it was used
+		if p.Evictable(false) || !p.Evictable(true) {
+			t.Fatal("with messages of ours: want evictable only when ours may go")
+		}
+	})
+}
