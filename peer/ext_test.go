@@ -3,6 +3,7 @@ package peer_test
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -31,16 +32,20 @@ type duo struct {
 	a, b     *peer.State
 	fa, fb   wire.Format
 	seen     map[string]int // "a:EXT" etc.: datagrams by sender and kind
+	bytes    map[string]int // "a", "b": bytes of the datagrams each wrote
 	drop     func(from string, p wire.Packet) bool
 	received []string // payloads b's application got
 }
 
-func newDuo(t *testing.T, pa, pb *peer.Params) *duo {
+func newDuo(t *testing.T, pa, pb *peer.Params) *duo { return newDuoAt(t, remote, pa, pb) }
+
+// newDuoAt is newDuo with a's peer, b, at addr.
+func newDuoAt(t *testing.T, addr netip.AddrPort, pa, pb *peer.Params) *duo {
 	return &duo{
 		t: t, now: epoch,
-		a:  peer.NewState(pa, remote, epoch, [5]uint32{1, 2, 3, 4, 5}, true),
+		a:  peer.NewState(pa, addr, epoch, [5]uint32{1, 2, 3, 4, 5}, true),
 		b:  peer.NewState(pb, remote, epoch, [5]uint32{6, 7, 8, 9, 10}, true),
-		fa: pa.Format, fb: pb.Format, seen: map[string]int{},
+		fa: pa.Format, fb: pb.Format, seen: map[string]int{}, bytes: map[string]int{},
 	}
 }
 
@@ -54,6 +59,7 @@ func (d *duo) hop(name string, from *peer.State, f wire.Format, to *peer.State, 
 			d.t.Fatalf("%s wrote %x, which does not decode: %v", name, b, err)
 		}
 		d.seen[name+":"+p.Kind.String()]++
+		d.bytes[name] += len(b)
 		if d.drop != nil && d.drop(name, p) {
 			continue
 		}
@@ -664,3 +670,131 @@ func TestExt_PacketThresholdCountsDatagrams(t *testing.T) {
 
 // packetThresholdForTest is packetThreshold (RFC 9002's 3).
 const packetThresholdForTest = 3
+
+// A peer that answers our DATA plainly three times in a row, while we
+// know nothing of it, is taken for one without the extension (fewer could
+// be a gtudp peer whose amplification limit left no room for its
+// trailer): from then on our answers to it go without our trailer.
+func TestExt_ThreePlainAnswersMakeThePeerPlain(t *testing.T) {
+	for answered := range 5 {
+		d := newDuo(t, extParams(1), testParams())
+		for i := range answered {
+			d.send(d.a, fmt.Sprint(i))
+			d.run() // the plain peer's RECV answers it
+		}
+		d.send(d.b, "from the plain peer")
+		d.hop("b", d.b, d.fb, d.a, d.fa)
+		if _, ok := d.a.Next(); !ok {
+			t.Fatal("a did not get b's message")
+		}
+		d.a.Delivered(d.now)
+		recv := decode(t, d.a.TakeDatagrams(nil))
+		if len(recv) != 1 || recv[0].Kind != wire.Recv {
+			t.Fatalf("after %d plain answers: a wrote %v, want its RECV", answered, recv)
+		}
+		if trailer := len(recv[0].Payload) == wire.TrailerLen; trailer != (answered < 3) {
+			t.Fatalf("after %d plain answers: RECV with our trailer %v, want %v", answered, trailer, answered < 3)
+		}
+	}
+}
+
+// PacketsOut and BytesOut count every datagram written, to the byte,
+// whatever its form: plain, plain with our trailer, or EXT.
+func TestExt_StatsCountEveryDatagram(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		pb   *peer.Params
+	}{{"gtudp peer", extParams(2)}, {"plain peer", testParams()}} {
+		d := newDuo(t, extParams(1), tt.pb)
+		for i := range 20 {
+			d.send(d.a, fmt.Sprint("a to b ", i))
+			d.send(d.b, fmt.Sprint("b to a ", i))
+			for {
+				d.run()
+				n := 0 // a's application takes b's messages too
+				for _, ok := d.a.Next(); ok; _, ok = d.a.Next() {
+					d.a.Delivered(d.now)
+					n++
+				}
+				if n == 0 {
+					break
+				}
+			}
+		}
+		for name, s := range map[string]*peer.State{"a": d.a, "b": d.b} {
+			var n int
+			for k, v := range d.seen {
+				if strings.HasPrefix(k, name+":") {
+					n += v
+				}
+			}
+			if st := s.Stats(); st.PacketsOut != uint64(n) || st.BytesOut != uint64(d.bytes[name]) {
+				t.Errorf("%s: %s counts %d datagrams, %d bytes; wrote %d, %d bytes", tt.name, name, st.PacketsOut, st.BytesOut, n, d.bytes[name])
+			}
+		}
+	}
+}
+
+// Our trailer must not crowd out a reply of the application's: to a peer
+// that has not proved its address and has sent us little, a plain answer
+// goes without it unless the amplification limit keeps half its room to
+// spare.
+func TestExt_TrailerOnlyWithRoomToSpare(t *testing.T) {
+	for _, tt := range []struct {
+		payload string // of the DATA the unproved peer sends: 5 + len bytes in
+		trailer bool   // on our RECV: 5 + 12 bytes, if 2 × 17 ≤ 3 × in
+	}{
+		{"x", false},      // 6 in: 18 allowed, 9 to spare
+		{"123456", false}, // 11 in: 33 allowed, 16.5 to spare
+		{"1234567", true}, // 12 in: 36 allowed, 18 to spare
+	} {
+		h := newHarness(t, extParams(2), false)
+		h.recv(wire.Data, wire.ID{1}, tt.payload)
+		h.deliverAll()
+		recv := h.onePacket(wire.Recv)
+		if trailer := len(recv.Payload) == wire.TrailerLen; trailer != tt.trailer {
+			t.Errorf("RECV for %d bytes in carries our trailer: %v, want %v", 5+len(tt.payload), trailer, tt.trailer)
+		}
+	}
+}
+
+// A peer on a loopback address gets EXT datagrams of LoopbackDatagramSize,
+// if set; others, and a loopback peer without it, DatagramSize: a message
+// that fills a datagram's one DATA record goes whole, a byte more goes in
+// fragments.
+func TestExt_LoopbackDatagramSize(t *testing.T) {
+	loopback := netip.MustParseAddrPort("127.0.0.1:4323")
+	for _, tt := range []struct {
+		addr     netip.AddrPort
+		loopSize int
+		want     int
+	}{
+		{remote, 3000, 1200},
+		{loopback, 3000, 3000},
+		{loopback, 0, 1200},
+	} {
+		pa := extParams(1)
+		pa.LoopbackDatagramSize = tt.loopSize
+		largest := wire.MaxDataPayload(tt.want - pa.Format.ExtOverhead())
+		for _, n := range []int{largest, largest + 1} {
+			d := newDuoAt(t, tt.addr, pa, extParams(2))
+			d.send(d.a, "negotiate")
+			d.run()
+			d.send(d.a, strings.Repeat("m", n))
+			dg := d.a.TakeDatagrams(nil)
+			if len(dg) == 0 {
+				t.Fatalf("%v, LoopbackDatagramSize %d: nothing sent", tt.addr, tt.loopSize)
+			}
+			pkt, err := pa.Format.Decode(dg[0])
+			if err != nil || pkt.Kind != wire.Ext {
+				t.Fatalf("%v: %v %v, want an EXT datagram", tt.addr, pkt.Kind, err)
+			}
+			_, recs, _ := wire.ParseExt(pkt.Payload)
+			r, _ := recs.Next()
+			if whole := r.Type == wire.RecData; whole != (n == largest) || len(dg[0]) > tt.want {
+				t.Errorf("%v, LoopbackDatagramSize %d: %d bytes went whole %v, in a datagram of %d; want whole only up to %d, datagrams up to %d",
+					tt.addr, tt.loopSize, n, whole, len(dg[0]), largest, tt.want)
+			}
+		}
+	}
+}

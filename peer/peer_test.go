@@ -7,12 +7,14 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/benbjohnson/clock"
 	"github.com/google/uuid"
+	"github.com/gtudp/gtudp/mailbox"
 	"github.com/gtudp/gtudp/peer"
 	"github.com/gtudp/gtudp/wire"
 )
@@ -738,5 +740,330 @@ func TestPeer_ShortWriteCountsAsFailure(t *testing.T) {
 		}
 		cancel()
 		<-p.Done()
+	})
+}
+
+// A peer's mailbox takes a burst of RecvWindow DATA from the remote and
+// the RECV and ACK for a full window of ours (at least 2,048 packets), and
+// drops what comes beyond it.
+func TestPeer_MailboxHoldsABurst(t *testing.T) {
+	for _, tt := range []struct{ recvWindow, window, want int }{
+		{4096, 1000, 4096 + 2*1000},
+		{4096, 2, 4096 + 2*2},
+		{8, 4, 2048},
+	} {
+		cfg := peerConfig()
+		cfg.RecvWindow, cfg.Window = tt.recvWindow, tt.window
+		p := peer.New(peer.Options{
+			Addr: addrB, Params: cfg, Clock: clock.NewMock(), Sender: discard{},
+			Outlet: outlet{make(chan peer.Delivery), make(chan peer.Receipt)}, IdleTimeout: time.Hour,
+			Validated: true, Retire: func(*peer.Peer) bool { return false },
+		})
+		for i := range tt.want {
+			if err := p.Put(peer.Inbound{Packet: wire.Packet{Kind: wire.Ack, ID: wire.ID{byte(i >> 8), byte(i)}}, Size: 5}); err != nil {
+				t.Fatalf("RecvWindow %d, Window %d: packet %d refused: %v", tt.recvWindow, tt.window, i+1, err)
+			}
+		}
+		if err := p.Put(peer.Inbound{Packet: wire.Packet{Kind: wire.Ack}, Size: 5}); !errors.Is(err, mailbox.ErrFull) {
+			t.Fatalf("RecvWindow %d, Window %d: packet %d: %v, want mailbox.ErrFull", tt.recvWindow, tt.window, tt.want+1, err)
+		}
+	}
+}
+
+// A peer that replaces an evicted one for the same address recalls what
+// it remembered: a late repeat of a message delivered before is answered
+// but not delivered again.
+func TestPeer_RecallsTheEvictedPeersMemory(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		inbox := make(chan peer.Delivery, 2)
+		buried := make(chan peer.Memory, 1)
+		opt := peer.Options{
+			Addr: addrB, Params: peerConfig(), Clock: clock.NewMock(), Sender: discard{},
+			Outlet: outlet{inbox, make(chan peer.Receipt, 1)}, IdleTimeout: time.Hour, Validated: true,
+			Retire: func(*peer.Peer) bool { return false },
+			Bury:   func(_ *peer.Peer, m peer.Memory) { buried <- m },
+		}
+		data := func() peer.Inbound {
+			return peer.Inbound{Packet: wire.Packet{Kind: wire.Data, ID: wire.ID{7}, Payload: []byte("once")}, Size: 9}
+		}
+		first := peer.New(opt)
+		go first.Run(ctx)
+		if err := first.Put(data()); err != nil {
+			t.Fatal(err)
+		}
+		if m := <-inbox; string(m.Data) != "once" {
+			t.Fatalf("delivered %q", m.Data)
+		}
+		first.Evict()
+		<-first.Done()
+
+		opt.Memory = <-buried
+		second := peer.New(opt)
+		go second.Run(ctx)
+		if err := second.Put(data()); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		select {
+		case m := <-inbox:
+			t.Fatalf("a repeat delivered again by the evicted peer's successor: %q", m.Data)
+		default:
+		}
+		if st := second.Stats(); st.Duplicates != 1 || st.RecvResent != 1 {
+			t.Fatalf("stats %+v: want the repeat known and answered", st)
+		}
+		cancel()
+		<-second.Done()
+	})
+}
+
+// A cancel resumes a parked peer, as a packet or a send does: the peer
+// takes it, finds nothing to do, and parks again.
+func TestPeer_CancelResumesAParkedPeer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		mock := clock.NewMock()
+		var resumes atomic.Int32
+		p := peer.New(peer.Options{
+			Addr: addrB, Params: peerConfig(), Clock: mock, Sender: discard{},
+			Outlet: outlet{make(chan peer.Delivery), make(chan peer.Receipt)}, IdleTimeout: time.Hour, Validated: true,
+			Retire: func(*peer.Peer) bool { return false },
+			Resume: func(p *peer.Peer) { resumes.Add(1); go p.Run(ctx) },
+		})
+		go p.Run(ctx)
+		step(mock, time.Second) // ParkAfter's default
+		if !p.Parked() {
+			t.Fatal("not parked after a quiet ParkAfter")
+		}
+		p.Cancel(uuid.New(), context.Canceled)
+		synctest.Wait()
+		if n := resumes.Load(); n != 1 || !p.Parked() {
+			t.Fatalf("after a cancel: %d resumes, parked %v; want 1 and parked again", n, p.Parked())
+		}
+	})
+}
+
+// extDatagram returns an EXT datagram from incarnation 1 with n DATA
+// records, ids first to first+n-1, as the socket reader hands it over.
+func extDatagram(f wire.Format, first, n int) peer.Inbound {
+	dg := f.AppendExt(nil, wire.ExtHeader{Version: wire.ExtVersion, Incarnation: 1})
+	for i := first; i < first+n; i++ {
+		dg = wire.AppendData(dg, wire.ID{0, 0, byte(i >> 8), byte(i)}, []byte("m"))
+	}
+	pkt, err := f.Decode(dg)
+	if err != nil {
+		panic(err)
+	}
+	pkt.Payload = append([]byte(nil), pkt.Payload...)
+	return peer.Inbound{Packet: pkt, Size: len(dg)}
+}
+
+// A batch of EXT datagrams is flushed once 256 messages are held, however
+// few the datagrams: a burst beyond HoldLimit is not withheld while the
+// Inbox has room.
+func TestPeer_FlushesWhen256MessagesAreHeld(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		cfg := peerConfig()
+		cfg.Format.Ext = cfg.Format.DeriveExt()
+		cfg.DatagramSize, cfg.HoldLimit = 1200, 300
+		inbox := make(chan peer.Delivery, 1000)
+		p := peer.New(peer.Options{
+			Addr: addrB, Params: cfg, Clock: clock.NewMock(), Sender: discard{},
+			Outlet: outlet{inbox, make(chan peer.Receipt, 1)}, IdleTimeout: time.Hour, Validated: true,
+			Retire: func(*peer.Peer) bool { return false },
+		})
+		for _, in := range []peer.Inbound{extDatagram(cfg.Format, 0, 256), extDatagram(cfg.Format, 256, 100)} {
+			if err := p.Put(in); err != nil {
+				t.Fatal(err)
+			}
+		}
+		go p.Run(ctx)
+		synctest.Wait()
+		// The first datagram's 256 go to the Inbox before the second is
+		// handled, which the HoldLimit of 300 would otherwise cut short.
+		if n, st := len(inbox), p.Stats(); n != 356 || st.Withheld != 0 {
+			t.Fatalf("%d delivered, %d withheld; want 356 and 0", n, st.Withheld)
+		}
+		cancel()
+		<-p.Done()
+	})
+}
+
+// A message answered while the Outlet has no room for its receipt keeps
+// its place in the window from the moment the answer comes: a message
+// waiting for the window goes out only once the receipt is taken.
+func TestPeer_AnsweredMessageHoldsItsPlaceUntilItsReceiptIsTaken(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		mock := clock.NewMock()
+		l, a, _ := pair(t, ctx, mock, peerConfig(), 8)
+		for range cap(a.receipts) { // the application is behind on Receipts
+			a.receipts <- peer.Receipt{}
+		}
+		l.setDrop(func(netip.AddrPort, wire.Packet) bool { return true })
+		for range 3 { // Window 2: the third waits
+			if err := a.p.Send(peer.Outgoing{ID: uuid.New(), Data: []byte("r")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		synctest.Wait()
+		l.setDrop(nil)
+		step(mock, 100*time.Millisecond) // the re-sends are answered
+		if st := a.p.Stats(); st.Confirmed != 2 || st.Sent != 2 {
+			t.Fatalf("confirmed %d, sent %d; want 2 and 2, the third held back by their receipts", st.Confirmed, st.Sent)
+		}
+		<-a.receipts // room for one receipt: one place in the window
+		synctest.Wait()
+		if st := a.p.Stats(); st.Sent != 3 {
+			t.Fatalf("sent %d after a receipt was taken, want 3", st.Sent)
+		}
+	})
+}
+
+// statsOutlet is an outlet that notes, as it takes each receipt, the
+// failures its peer's Stats count.
+type statsOutlet struct {
+	outlet
+	p      *peer.Peer
+	failed []uint64
+}
+
+func (o *statsOutlet) Report(r peer.Receipt) bool {
+	o.failed = append(o.failed, o.p.Stats().Failed)
+	return o.outlet.Report(r)
+}
+
+// Whoever gets an outcome finds it counted in Stats.
+func TestPeer_ReceiptFindsItsOutcomeCounted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		mock := clock.NewMock()
+		o := &statsOutlet{outlet: outlet{make(chan peer.Delivery), make(chan peer.Receipt, 2)}}
+		o.p = peer.New(peer.Options{
+			Addr: addrB, Params: peerConfig(), Clock: mock, Sender: discard{}, Outlet: o,
+			IdleTimeout: time.Hour, Validated: true, Retire: func(*peer.Peer) bool { return false },
+		})
+		go o.p.Run(ctx)
+		for range 2 { // nobody answers: both fail
+			if err := o.p.Send(peer.Outgoing{ID: uuid.New()}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		step(mock, 30*time.Second)
+		cancel()
+		<-o.p.Done()
+		if len(o.failed) != 2 || o.failed[0] < 1 || o.failed[1] < 2 {
+			t.Fatalf("failures counted as each receipt was reported: %v, want at least 1 then 2", o.failed)
+		}
+	})
+}
+
+// Options.Dequeued is called once for every message with Queued set: when
+// it goes out, or when it ends without going out (cancelled while it
+// waits, or left when the peer ends); never for one without.
+func TestPeer_DequeuedOncePerQueuedMessage(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		var dequeued atomic.Int32
+		p := peer.New(peer.Options{
+			Addr: addrB, Params: peerConfig(), Clock: clock.NewMock(), Sender: discard{},
+			Outlet: outlet{make(chan peer.Delivery), make(chan peer.Receipt)}, IdleTimeout: time.Hour, Validated: true,
+			Retire:   func(*peer.Peer) bool { return false },
+			Dequeued: func() { dequeued.Add(1) },
+		})
+		go p.Run(ctx)
+		ids := []uuid.UUID{uuid.New(), uuid.New(), uuid.New(), uuid.New(), uuid.New()}
+		for i, id := range ids { // Window 2: two go out, three wait
+			if err := p.Send(peer.Outgoing{ID: id, NoReceipt: true, Queued: i != 2}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		synctest.Wait()
+		if n := dequeued.Load(); n != 2 {
+			t.Fatalf("%d dequeued with two messages out, want 2", n)
+		}
+		p.Cancel(ids[3], context.Canceled)
+		synctest.Wait()
+		if n := dequeued.Load(); n != 3 {
+			t.Fatalf("%d dequeued after a waiting message was cancelled, want 3", n)
+		}
+		cancel()
+		<-p.Done()
+		if n := dequeued.Load(); n != 4 {
+			t.Fatalf("%d dequeued after the peer ended, want 4 (the message without Queued never)", n)
+		}
+	})
+}
+
+// failWriter refuses every datagram with err.
+type failWriter struct{ err error }
+
+func (w failWriter) WriteBatch([][]byte, netip.AddrPort) (int, error) { return 0, w.err }
+
+// A datagram the socket refuses for good (EMSGSIZE) fails its message at
+// once, with the socket's error: no re-send can cure it.
+func TestPeer_PermanentWriteErrorFailsTheMessage(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		p := peer.New(peer.Options{
+			Addr: addrB, Params: peerConfig(), Clock: clock.NewMock(), Sender: failWriter{syscall.EMSGSIZE},
+			Outlet: outlet{make(chan peer.Delivery), make(chan peer.Receipt)}, IdleTimeout: time.Hour,
+			Validated: true, Retire: func(*peer.Peer) bool { return false },
+		})
+		go p.Run(ctx)
+		done := make(chan peer.Receipt, 1)
+		if err := p.Send(peer.Outgoing{ID: uuid.New(), Data: []byte("too large"), Done: done}); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if st := p.Stats(); st.WriteErrors != 1 || st.Failed != 1 || st.InFlight != 0 {
+			t.Fatalf("write errors %d, failed %d, in flight %d; want 1, 1, 0", st.WriteErrors, st.Failed, st.InFlight)
+		}
+		cancel()
+		<-p.Done()
+		if r := <-done; !errors.Is(r.Err, peer.ErrUndelivered) || !errors.Is(r.Err, syscall.EMSGSIZE) || r.Attempts != 1 {
+			t.Fatalf("receipt %+v, want ErrUndelivered with EMSGSIZE after 1 attempt", r)
+		}
+	})
+}
+
+// A peer that has not proved its address is evictable once it has no
+// messages of ours, in flight or waiting; one in use is spared once.
+func TestPeer_EvictableWithoutOurMessages(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		p := peer.New(peer.Options{
+			Addr: addrB, Params: peerConfig(), Clock: clock.NewMock(), Sender: discard{},
+			Outlet: outlet{make(chan peer.Delivery), make(chan peer.Receipt, 8)}, IdleTimeout: time.Hour,
+			Retire: func(*peer.Peer) bool { return false },
+		})
+		go p.Run(ctx)
+		synctest.Wait()
+		if p.Evictable(false) {
+			t.Fatal("a new peer evicted: want it spared once")
+		}
+		if !p.Evictable(false) {
+			t.Fatal("an unproved peer without messages of ours is not evictable")
+		}
+		for range 3 { // Window 2: two in flight (held back for proof), one waiting
+			if err := p.Send(peer.Outgoing{ID: uuid.New(), Data: []byte("o")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		synctest.Wait()
+		if st := p.Stats(); st.InFlight != 2 {
+			t.Fatalf("%d in flight, want 2", st.InFlight)
+		}
+		p.Evictable(false) // spared once: it was used
+		if p.Evictable(false) || !p.Evictable(true) {
+			t.Fatal("with messages of ours: want evictable only when ours may go")
+		}
 	})
 }
