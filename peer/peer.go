@@ -666,7 +666,24 @@ func (p *Peer) busy() bool {
 
 // flush hands out outcomes and as many deliveries as the Outlet takes,
 // then writes the datagrams the state produced, and publishes the stats.
+// A write that fails for good ends its message: flush goes round again,
+// so that its receipt goes out now, not at the next wake-up (which an
+// idle peer may not have for a long time).
 func (p *Peer) flush(now time.Time) {
+	for {
+		p.handOutcomes(now)
+		// One batch for all of it: the RECVs the deliveries produced
+		// share datagrams with what the packets handled before produced.
+		if !p.writeDatagrams() || !p.loop.st.HasOutcomes() {
+			break
+		}
+	}
+	p.publish()
+}
+
+// handOutcomes hands out the outcomes the state has, admits the messages
+// that made room for, and hands the Outlet as many deliveries as it takes.
+func (p *Peer) handOutcomes(now time.Time) {
 	st := p.loop.st
 	p.loop.outs = st.TakeOutcomes(p.loop.outs[:0])
 	// Stats first: whoever gets an outcome finds it counted.
@@ -690,19 +707,16 @@ func (p *Peer) flush(now time.Time) {
 		}
 		st.Delivered(now)
 	}
-	// One batch for all of it: the RECVs the deliveries produced share
-	// datagrams with what the packets handled before produced.
-	p.writeDatagrams()
-	p.publish()
 }
 
 // writeDatagrams writes what the state has produced, in one batch through
-// the Sender, going on past a datagram that fails.
-func (p *Peer) writeDatagrams() {
+// the Sender, going on past a datagram that fails. It reports whether one
+// failed.
+func (p *Peer) writeDatagrams() (failed bool) {
 	d := p.loop.st.TakeDatagrams(p.loop.dgrams[:0])
 	p.loop.dgrams = d
 	if len(d) == 0 {
-		return
+		return false
 	}
 	if p.debug() {
 		for _, b := range d {
@@ -722,10 +736,12 @@ func (p *Peer) writeDatagrams() {
 			}
 			p.writeFailed(err)
 			p.loop.st.WriteFailed(p.opt.Clock.Now(), sent, err)
+			failed = true
 			sent++
 		}
 	}
 	clear(d)
+	return failed
 }
 
 func (p *Peer) writeFailed(err error) {

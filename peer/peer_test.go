@@ -1025,11 +1025,18 @@ func TestPeer_PermanentWriteErrorFailsTheMessage(t *testing.T) {
 		if st := p.Stats(); st.WriteErrors != 1 || st.Failed != 1 || st.InFlight != 0 {
 			t.Fatalf("write errors %d, failed %d, in flight %d; want 1, 1, 0", st.WriteErrors, st.Failed, st.InFlight)
 		}
+		// The receipt is out at once, not at the peer's next wake-up
+		// (which an idle peer may not have for IdleTimeout).
+		select {
+		case r := <-done:
+			if !errors.Is(r.Err, peer.ErrUndelivered) || !errors.Is(r.Err, syscall.EMSGSIZE) || r.Attempts != 1 {
+				t.Fatalf("receipt %+v, want ErrUndelivered with EMSGSIZE after 1 attempt", r)
+			}
+		default:
+			t.Fatal("no receipt after the write failed for good")
+		}
 		cancel()
 		<-p.Done()
-		if r := <-done; !errors.Is(r.Err, peer.ErrUndelivered) || !errors.Is(r.Err, syscall.EMSGSIZE) || r.Attempts != 1 {
-			t.Fatalf("receipt %+v, want ErrUndelivered with EMSGSIZE after 1 attempt", r)
-		}
 	})
 }
 
