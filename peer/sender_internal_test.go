@@ -30,3 +30,27 @@ func TestSender_FreeListIsBounded(t *testing.T) {
 		t.Fatal("start allocated an entry with one kept for reuse")
 	}
 }
+
+// oldestFlying returns the oldest message in flight, skipping the
+// transmissions of those answered since, and nil once none is in flight.
+func TestSender_OldestFlying(t *testing.T) {
+	s := testSender()
+	if o := s.oldestFlying(); o != nil {
+		t.Fatalf("oldestFlying of a new sender = %p, want nil", o)
+	}
+	a := s.start(Outgoing{Data: []byte("a")}, 40, never)
+	b := s.start(Outgoing{Data: []byte("b")}, 40, never)
+	s.transmitted(a, 1)
+	s.transmitted(b, 2)
+	if o := s.oldestFlying(); o != a {
+		t.Fatal("oldestFlying is not the first sent")
+	}
+	s.land(a)
+	if o := s.oldestFlying(); o != b {
+		t.Fatal("with the first answered, oldestFlying is not the second")
+	}
+	s.land(b)
+	if o := s.oldestFlying(); o != nil {
+		t.Fatalf("with both answered, oldestFlying = %p, want nil", o)
+	}
+}
