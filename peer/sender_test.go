@@ -1,10 +1,12 @@
 package peer_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/gtudp/gtudp/peer"
 	"github.com/gtudp/gtudp/wire"
 )
@@ -84,6 +86,65 @@ func TestState_FragmentedMessageRTTFromFirstTransmission(t *testing.T) {
 	}
 	if got, want := out[0].Receipt.RTT, d.now.Sub(start); got != want {
 		t.Fatalf("RTT %v, want %v: from the first transmission to the last RECV", got, want)
+	}
+}
+
+// Hungry counts the bytes of a message in fragments not yet cut: one
+// cancelled part way gives back those, no more, and the backlog behind
+// it counts in full.
+func TestState_HungryAfterCancelInFragments(t *testing.T) {
+	d := negotiated(t)
+	big := peer.Outgoing{ID: uuid.New(), Data: make([]byte, 1<<20)}
+	if err := d.a.Send(d.now, big); err != nil {
+		t.Fatal(err)
+	}
+	// Queued behind the first, not cut: the window is full.
+	const backlog = 64<<10 + 1000 // above minBacklog, which is above 2 windows
+	if err := d.a.Send(d.now, peer.Outgoing{ID: uuid.New(), Data: make([]byte, backlog)}); err != nil {
+		t.Fatal(err)
+	}
+	if st := d.a.Stats(); 2*st.Cwnd >= backlog || st.InFlightBytes == 0 {
+		t.Fatalf("window %d, in flight %d: want the first message cut in part, in a window under %d", st.Cwnd, st.InFlightBytes, backlog/2)
+	}
+	if d.a.Hungry() {
+		t.Fatal("hungry with a MiB unsent")
+	}
+	if !d.a.Cancel(d.now, big.ID, context.Canceled) {
+		t.Fatal("Cancel did not find the message")
+	}
+	if d.a.Hungry() {
+		t.Fatalf("hungry after the cancel, with %d bytes of the second message unsent", backlog)
+	}
+}
+
+// A message parked while the probe asks whether the peer speaks the
+// extension, and cancelled there, leaves nothing parked: the probe is not
+// sent again for it.
+func TestState_CancelParkedStopsTheProbe(t *testing.T) {
+	a := peer.NewState(extParams(1), remote, epoch, [5]uint32{1}, true)
+	m := peer.Outgoing{ID: uuid.New(), Data: make([]byte, 5000)}
+	if err := a.Send(epoch, m); err != nil {
+		t.Fatal(err)
+	}
+	if out := decode(t, a.TakeDatagrams(nil)); len(out) != 1 || out[0].Kind != wire.Recv {
+		t.Fatalf("first datagrams %v, want the probe's RECV", out)
+	}
+	if !a.Cancel(epoch, m.ID, context.Canceled) {
+		t.Fatal("Cancel did not find the parked message")
+	}
+	for now := epoch; ; {
+		next := a.NextDeadline()
+		if next.IsZero() {
+			break
+		}
+		if next.Sub(epoch) > time.Minute {
+			t.Fatalf("deadline %v after the cancel, want none", next.Sub(epoch))
+		}
+		now = next
+		a.Tick(now)
+		if out := decode(t, a.TakeDatagrams(nil)); len(out) != 0 {
+			t.Fatalf("at %v, with nothing parked: sent %v", now.Sub(epoch), out)
+		}
 	}
 }
 
