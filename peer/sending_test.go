@@ -1,10 +1,12 @@
 package peer_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
 	"github.com/gtudp/gtudp/peer"
+	"github.com/gtudp/gtudp/wire"
 )
 
 // Messages parked while the probe asks whether the peer speaks the
@@ -28,5 +30,124 @@ func TestState_HungryCountsParkedApart(t *testing.T) {
 	}
 	if n := len(a.TakeDatagrams(nil)); n != 1 {
 		t.Fatalf("%d datagrams, want the probe alone: both messages parked", n)
+	}
+}
+
+// windowParams are extParams whose EXT datagrams hold exactly 1,152
+// bytes of records, and that take a thousand messages at a time.
+func windowParams() *peer.Params {
+	p := extParams(1)
+	p.DatagramSize = 1152 + p.Format.ExtOverhead()
+	p.Window = 1000
+	return p
+}
+
+// Records that fit in the open EXT datagram go past the window (they add
+// no datagram), one that exactly fills it too; none goes once the window
+// is full. The window is 12,280 bytes (ten datagrams of 1,228); a message
+// of n bytes (n < 120) is a DATA record of n+6 bytes, charged n+14.
+func TestState_WindowFullStopsFilling(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		first  int // bytes of the first message; the others have rest
+		rest   int
+		sent   int // messages sent, until the window stops them
+		flying int
+	}{
+		// 32-byte records, 36 to a datagram: the 307th fills the window
+		// to the byte, the 19th of its datagram; the 308th would fit.
+		{"window full to the byte", 26, 26, 307, 12280},
+		// 96-byte records, 12 to a datagram, after a first of 97: with
+		// the window 7 bytes short, the 119th fills its datagram exactly.
+		{"record fills the datagram exactly", 91, 90, 119, 12377},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d := newDuo(t, windowParams(), extParams(2))
+			d.send(d.a, "negotiate")
+			d.run()
+			if st := d.a.Stats(); st.Cwnd != 12280 || st.InFlightBytes != 0 || !st.Extension {
+				t.Fatalf("after the negotiation: %+v, want a window of 12,280 bytes, empty", st)
+			}
+			d.send(d.a, strings.Repeat("m", tt.first))
+			for range 2 * tt.sent {
+				d.send(d.a, strings.Repeat("m", tt.rest))
+			}
+			records := 0
+			for _, dg := range d.a.TakeDatagrams(nil) {
+				p, err := d.fa.Decode(dg)
+				if err != nil || p.Kind != wire.Ext {
+					t.Fatalf("a wrote %x (%v), want EXT datagrams", dg, err)
+				}
+				_, recs, _ := wire.ParseExt(p.Payload)
+				for _, ok := recs.Next(); ok; _, ok = recs.Next() {
+					records++
+				}
+			}
+			if st := d.a.Stats(); records != tt.sent || st.InFlightBytes != tt.flying {
+				t.Fatalf("%d messages sent, %d bytes in flight; want %d and %d", records, st.InFlightBytes, tt.sent, tt.flying)
+			}
+		})
+	}
+}
+
+// The window charges each record in an EXT datagram its bytes and a share
+// of the datagram's headers (extShare, 8 bytes), but a fragment that
+// starts a datagram, which is charged the datagram's headers in full (the
+// EXT overhead, and 28 bytes of IP and UDP).
+func TestState_WindowChargesRecordsAndHeaders(t *testing.T) {
+	d := negotiated(t)
+	d.send(d.a, "s")
+	d.send(d.a, strings.Repeat("f", 3000))
+	overhead := d.fa.ExtOverhead()
+	want, frags, starts := 0, 0, 0
+	for _, dg := range d.a.TakeDatagrams(nil) {
+		p, err := d.fa.Decode(dg)
+		if err != nil || p.Kind != wire.Ext {
+			t.Fatalf("a wrote %x (%v), want EXT datagrams", dg, err)
+		}
+		_, recs, _ := wire.ParseExt(p.Payload)
+		for i := 0; ; i++ {
+			r, ok := recs.Next()
+			if !ok {
+				break
+			}
+			switch {
+			case r.Type == wire.RecData:
+				want += wire.DataLen(len(r.Payload)) + 8
+			case r.Type == wire.RecFrag && i == 0:
+				want += wire.FragLen(r.Total, r.Offset, len(r.Payload)) + overhead + 28
+				frags++
+				starts++
+			case r.Type == wire.RecFrag:
+				want += wire.FragLen(r.Total, r.Offset, len(r.Payload)) + 8
+				frags++
+			}
+		}
+	}
+	if frags < 3 || starts < 2 || starts == frags {
+		t.Fatalf("%d fragments, %d starting a datagram: want one filling the first datagram, two or more after", frags, starts)
+	}
+	if got := d.a.Stats().InFlightBytes; got != want {
+		t.Fatalf("%d bytes in flight, want %d", got, want)
+	}
+}
+
+// A message the amplification limit holds back leaves the bytes in flight
+// as they were: it was never in flight.
+func TestState_BlockedMessageLeavesBytesInFlight(t *testing.T) {
+	h := newHarness(t, testParams(), false)
+	h.recv(wire.Data, wire.ID{6}, strings.Repeat("x", 100)) // 105 bytes in: 315 may go out
+	h.send(1, strings.Repeat("a", 50))
+	h.onePacket(wire.Data)
+	flying := h.s.Stats().InFlightBytes
+	if flying == 0 {
+		t.Fatal("nothing in flight after the first message")
+	}
+	h.send(2, strings.Repeat("b", 280)) // past the limit
+	if p := h.onePacket(wire.Recv); p.ID == (wire.ID{6}) {
+		t.Fatal("a RECV for the peer's message, want the probe")
+	}
+	if st := h.s.Stats(); st.Limited == 0 || st.InFlightBytes != flying {
+		t.Fatalf("limited %d, %d bytes in flight; want the second held back and %d in flight", st.Limited, st.InFlightBytes, flying)
 	}
 }
