@@ -1,8 +1,10 @@
 package peer_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/gtudp/gtudp/peer"
@@ -149,5 +151,61 @@ func TestState_BlockedMessageLeavesBytesInFlight(t *testing.T) {
 	}
 	if st := h.s.Stats(); st.Limited == 0 || st.InFlightBytes != flying {
 		t.Fatalf("limited %d, %d bytes in flight; want the second held back and %d in flight", st.Limited, st.InFlightBytes, flying)
+	}
+}
+
+// An answer moves the largest answered transmission, from which earlier
+// ones are found lost, when it answers the latest transmission of its
+// message: a first one, or a re-send answered a least RTT or more after it
+// went. One sooner answers an earlier transmission (spurious), and moves
+// nothing. Here a, c, d, e, b go at 0; c, d and e are answered at 10 ms
+// (the least RTT), so a is lost and goes again; b, sent after e, is not.
+func TestState_LargestAckedFollowsTheLatestTransmission(t *testing.T) {
+	const ms = time.Millisecond
+	for _, tt := range []struct {
+		name   string
+		answer time.Duration // when a's RECV comes
+		want   []wire.Kind   // what goes out at 20 ms
+	}{
+		// 1 ms after its re-send: spurious, b stays in flight.
+		{"spurious", 11 * ms, nil},
+		// A least RTT after its re-send: it answers it, and b, sent
+		// before, is lost by time (9/8 of 10 ms after it went).
+		{"a least RTT after the re-send", 20 * ms, []wire.Kind{wire.Ack, wire.Data}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testParams()
+			cfg.Window = 8
+			h := newHarness(t, cfg, true)
+			ids := map[string]wire.ID{}
+			for i, m := range []string{"a", "c", "d", "e", "b"} {
+				h.send(byte(i), m)
+				ids[m] = h.onePacket(wire.Data).ID
+			}
+			h.at(10 * ms)
+			for _, m := range []string{"c", "d", "e"} {
+				h.recv(wire.Recv, ids[m], "")
+			}
+			if st := h.s.Stats(); st.Lost != 1 || st.DataResent != 1 {
+				t.Fatalf("after c, d and e answered: lost %d resent %d, want a", st.Lost, st.DataResent)
+			}
+			h.packets()
+			h.at(tt.answer)
+			h.recv(wire.Recv, ids["a"], "")
+			if tt.answer < 20*ms {
+				h.onePacket(wire.Ack)
+				h.at(20 * ms)
+			}
+			var got []wire.Kind
+			for _, p := range h.packets() {
+				got = append(got, p.Kind)
+				if p.Kind == wire.Data && string(p.Payload) != "b" {
+					t.Fatalf("DATA %q at 20 ms, want b", p.Payload)
+				}
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("at 20 ms: %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
