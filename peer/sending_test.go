@@ -1,6 +1,7 @@
 package peer_test
 
 import (
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -207,5 +208,93 @@ func TestState_LargestAckedFollowsTheLatestTransmission(t *testing.T) {
 				t.Fatalf("at 20 ms: %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// To a peer that speaks the extension, the probe timeout is RFC 9002's:
+// SRTT + max(4 RTTVAR, 1 ms) + one more SRTT for the peer's answer delay.
+func TestState_ExtProbeTimeout(t *testing.T) {
+	d := newDuo(t, extParams(1), extParams(2))
+	d.send(d.a, "negotiate")
+	d.now = epoch.Add(10 * time.Millisecond) // the RTT sample
+	d.run()
+	st := d.a.Stats()
+	if !st.Extension || st.SRTT != 10*time.Millisecond || st.RTTVar != 5*time.Millisecond {
+		t.Fatalf("after the negotiation: extension %v, SRTT %v, RTTVAR %v; want on, 10ms, 5ms", st.Extension, st.SRTT, st.RTTVar)
+	}
+	d.send(d.a, "x")
+	d.a.TakeDatagrams(nil) // lost
+	want := d.now.Add(2*st.SRTT + 4*st.RTTVar)
+	if next := d.a.NextDeadline(); !next.Equal(want) {
+		t.Fatalf("next deadline %v, want the probe timeout at %v", next.Sub(epoch), want.Sub(epoch))
+	}
+	d.a.Tick(want)
+	if n := len(d.a.TakeDatagrams(nil)); n != 1 || d.a.Stats().Timeouts != 1 {
+		t.Fatalf("at the probe timeout: %d datagrams, %d timeouts; want the message again", n, d.a.Stats().Timeouts)
+	}
+}
+
+// Three probe timeouts in a row collapse the window only if the peer has
+// also been quiet for three RTOs (RFC 6298's, 100 ms here): heard 300 ms
+// before the third it has, a nanosecond later it has not.
+func TestState_PersistentCongestionNeedsAQuietPeer(t *testing.T) {
+	const ms = time.Millisecond
+	for _, tt := range []struct {
+		heard    time.Duration
+		collapse bool
+	}{
+		{400 * ms, true},
+		{400*ms + 1, false},
+	} {
+		h := newHarness(t, testParams(), true)
+		h.send(1, "x")
+		h.onePacket(wire.Data)
+		initial := h.s.Stats().Cwnd
+		for _, at := range []time.Duration{100 * ms, 300 * ms} {
+			h.at(at)
+			h.onePacket(wire.Data)
+		}
+		h.at(tt.heard)
+		h.recv(wire.Ack, wire.ID{9}, "") // anything heard will do
+		h.at(700 * ms)
+		h.onePacket(wire.Data)
+		st := h.s.Stats()
+		if st.Timeouts != 3 {
+			t.Fatalf("heard at %v: %d timeouts, want 3", tt.heard, st.Timeouts)
+		}
+		if collapsed := st.Cwnd == 2*(1200+28); collapsed != tt.collapse || !collapsed && st.Cwnd != initial {
+			t.Fatalf("heard at %v, third PTO at 700ms: window %d (from %d), want collapsed %v", tt.heard, st.Cwnd, initial, tt.collapse)
+		}
+	}
+}
+
+// A window at its floor is not collapsed again by the probe timeouts that
+// follow the third: the threshold the first collapse set stays, and the
+// window is in slow start up to it (the pacer's gain is 2).
+func TestState_PersistentCongestionOnceAtTheFloor(t *testing.T) {
+	const ms = time.Millisecond
+	h := newHarness(t, testParams(), true)
+	h.send(1, "x")
+	p := h.onePacket(wire.Data)
+	h.at(10 * ms)
+	h.recv(wire.Recv, p.ID, "") // SRTT 10 ms, RTO 30 ms
+	h.onePacket(wire.Ack)
+	h.send(2, "y") // never answered
+	h.onePacket(wire.Data)
+	// Probe timeouts at 40, 100, 220 ms (the third collapses the
+	// window) and 460 ms.
+	for i, at := range []time.Duration{40 * ms, 100 * ms, 220 * ms, 460 * ms} {
+		h.at(at)
+		h.onePacket(wire.Data)
+		if st := h.s.Stats(); st.Timeouts != uint64(i+1) {
+			t.Fatalf("at %v: %d timeouts, want %d", at, st.Timeouts, i+1)
+		}
+	}
+	st := h.s.Stats()
+	if floor := 2 * (1200 + 28); st.Cwnd != floor {
+		t.Fatalf("window %d after four probe timeouts, want the floor %d", st.Cwnd, floor)
+	}
+	if g := float64(st.PacingRate) / (float64(st.Cwnd) / st.SRTT.Seconds()); math.Abs(g-2) > 0.001 {
+		t.Fatalf("pacing gain %.3f at the floor, want 2: slow start up to the threshold of the first collapse", g)
 	}
 }
