@@ -36,6 +36,38 @@ func TestState_HungryCountsParkedApart(t *testing.T) {
 	}
 }
 
+// The pacer's gain follows the controller's mode: twice the window per
+// SRTT in slow start, 1.25 times once a loss has ended slow start (the
+// window then equals the threshold, and grows as in congestion
+// avoidance).
+func TestState_PacingGainLeavesSlowStartWithIt(t *testing.T) {
+	cfg := testParams()
+	cfg.Window = 8
+	h := newHarness(t, cfg, true)
+	h.at(time.Millisecond) // after the start of the recovery period (none)
+	var ids []wire.ID
+	for i, m := range []string{"a", "b", "c", "d", "e"} {
+		h.send(byte(i), m)
+		ids = append(ids, h.onePacket(wire.Data).ID)
+	}
+	gain := func(want float64, when string) {
+		t.Helper()
+		st := h.s.Stats()
+		g := float64(st.PacingRate) / (float64(st.Cwnd) / st.SRTT.Seconds())
+		if math.Abs(g-want) > 0.001 {
+			t.Fatalf("%s: pacing rate %d B/s for a window of %d and SRTT %v: gain %.3f, want %v", when, st.PacingRate, st.Cwnd, st.SRTT, g, want)
+		}
+	}
+	h.at(11 * time.Millisecond)
+	h.recv(wire.Recv, ids[0], "")
+	gain(2, "slow start")
+	h.recv(wire.Recv, ids[4], "") // b is three behind: lost
+	if st := h.s.Stats(); st.Lost != 1 {
+		t.Fatalf("%d lost, want b", st.Lost)
+	}
+	gain(1.25, "after a loss")
+}
+
 // windowParams are extParams whose EXT datagrams hold exactly 1,152
 // bytes of records, and that take a thousand messages at a time.
 func windowParams() *peer.Params {
