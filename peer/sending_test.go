@@ -1,6 +1,8 @@
 package peer_test
 
 import (
+	"context"
+	"errors"
 	"math"
 	"slices"
 	"strings"
@@ -300,6 +302,35 @@ func TestState_PersistentCongestionNeedsAQuietPeer(t *testing.T) {
 	}
 }
 
+// While draining, a message that reaches its own Lifetime fails for that;
+// one that reaches the end Drain set (it was sent later) fails because
+// the endpoint closed.
+func TestState_DrainFailureReasons(t *testing.T) {
+	cfg := testParams()
+	cfg.Lifetime = time.Second
+	cfg.MaxAttempts = 100
+	h := newHarness(t, cfg, true)
+	h.send(1, "before")
+	h.at(500 * time.Millisecond)
+	h.s.Drain(h.now) // every message ends by 1.5 s
+	h.at(800 * time.Millisecond)
+	h.send(2, "after")
+	for _, tt := range []struct {
+		at     time.Duration
+		reason string
+	}{
+		{time.Second, "lifetime 1s exceeded"},
+		{1500 * time.Millisecond, "the endpoint closed and 1s (Lifetime) passed"},
+	} {
+		h.at(tt.at)
+		out := h.outcomes()
+		var ue *peer.UndeliveredError
+		if len(out) != 1 || !errors.As(out[0].Receipt.Err, &ue) || ue.Reason != tt.reason {
+			t.Fatalf("at %v: outcomes %+v, want one undelivered: %s", tt.at, out, tt.reason)
+		}
+	}
+}
+
 // A window at its floor is not collapsed again by the probe timeouts that
 // follow the third: the threshold the first collapse set stays, and the
 // window is in slow start up to it (the pacer's gain is 2).
@@ -328,5 +359,34 @@ func TestState_PersistentCongestionOnceAtTheFloor(t *testing.T) {
 	}
 	if g := float64(st.PacingRate) / (float64(st.Cwnd) / st.SRTT.Seconds()); math.Abs(g-2) > 0.001 {
 		t.Fatalf("pacing gain %.3f at the floor, want 2: slow start up to the threshold of the first collapse", g)
+	}
+}
+
+// Cancel fails a message with the caller's error if none of its DATA went
+// out; once one did, the peer may have it, and the error says so too.
+func TestState_CancelErrorSaysWhetherDataWent(t *testing.T) {
+	cfg := testParams()
+	cfg.Window = 2
+	h := newHarness(t, cfg, true)
+	h.send(1, strings.Repeat("a", 20000)) // fills the congestion window
+	h.send(2, "b")                        // waits behind it
+	if n := len(h.packets()); n != 1 {
+		t.Fatalf("%d packets, want the first message's DATA alone", n)
+	}
+	for _, tt := range []struct {
+		id      byte
+		unknown bool
+	}{{2, false}, {1, true}} {
+		if !h.s.Cancel(h.now, uuid.UUID{tt.id}, context.Canceled) {
+			t.Fatalf("Cancel(%d) = false", tt.id)
+		}
+		out := h.outcomes()
+		if len(out) != 1 {
+			t.Fatalf("Cancel(%d): %d outcomes, want 1", tt.id, len(out))
+		}
+		err := out[0].Receipt.Err
+		if !errors.Is(err, context.Canceled) || errors.Is(err, peer.ErrOutcomeUnknown) != tt.unknown {
+			t.Fatalf("Cancel(%d): %v; want context.Canceled, outcome unknown %v", tt.id, err, tt.unknown)
+		}
 	}
 }
