@@ -101,6 +101,99 @@ func TestState_DrainAnswersOnceMore(t *testing.T) {
 	}
 }
 
+// recvPacedAt sets up a RECV due when the pacer owes for a large DATA:
+// an RTT of 1 s paces at two windows a second (24,560 B/s, a bucket of
+// 12,280 bytes); a DATA of 60,000 bytes, sent 100 ms before the RECV is
+// due, leaves the bucket far below zero. It returns the harness at that
+// time, the RECV not yet handled.
+func recvPacedAt(t *testing.T, maxRTO time.Duration) (*harness, time.Duration) {
+	t.Helper()
+	cfg := testParams()
+	cfg.InitialRTO, cfg.MaxRTO = 5*time.Second, maxRTO
+	h := newHarness(t, cfg, true)
+	h.send(1, "x")
+	ours := h.onePacket(wire.Data).ID
+	h.at(time.Second)
+	h.recv(wire.Recv, ours, "")
+	h.onePacket(wire.Ack)
+	h.recv(wire.Data, wire.ID{7}, "theirs")
+	h.deliverAll()
+	h.onePacket(wire.Recv)
+	due := h.s.NextDeadline().Sub(epoch)
+	h.at(due - 100*time.Millisecond)
+	h.send(2, strings.Repeat("y", 60000))
+	h.onePacket(wire.Data)
+	return h, due
+}
+
+// A RECV re-sent is charged to the pacer what it takes on the link: its
+// header and 28 bytes of IP and UDP headers. It waits until the pacer has
+// that many tokens.
+func TestState_RecvResendChargedItsWireSize(t *testing.T) {
+	h, due := recvPacedAt(t, 10*time.Second)
+	h.at(due)
+	h.noPackets()
+	st := h.s.Stats()
+	if st.PacingRate != 24560 {
+		t.Fatalf("pacing rate %d B/s, want 24,560", st.PacingRate)
+	}
+	rate := float64(st.PacingRate) / float64(time.Second) // bytes a nanosecond
+	header := testParams().Format.HeaderLen()
+	tokens := 12280 - float64(header+60000+28) + float64(100*time.Millisecond)*rate
+	want := due + time.Duration((float64(header+28)-tokens)/rate)
+	if next := h.s.NextDeadline().Sub(epoch); next < want-time.Microsecond || next > want+time.Microsecond {
+		t.Fatalf("RECV re-sent at %v, want %v: when the pacer has its %d bytes", next, want, header+28)
+	}
+}
+
+// A RECV waits for the pacer when that takes as long as the RECV's own
+// timeout, and no longer: then it goes at once. The wait is measured with
+// a MaxRTO that does not bound the timeout, and the timeout then set to
+// it, and to a nanosecond less, through MaxRTO.
+func TestState_RecvWaitsForThePacerUpToItsTimeout(t *testing.T) {
+	h, due := recvPacedAt(t, 10*time.Second)
+	h.at(due)
+	h.noPackets()
+	wait := h.s.NextDeadline().Sub(epoch) - due
+	for _, tt := range []struct {
+		timeout time.Duration
+		waits   bool
+	}{{wait, true}, {wait - 1, false}} {
+		h, due := recvPacedAt(t, tt.timeout) // RTO and RECV timeout: MaxRTO
+		if due != time.Second+tt.timeout {
+			t.Fatalf("RECV due at %v, want a timeout of %v after 1s", due, tt.timeout)
+		}
+		h.at(due)
+		if got := len(h.packets()) == 0; got != tt.waits {
+			t.Fatalf("the pacer owes %v, the RECV's timeout is %v: waits %v, want %v", wait, tt.timeout, got, tt.waits)
+		}
+	}
+}
+
+// EXT datagrams are packed to an eighth of the window (at least 1,200
+// bytes), however large the datagram size: a loss then costs an eighth
+// of the window, and the datagrams after it find it.
+func TestState_PacksAnEighthOfTheWindow(t *testing.T) {
+	pa := extParams(1)
+	pa.DatagramSize = 9000
+	d := newDuo(t, pa, extParams(2))
+	d.send(d.a, "negotiate")
+	d.run()
+	eighth := d.a.Stats().Cwnd / 8
+	for range 40 {
+		d.send(d.a, strings.Repeat("m", 100))
+	}
+	dgs := d.a.TakeDatagrams(nil)
+	if len(dgs) < 3 {
+		t.Fatalf("40 messages of 100 bytes in %d datagrams, want them spread over datagrams of %d bytes", len(dgs), eighth)
+	}
+	for i, dg := range dgs {
+		if len(dg) > eighth {
+			t.Fatalf("datagram %d of %d bytes, more than an eighth of the window, %d", i, len(dg), eighth)
+		}
+	}
+}
+
 // BytesOut counts every byte of the datagrams written, EXT ones too.
 func TestState_CountsBytesOut(t *testing.T) {
 	d := negotiated(t)
@@ -114,5 +207,48 @@ func TestState_CountsBytesOut(t *testing.T) {
 	}
 	if got := d.a.Stats().BytesOut - before; got != n {
 		t.Fatalf("BytesOut grew by %d for %d bytes of datagrams", got, n)
+	}
+}
+
+// RECVs answering many messages at once go as records of many ids, in as
+// many EXT datagrams as it takes, none larger than the datagram size, to
+// the byte: here the records' room is 2 more than a multiple of 4 (an id's
+// length), and a record past 31 ids has a 2-byte length.
+func TestState_RecvRecordsFitTheDatagram(t *testing.T) {
+	pa, pb := extParams(1), extParams(2)
+	pa.Window = 1000
+	pb.DatagramSize = 1200 + (2-(1200-pb.Format.ExtOverhead())%4+4)%4
+	d := newDuo(t, pa, pb)
+	d.send(d.a, "negotiate")
+	d.run()
+	const n = 700
+	for range n {
+		d.send(d.a, "m")
+	}
+	d.hop("a", d.a, d.fa, d.b, d.fb)
+	for {
+		if _, ok := d.b.Next(); !ok {
+			break
+		}
+		d.b.Delivered(d.now)
+	}
+	ids := 0
+	for _, dg := range d.b.TakeDatagrams(nil) {
+		if len(dg) > pb.DatagramSize {
+			t.Fatalf("an EXT datagram of %d bytes, more than %d", len(dg), pb.DatagramSize)
+		}
+		p, err := d.fb.Decode(dg)
+		if err != nil || p.Kind != wire.Ext {
+			t.Fatalf("b wrote %x (%v), want EXT datagrams", dg, err)
+		}
+		_, recs, _ := wire.ParseExt(p.Payload)
+		for r, ok := recs.Next(); ok; r, ok = recs.Next() {
+			if r.Type == wire.RecRecv {
+				ids += r.NumIDs()
+			}
+		}
+	}
+	if ids != n {
+		t.Fatalf("%d ids in RECV records, want %d", ids, n)
 	}
 }
