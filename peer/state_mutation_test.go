@@ -1,6 +1,7 @@
 package peer_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -250,5 +251,26 @@ func TestState_RecvRecordsFitTheDatagram(t *testing.T) {
 	}
 	if ids != n {
 		t.Fatalf("%d ids in RECV records, want %d", ids, n)
+	}
+}
+
+// Compact keeps what the state produced and was not yet taken: the
+// datagrams to write and the outcomes of finished messages.
+func TestState_CompactKeepsWhatIsNotYetTaken(t *testing.T) {
+	h := newHarness(t, testParams(), true)
+	h.send(1, "a")
+	p := h.onePacket(wire.Data)
+	h.recv(wire.Recv, p.ID, "") // an ACK to write, an outcome to take
+	h.send(2, "b")              // a DATA to write
+	h.s.Compact()
+	var got []wire.Kind
+	for _, p := range h.packets() {
+		got = append(got, p.Kind)
+	}
+	if !slices.Equal(got, []wire.Kind{wire.Ack, wire.Data}) {
+		t.Fatalf("after Compact: packets %v, want the ACK and the DATA", got)
+	}
+	if out := h.outcomes(); len(out) != 1 || out[0].Receipt.Err != nil {
+		t.Fatalf("after Compact: %d outcomes, want the first message's success", len(out))
 	}
 }
