@@ -158,3 +158,29 @@ func TestDedupe_IndexAndExpiry(t *testing.T) {
 		t.Fatalf("all: %x, want the acked first, each oldest first: %x", order, want)
 	}
 }
+
+// compact drops the index once no more than smallDone keys are left, the
+// most found by scanning, and keeps it above: smallDone keys go back to
+// the FIFOs, and are all still found.
+func TestDedupe_CompactAtSmallDone(t *testing.T) {
+	var d dedupe
+	key := func(i int) uint64 { return uint64(i) * 0x9e3779b97f4a7c15 }
+	for i := 1; i <= smallDone+2; i++ {
+		d.add(key(i), int64(i), false)
+	}
+	d.expire(1)
+	d.compact()
+	if d.len() != smallDone+1 || !d.index.inUse() {
+		t.Fatalf("compact with %d keys: index in use %v, want it kept", d.len(), d.index.inUse())
+	}
+	d.expire(2)
+	d.compact()
+	if d.len() != smallDone || d.index.inUse() {
+		t.Fatalf("compact with %d keys: index in use %v, want it dropped", d.len(), d.index.inUse())
+	}
+	for i := 3; i <= smallDone+2; i++ {
+		if !d.has(key(i)) {
+			t.Fatalf("key %d lost by compact", i)
+		}
+	}
+}

@@ -147,3 +147,20 @@ func TestFifo_Shrink(t *testing.T) {
 		}
 	}
 }
+
+// fix of an entry whose deadline did not change moves nothing, even among
+// entries of equal deadline (a peer's messages sent in one wake-up share
+// theirs): there is no order to restore.
+func TestDeadlineHeap_FixUnchangedMovesNothing(t *testing.T) {
+	var h deadlineHeap[*testEntry]
+	for _, due := range []int64{5, 5, 5, 7, 5, 5, 9} {
+		h.push(&testEntry{due: due})
+	}
+	before := slices.Clone(h)
+	for i := range h {
+		h.fix(i)
+		if !slices.Equal(h, before) {
+			t.Fatalf("fix(%d) with its deadline unchanged moved entries", i)
+		}
+	}
+}

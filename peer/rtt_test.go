@@ -169,4 +169,17 @@ func TestRTTEstimator_TimedOut(t *testing.T) {
 			t.Errorf("rto %v, max 401ns: after timedOut %v, want %v", tt.rto, e.rto, tt.want)
 		}
 	}
+	// A max of forever: a short RTO still doubles, and one past half of
+	// forever goes to forever rather than wrap.
+	for _, tt := range []struct{ rto, want time.Duration }{
+		{time.Second, 2 * time.Second},
+		{math.MaxInt64 / 2, math.MaxInt64 - 1},
+		{math.MaxInt64/2 + 1, math.MaxInt64},
+	} {
+		e := newRTTEstimator(tt.rto, 0, math.MaxInt64)
+		e.timedOut(ms)
+		if e.rto != tt.want {
+			t.Errorf("rto %v, max forever: after timedOut %v, want %v", tt.rto, e.rto, tt.want)
+		}
+	}
 }
