@@ -132,7 +132,7 @@ func TestState_CancelParkedStopsTheProbe(t *testing.T) {
 	if !a.Cancel(epoch, m.ID, context.Canceled) {
 		t.Fatal("Cancel did not find the parked message")
 	}
-	for now := epoch; ; {
+	for {
 		next := a.NextDeadline()
 		if next.IsZero() {
 			break
@@ -140,10 +140,9 @@ func TestState_CancelParkedStopsTheProbe(t *testing.T) {
 		if next.Sub(epoch) > time.Minute {
 			t.Fatalf("deadline %v after the cancel, want none", next.Sub(epoch))
 		}
-		now = next
-		a.Tick(now)
+		a.Tick(next)
 		if out := decode(t, a.TakeDatagrams(nil)); len(out) != 0 {
-			t.Fatalf("at %v, with nothing parked: sent %v", now.Sub(epoch), out)
+			t.Fatalf("at %v, with nothing parked: sent %v", next.Sub(epoch), out)
 		}
 	}
 }
