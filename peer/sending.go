@@ -180,7 +180,21 @@ func (s *State) settle(o *outbound, t int64) bool {
 // prove its address: see validate; a probe goes out instead).
 func (s *State) transmit(o *outbound, t int64) {
 	if o.attempts >= s.p.MaxAttempts {
-		s.fail(o, fmt.Sprintf("attempt limit %d reached", s.p.MaxAttempts))
+		// A loss found by packets or by time is an inference, and answers
+		// do come out of order (a receiver short of amplification budget
+		// answers a later DATA first): the last transmission has one
+		// retransmission timeout (RFC 6298's, at least MinRTO) to be
+		// answered before the message fails. A fragment fails its whole
+		// message, whose lifetime the others still need: it fails now.
+		if end := after(o.sentAt, s.tx.rtt.rto); o.parent == nil && t < end && o.index >= 0 {
+			o.lastChance = true
+			if end < o.expire {
+				o.expire = end
+				s.tx.expiry.fix(o.index)
+			}
+			return
+		}
+		s.fail(o, s.attemptsReason())
 		return
 	}
 	var ok bool
@@ -216,6 +230,11 @@ func (s *State) transmit(o *outbound, t int64) {
 // of its datagram's headers (IP, UDP, the EXT header): a full datagram
 // holds a dozen or more small records.
 const extShare = 8
+
+// attemptsReason is why a message that had all its transmissions fails.
+func (s *State) attemptsReason() string {
+	return fmt.Sprintf("attempt limit %d reached", s.p.MaxAttempts)
+}
 
 // fail ends o undelivered, for reason; a unit fails its message.
 func (s *State) fail(o *outbound, reason string) {
@@ -390,7 +409,10 @@ func (s *State) tickSend(t int64) {
 			break
 		}
 		reason := fmt.Sprintf("lifetime %v exceeded", s.p.Lifetime)
-		if s.draining && o.expire == s.closeBy {
+		switch {
+		case o.lastChance:
+			reason = s.attemptsReason()
+		case s.draining && o.expire == s.closeBy:
 			reason = fmt.Sprintf("the endpoint closed and %v (Lifetime) passed", s.p.Lifetime)
 		}
 		if o.where == blocked {

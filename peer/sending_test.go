@@ -390,3 +390,60 @@ func TestState_CancelErrorSaysWhetherDataWent(t *testing.T) {
 		}
 	}
 }
+
+// A message found lost on its last transmission is not failed at once: a
+// loss found by packets is an inference (a receiver short of
+// amplification budget answers a later DATA first), and the last
+// transmission has one RTO to be answered. Answered in it, the message
+// succeeds; not, it fails at the RTO, naming the attempt limit.
+func TestState_LastTransmissionHasAnRTO(t *testing.T) {
+	const ms = time.Millisecond
+	for _, answered := range []bool{true, false} {
+		p := testParams()
+		p.MaxAttempts = 1
+		h := newHarness(t, p, true)
+		ids := make([]wire.ID, 4)
+		for i := range ids {
+			h.send(byte(i+1), "m")
+			ids[i] = h.onePacket(wire.Data).ID
+		}
+		// The fourth is answered first, 20 ms on: the first is three
+		// datagrams older, lost by packets (RTO now 20 + 4·10 = 60 ms).
+		h.at(20 * ms)
+		h.recv(wire.Recv, ids[3], "")
+		if out := h.outcomes(); len(out) != 1 || out[0].Receipt.Err != nil {
+			t.Fatalf("after the fourth's RECV: outcomes %v, want its success alone", out)
+		}
+		h.packets()
+		if h.s.Stats().Lost == 0 {
+			t.Fatal("the first was not found lost: the test shows nothing")
+		}
+		if answered {
+			h.at(59 * ms)
+			h.recv(wire.Recv, ids[0], "")
+			out := h.outcomes()
+			if len(out) != 1 || out[0].Receipt.ID != (uuid.UUID{1}) || out[0].Receipt.Err != nil {
+				t.Fatalf("the first answered late: outcomes %v, want its success", out)
+			}
+			continue
+		}
+		h.at(60*ms - time.Nanosecond)
+		for _, o := range h.outcomes() {
+			if o.Receipt.ID == (uuid.UUID{1}) {
+				t.Fatalf("the first failed before its RTO: %v", o.Receipt.Err)
+			}
+		}
+		h.at(60 * ms)
+		var failed *peer.UndeliveredError
+		for _, o := range h.outcomes() {
+			if o.Receipt.ID == (uuid.UUID{1}) {
+				if !errors.As(o.Receipt.Err, &failed) || !strings.Contains(failed.Reason, "attempt limit 1") {
+					t.Fatalf("the first: %v, want it undelivered naming the attempt limit", o.Receipt.Err)
+				}
+			}
+		}
+		if failed == nil {
+			t.Fatal("the first did not fail at its RTO")
+		}
+	}
+}
