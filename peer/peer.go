@@ -665,18 +665,16 @@ func (p *Peer) busy() bool {
 }
 
 // flush hands out outcomes and as many deliveries as the Outlet takes,
-// then writes the datagrams the state produced, and publishes the stats.
-// A write that fails for good ends its message: flush goes round again,
-// so that its receipt goes out now, not at the next wake-up (which an
-// idle peer may not have for a long time).
+// then writes the datagrams the state produced (one batch for all of it:
+// the RECVs the deliveries produced share datagrams with what the packets
+// handled before produced), and publishes the stats.
 func (p *Peer) flush(now time.Time) {
-	for {
+	p.handOutcomes(now)
+	for p.writeDatagrams() {
+		// A write that failed for good ended its message: its receipt
+		// goes out now, not at the next wake-up (which an idle peer may
+		// not have for a long time).
 		p.handOutcomes(now)
-		// One batch for all of it: the RECVs the deliveries produced
-		// share datagrams with what the packets handled before produced.
-		if !p.writeDatagrams() || !p.loop.st.HasOutcomes() {
-			break
-		}
 	}
 	p.publish()
 }

@@ -396,10 +396,6 @@ func (s *State) TakeDatagrams(dst [][]byte) [][]byte {
 	return s.out.takeDatagrams(dst)
 }
 
-// HasOutcomes reports whether messages have finished since the last
-// TakeOutcomes.
-func (s *State) HasOutcomes() bool { return len(s.out.outcomes) > 0 }
-
 // TakeOutcomes appends the messages finished since the last call to dst and
 // returns it.
 func (s *State) TakeOutcomes(dst []Outcome) []Outcome { return s.out.takeOutcomes(dst) }
