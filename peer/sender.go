@@ -22,10 +22,7 @@ type outbound struct {
 	index    int    // in sender.expiry
 	settled  bool   // its form is decided (State.settle)
 	ext      bool   // sent in EXT form (decided at its first transmission)
-	// lastChance: it had MaxAttempts transmissions and was found lost;
-	// its lifetime now ends one RTO after the last (see transmit).
-	lastChance bool
-	writeErr   error // the last write of its DATA that failed, if any
+	writeErr error  // the last write of its DATA that failed, if any
 
 	frags  *fragments // a message sent in fragments
 	parent *outbound  // a fragment: its message

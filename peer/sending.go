@@ -187,7 +187,6 @@ func (s *State) transmit(o *outbound, t int64) {
 		// answered before the message fails. A fragment fails its whole
 		// message, whose lifetime the others still need: it fails now.
 		if end := after(o.sentAt, s.tx.rtt.rto); o.parent == nil && t < end && o.index >= 0 {
-			o.lastChance = true
 			if end < o.expire {
 				o.expire = end
 				s.tx.expiry.fix(o.index)
@@ -410,7 +409,7 @@ func (s *State) tickSend(t int64) {
 		}
 		reason := fmt.Sprintf("lifetime %v exceeded", s.p.Lifetime)
 		switch {
-		case o.lastChance:
+		case o.attempts >= s.p.MaxAttempts: // its last transmission's RTO ended (see transmit)
 			reason = s.attemptsReason()
 		case s.draining && o.expire == s.closeBy:
 			reason = fmt.Sprintf("the endpoint closed and %v (Lifetime) passed", s.p.Lifetime)
