@@ -118,11 +118,11 @@
 // size in use, as TCP counts in its MSS: on loopback, where a fragment
 // holds 64 KiB, a cut is made up in as many round trips as on a path of
 // 1,200-byte datagrams. A re-send found spurious (its RECV came too soon
-// after it to answer it) undoes what its loss cost. So a flow fills a bottleneck
-// without overflowing its queue, shares it with TCP and with other gtudp
-// flows, and recovers a lost DATA in about a round trip; a path that
-// works is never given up on before Lifetime. PeerStats reports the
-// window, pacing rate, RTTs and losses of each peer.
+// after it to answer it) undoes what its loss cost. So a flow fills a
+// bottleneck without overflowing its queue, shares it with TCP and with
+// other gtudp flows, and recovers a lost DATA in about a round trip; a
+// path that works is never given up on before Lifetime. PeerStats
+// reports the window, pacing rate, RTTs and losses of each peer.
 //
 // # The gtudp extension
 //
