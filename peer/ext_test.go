@@ -51,6 +51,21 @@ func newDuoAt(t *testing.T, addr netip.AddrPort, pa, pb *peer.Params) *duo {
 
 // hop carries what from (named name, writing with format f) wrote to to,
 // decoded under to's format, and reports how many datagrams it carried.
+// negotiated returns a duo of states with pa and pb whose a knows b speaks
+// the extension (a's first message was answered, its outcome taken): a's
+// messages go as EXT records, large ones in fragments, at once.
+func negotiated(t *testing.T, pa, pb *peer.Params) *duo {
+	t.Helper()
+	d := newDuo(t, pa, pb)
+	d.send(d.a, "negotiate")
+	d.run()
+	if out := d.a.TakeOutcomes(nil); len(out) != 1 || out[0].Receipt.Err != nil || !d.a.Stats().Extension {
+		t.Fatalf("negotiation: outcomes %+v, extension %v", out, d.a.Stats().Extension)
+	}
+	d.received = nil
+	return d
+}
+
 func (d *duo) hop(name string, from *peer.State, f wire.Format, to *peer.State, tf wire.Format) int {
 	dg := from.TakeDatagrams(nil)
 	for _, b := range dg {

@@ -659,6 +659,18 @@ type discard struct{}
 
 func (discard) WriteBatch(bufs [][]byte, _ netip.AddrPort) (int, error) { return len(bufs), nil }
 
+// loneOptions are the Options of a peer tested on its own: to addrB,
+// proved, writing to discard, with an Outlet of unbuffered channels,
+// never retired, and not parking (no Resume). Tests change what they
+// need.
+func loneOptions(cfg *peer.Params, mock *clock.Mock) peer.Options {
+	return peer.Options{
+		Addr: addrB, Params: cfg, Clock: mock, Sender: discard{},
+		Outlet: outlet{make(chan peer.Delivery), make(chan peer.Receipt)}, IdleTimeout: time.Hour,
+		Validated: true, Retire: func(*peer.Peer) bool { return false },
+	}
+}
+
 // A long batch of packets is handled in runs of flushEvery (256): after
 // each, what is held goes to the Inbox, so a burst beyond HoldLimit is not
 // withheld while the Inbox has room.
@@ -669,11 +681,9 @@ func TestPeer_FlushesEvery256Packets(t *testing.T) {
 		cfg := peerConfig()
 		cfg.HoldLimit = 100
 		inbox := make(chan peer.Delivery, 1000)
-		p := peer.New(peer.Options{
-			Addr: addrB, Params: cfg, Clock: clock.NewMock(), Sender: discard{},
-			Outlet: outlet{inbox, make(chan peer.Receipt, 1)}, IdleTimeout: time.Hour, Validated: true,
-			Retire: func(*peer.Peer) bool { return false },
-		})
+		opt := loneOptions(cfg, clock.NewMock())
+		opt.Outlet = outlet{inbox, make(chan peer.Receipt, 1)}
+		p := peer.New(opt)
 		for i := range 300 {
 			pkt := wire.Packet{Kind: wire.Data, ID: wire.ID{byte(i >> 8), byte(i)}, Payload: []byte("m")}
 			if err := p.Put(peer.Inbound{Packet: pkt, Size: 6}); err != nil {
@@ -754,11 +764,7 @@ func TestPeer_MailboxHoldsABurst(t *testing.T) {
 	} {
 		cfg := peerConfig()
 		cfg.RecvWindow, cfg.Window = tt.recvWindow, tt.window
-		p := peer.New(peer.Options{
-			Addr: addrB, Params: cfg, Clock: clock.NewMock(), Sender: discard{},
-			Outlet: outlet{make(chan peer.Delivery), make(chan peer.Receipt)}, IdleTimeout: time.Hour,
-			Validated: true, Retire: func(*peer.Peer) bool { return false },
-		})
+		p := peer.New(loneOptions(cfg, clock.NewMock()))
 		for i := range tt.want {
 			if err := p.Put(peer.Inbound{Packet: wire.Packet{Kind: wire.Ack, ID: wire.ID{byte(i >> 8), byte(i)}}, Size: 5}); err != nil {
 				t.Fatalf("RecvWindow %d, Window %d: packet %d refused: %v", tt.recvWindow, tt.window, i+1, err)
@@ -827,12 +833,9 @@ func TestPeer_CancelResumesAParkedPeer(t *testing.T) {
 		defer cancel()
 		mock := clock.NewMock()
 		var resumes atomic.Int32
-		p := peer.New(peer.Options{
-			Addr: addrB, Params: peerConfig(), Clock: mock, Sender: discard{},
-			Outlet: outlet{make(chan peer.Delivery), make(chan peer.Receipt)}, IdleTimeout: time.Hour, Validated: true,
-			Retire: func(*peer.Peer) bool { return false },
-			Resume: func(p *peer.Peer) { resumes.Add(1); go p.Run(ctx) },
-		})
+		opt := loneOptions(peerConfig(), mock)
+		opt.Resume = func(p *peer.Peer) { resumes.Add(1); go p.Run(ctx) }
+		p := peer.New(opt)
 		go p.Run(ctx)
 		step(mock, time.Second) // ParkAfter's default
 		if !p.Parked() {
@@ -872,11 +875,9 @@ func TestPeer_FlushesWhen256MessagesAreHeld(t *testing.T) {
 		cfg.Format.Ext = cfg.Format.DeriveExt()
 		cfg.DatagramSize, cfg.HoldLimit = 1200, 300
 		inbox := make(chan peer.Delivery, 1000)
-		p := peer.New(peer.Options{
-			Addr: addrB, Params: cfg, Clock: clock.NewMock(), Sender: discard{},
-			Outlet: outlet{inbox, make(chan peer.Receipt, 1)}, IdleTimeout: time.Hour, Validated: true,
-			Retire: func(*peer.Peer) bool { return false },
-		})
+		opt := loneOptions(cfg, clock.NewMock())
+		opt.Outlet = outlet{inbox, make(chan peer.Receipt, 1)}
+		p := peer.New(opt)
 		for _, in := range []peer.Inbound{extDatagram(cfg.Format, 0, 256), extDatagram(cfg.Format, 256, 100)} {
 			if err := p.Put(in); err != nil {
 				t.Fatal(err)
@@ -945,10 +946,9 @@ func TestPeer_ReceiptFindsItsOutcomeCounted(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		mock := clock.NewMock()
 		o := &statsOutlet{outlet: outlet{make(chan peer.Delivery), make(chan peer.Receipt, 2)}}
-		o.p = peer.New(peer.Options{
-			Addr: addrB, Params: peerConfig(), Clock: mock, Sender: discard{}, Outlet: o,
-			IdleTimeout: time.Hour, Validated: true, Retire: func(*peer.Peer) bool { return false },
-		})
+		opt := loneOptions(peerConfig(), mock)
+		opt.Outlet = o
+		o.p = peer.New(opt)
 		go o.p.Run(ctx)
 		for range 2 { // nobody answers: both fail
 			if err := o.p.Send(peer.Outgoing{ID: uuid.New()}); err != nil {
@@ -971,12 +971,9 @@ func TestPeer_DequeuedOncePerQueuedMessage(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		var dequeued atomic.Int32
-		p := peer.New(peer.Options{
-			Addr: addrB, Params: peerConfig(), Clock: clock.NewMock(), Sender: discard{},
-			Outlet: outlet{make(chan peer.Delivery), make(chan peer.Receipt)}, IdleTimeout: time.Hour, Validated: true,
-			Retire:   func(*peer.Peer) bool { return false },
-			Dequeued: func() { dequeued.Add(1) },
-		})
+		opt := loneOptions(peerConfig(), clock.NewMock())
+		opt.Dequeued = func() { dequeued.Add(1) }
+		p := peer.New(opt)
 		go p.Run(ctx)
 		ids := []uuid.UUID{uuid.New(), uuid.New(), uuid.New(), uuid.New(), uuid.New()}
 		for i, id := range ids { // Window 2: two go out, three wait
@@ -1011,11 +1008,9 @@ func (w failWriter) WriteBatch([][]byte, netip.AddrPort) (int, error) { return 0
 func TestPeer_PermanentWriteErrorFailsTheMessage(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
-		p := peer.New(peer.Options{
-			Addr: addrB, Params: peerConfig(), Clock: clock.NewMock(), Sender: failWriter{syscall.EMSGSIZE},
-			Outlet: outlet{make(chan peer.Delivery), make(chan peer.Receipt)}, IdleTimeout: time.Hour,
-			Validated: true, Retire: func(*peer.Peer) bool { return false },
-		})
+		opt := loneOptions(peerConfig(), clock.NewMock())
+		opt.Sender = failWriter{syscall.EMSGSIZE}
+		p := peer.New(opt)
 		go p.Run(ctx)
 		done := make(chan peer.Receipt, 1)
 		if err := p.Send(peer.Outgoing{ID: uuid.New(), Data: []byte("too large"), Done: done}); err != nil {
@@ -1046,11 +1041,9 @@ func TestPeer_EvictableWithoutOurMessages(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
-		p := peer.New(peer.Options{
-			Addr: addrB, Params: peerConfig(), Clock: clock.NewMock(), Sender: discard{},
-			Outlet: outlet{make(chan peer.Delivery), make(chan peer.Receipt, 8)}, IdleTimeout: time.Hour,
-			Retire: func(*peer.Peer) bool { return false },
-		})
+		opt := loneOptions(peerConfig(), clock.NewMock())
+		opt.Outlet, opt.Validated = outlet{make(chan peer.Delivery), make(chan peer.Receipt, 8)}, false
+		p := peer.New(opt)
 		go p.Run(ctx)
 		synctest.Wait()
 		if p.Evictable(false) {

@@ -11,25 +11,11 @@ import (
 	"github.com/gtudp/gtudp/wire"
 )
 
-// negotiated returns a duo whose a knows b speaks the extension: a's
-// large messages go in fragments at once.
-func negotiated(t *testing.T) *duo {
-	t.Helper()
-	d := newDuo(t, extParams(1), extParams(2))
-	d.send(d.a, "negotiate")
-	d.run()
-	if out := d.a.TakeOutcomes(nil); len(out) != 1 || out[0].Receipt.Err != nil || !d.a.Stats().Extension {
-		t.Fatalf("negotiation: outcomes %+v, extension %v", out, d.a.Stats().Extension)
-	}
-	d.received = nil
-	return d
-}
-
 // A message in fragments succeeds only once the receiver's application
 // has it: the RECVs of the fragments that did not complete it come at
 // once, and are not enough.
 func TestState_FragmentedMessageSucceedsOnDelivery(t *testing.T) {
-	d := negotiated(t)
+	d := negotiated(t, extParams(1), extParams(2))
 	d.send(d.a, strings.Repeat("f", 5000))
 	if n := d.hop("a", d.a, d.fa, d.b, d.fb); n < 2 {
 		t.Fatalf("5,000 bytes went in %d datagrams, want fragments in several", n)
@@ -50,7 +36,7 @@ func TestState_FragmentedMessageSucceedsOnDelivery(t *testing.T) {
 // The RTT of a message in fragments runs from its first fragment's first
 // transmission, however late its last fragment went.
 func TestState_FragmentedMessageRTTFromFirstTransmission(t *testing.T) {
-	d := negotiated(t)
+	d := negotiated(t, extParams(1), extParams(2))
 	start := epoch.Add(time.Second)
 	d.now = start
 	d.a.Tick(d.now)
@@ -93,7 +79,7 @@ func TestState_FragmentedMessageRTTFromFirstTransmission(t *testing.T) {
 // cancelled part way gives back those, no more, and the backlog behind
 // it counts in full.
 func TestState_HungryAfterCancelInFragments(t *testing.T) {
-	d := negotiated(t)
+	d := negotiated(t, extParams(1), extParams(2))
 	big := peer.Outgoing{ID: uuid.New(), Data: make([]byte, 1<<20)}
 	if err := d.a.Send(d.now, big); err != nil {
 		t.Fatal(err)

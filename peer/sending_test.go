@@ -99,9 +99,7 @@ func TestState_WindowFullStopsFilling(t *testing.T) {
 		{"record fills the datagram exactly", 91, 90, 119, 12377},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			d := newDuo(t, windowParams(), extParams(2))
-			d.send(d.a, "negotiate")
-			d.run()
+			d := negotiated(t, windowParams(), extParams(2))
 			if st := d.a.Stats(); st.Cwnd != 12280 || st.InFlightBytes != 0 || !st.Extension {
 				t.Fatalf("after the negotiation: %+v, want a window of 12,280 bytes, empty", st)
 			}
@@ -132,7 +130,7 @@ func TestState_WindowFullStopsFilling(t *testing.T) {
 // starts a datagram, which is charged the datagram's headers in full (the
 // EXT overhead, and 28 bytes of IP and UDP).
 func TestState_WindowChargesRecordsAndHeaders(t *testing.T) {
-	d := negotiated(t)
+	d := negotiated(t, extParams(1), extParams(2))
 	d.send(d.a, "s")
 	d.send(d.a, strings.Repeat("f", 3000))
 	overhead := d.fa.ExtOverhead()

@@ -177,9 +177,7 @@ func TestState_RecvWaitsForThePacerUpToItsTimeout(t *testing.T) {
 func TestState_PacksAnEighthOfTheWindow(t *testing.T) {
 	pa := extParams(1)
 	pa.DatagramSize = 9000
-	d := newDuo(t, pa, extParams(2))
-	d.send(d.a, "negotiate")
-	d.run()
+	d := negotiated(t, pa, extParams(2))
 	eighth := d.a.Stats().Cwnd / 8
 	for range 40 {
 		d.send(d.a, strings.Repeat("m", 100))
@@ -197,7 +195,7 @@ func TestState_PacksAnEighthOfTheWindow(t *testing.T) {
 
 // BytesOut counts every byte of the datagrams written, EXT ones too.
 func TestState_CountsBytesOut(t *testing.T) {
-	d := negotiated(t)
+	d := negotiated(t, extParams(1), extParams(2))
 	before := d.a.Stats().BytesOut
 	for range 40 {
 		d.send(d.a, strings.Repeat("m", 100))
@@ -219,9 +217,7 @@ func TestState_RecvRecordsFitTheDatagram(t *testing.T) {
 	pa, pb := extParams(1), extParams(2)
 	pa.Window = 1000
 	pb.DatagramSize = 1200 + (2-(1200-pb.Format.ExtOverhead())%4+4)%4
-	d := newDuo(t, pa, pb)
-	d.send(d.a, "negotiate")
-	d.run()
+	d := negotiated(t, pa, pb)
 	const n = 700
 	for range n {
 		d.send(d.a, "m")
