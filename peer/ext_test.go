@@ -88,6 +88,20 @@ func (d *duo) hop(name string, from *peer.State, f wire.Format, to *peer.State, 
 	return len(dg)
 }
 
+// deliver hands to the datagrams dg, decoded under f, as if they had just
+// come.
+func (d *duo) deliver(to *peer.State, f wire.Format, dg [][]byte) {
+	d.t.Helper()
+	for _, b := range dg {
+		p, err := f.Decode(b)
+		if err != nil {
+			d.t.Fatalf("%x does not decode: %v", b, err)
+		}
+		p.Payload = append([]byte(nil), p.Payload...)
+		to.Receive(d.now, p, len(b))
+	}
+}
+
 // run moves everything until both are quiet, and lets b's application
 // take every delivery.
 func (d *duo) run() {

@@ -57,6 +57,51 @@ const (
 	whole                // a message in fragments, all cut: waiting for their answers
 )
 
+// report gathers, over the answers of one datagram, the latest
+// transmission they answer: sure (the message was sent once), or only
+// perhaps (it went more than once, and the answer may be to an earlier
+// copy).
+// An answer that may be to an earlier copy moves largestAcked only when
+// nothing sure came with it: after a probe timeout on a busy machine, the
+// answers held up come in a burst, and the first, to the oldest message,
+// which the probe timeout re-sent, would otherwise make every message
+// sent before that re-send look lost (a loss of hundreds, none real,
+// measured with `gtudp bench -busy cores`). A whole window lost and
+// re-sent has nothing but re-sends to answer, which still count.
+type report struct {
+	sure, perhaps sentMark
+}
+
+// sentMark is a transmission: its sequence, +1 (0: none), and datagram.
+type sentMark struct{ seq, dg uint64 }
+
+// note adds an answer to the transmission m to the report.
+func (r *report) note(m sentMark, sure bool) {
+	if sure {
+		r.sure = later(r.sure, m)
+	} else {
+		r.perhaps = later(r.perhaps, m)
+	}
+}
+
+// take returns the latest transmission the report shows answered, and
+// empties it.
+func (r *report) take() sentMark {
+	m := r.sure
+	if m.seq == 0 {
+		m = r.perhaps
+	}
+	*r = report{}
+	return m
+}
+
+func later(a, b sentMark) sentMark {
+	if b.seq > a.seq {
+		return b
+	}
+	return a
+}
+
 // sentRef is one transmission, in send order.
 type sentRef struct {
 	o   *outbound
@@ -90,6 +135,7 @@ type sender struct {
 	nextSeq      uint64
 	largestAcked uint64 // sequence of the latest transmission answered, +1 (0: none)
 	largestDg    uint64 // the datagram that transmission went in
+	report       report // what the answers being read say about them
 	lastSent     int64  // latest DATA transmission, for the probe timeout
 	lossTime     int64  // when the oldest transmission below largestAcked is lost by time
 	ptoCount     int    // probe timeouts in a row

@@ -279,17 +279,18 @@ func (s *State) onRecv(t, at int64, id wire.ID, f form) bool {
 	if o.where == flying {
 		s.tx.cc.acked(o.size, o.sentAt, o.seq, s.tx.nextSeq, s.tx.rtt.srtt)
 	}
-	if (o.attempts == 1 || at-o.sentAt >= int64(s.tx.cc.minRTT)) && o.seq+1 > s.tx.largestAcked {
+	if o.attempts == 1 || at-o.sentAt >= int64(s.tx.cc.minRTT) {
 		// An answer to the latest transmission says how far the peer has
 		// got, and the transmissions before it not yet answered are lost
-		// (by three, or by time). One to a message sent again counts when
-		// it came at least a round trip after the re-send (sooner, it
-		// answers an earlier one: see above): when a whole window has
-		// been lost, the re-sends a probe timeout makes are all there is
-		// to learn from. (A repeat is answered at once, ahead of messages
-		// the peer holds for a slow application, which are then re-sent
-		// for nothing; the peer drops those.)
-		s.tx.largestAcked, s.tx.largestDg = o.seq+1, o.dg
+		// (by three, or by time). One to a message sent again may answer
+		// it when it came at least a round trip after the re-send
+		// (sooner, it answers an earlier one: see above), and counts when
+		// its datagram answers nothing sent once (see report): when a
+		// whole window has been lost, the re-sends a probe timeout makes
+		// are all there is to learn from. (A repeat is answered at once,
+		// ahead of messages the peer holds for a slow application, which
+		// are then re-sent for nothing; the peer drops those.)
+		s.tx.report.note(sentMark{o.seq + 1, o.dg}, o.attempts == 1)
 	}
 	s.tx.ptoCount = 0
 	// Out of the table before the ACK goes out: once ACK(id) is written,
@@ -327,10 +328,14 @@ func (s *State) lossDelay() int64 {
 	return int64(max(time.Duration(float64(r)*9/8*s.tx.reorder), granularity))
 }
 
-// detectLoss declares lost the messages in flight whose transmission came
-// before one answered since, by packetThreshold transmissions or by the
-// time threshold, and sets when the next may be lost by time.
+// detectLoss takes in the answers of the datagram just read (s.tx.report),
+// declares lost the messages in flight whose transmission came before one
+// answered since, by packetThreshold transmissions or by the time
+// threshold, and sets when the next may be lost by time.
 func (s *State) detectLoss(t int64) {
+	if m := s.tx.report.take(); m.seq > s.tx.largestAcked {
+		s.tx.largestAcked, s.tx.largestDg = m.seq, m.dg
+	}
 	s.tx.lossTime = never
 	delay := s.lossDelay()
 	for s.tx.sent.len() > 0 {

@@ -3,6 +3,7 @@ package peer_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -443,5 +444,72 @@ func TestState_LastTransmissionHasAnRTO(t *testing.T) {
 		if failed == nil {
 			t.Fatal("the first did not fail at its RTO")
 		}
+	}
+}
+
+// After a probe timeout on a busy machine, the answers held up come in a
+// burst, and the first, to the oldest message, which the timeout re-sent,
+// may answer either copy. Coming in one datagram with answers to messages
+// sent once, it must not make the messages sent before the re-send and
+// answered in later datagrams look lost; coming alone, after the whole
+// window was lost, it must.
+func TestState_AnswerToAProbeTimeoutsResend(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		heldUp   bool // the first copies arrive (late), or were lost
+		wantLost uint64
+	}{
+		{"first copies held up", true, 0},
+		{"first copies lost", false, 39},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d := newDuo(t, extParams(1), extParams(2))
+			d.send(d.a, "negotiate")
+			d.now = epoch.Add(10 * time.Millisecond) // SRTT and least RTT 10 ms
+			d.run()
+			d.a.TakeOutcomes(nil)
+			d.received = nil
+			for i := range 40 {
+				d.send(d.a, fmt.Sprintf("%0100d", i))
+			}
+			first := d.a.TakeDatagrams(nil)
+			if len(first) < 4 {
+				t.Fatalf("40 messages of 100 bytes went in %d datagrams, want 4 or more", len(first))
+			}
+			d.now = d.a.NextDeadline()
+			d.a.Tick(d.now)
+			probe := d.a.TakeDatagrams(nil)
+			if st := d.a.Stats(); len(probe) != 1 || st.Timeouts != 1 || st.DataResent != 1 {
+				t.Fatalf("at the probe timeout: %d datagrams, %d timeouts, %d re-sent; want the oldest message again", len(probe), st.Timeouts, st.DataResent)
+			}
+			d.now = d.now.Add(10 * time.Millisecond) // a least RTT after the re-send
+			if tt.heldUp {
+				// The first datagram's answers, the oldest message's among
+				// them, come before the rest have reached b.
+				d.deliver(d.b, d.fb, first[:1])
+			} else {
+				d.deliver(d.b, d.fb, probe)
+			}
+			d.run()
+			if st := d.a.Stats(); st.Lost != tt.wantLost {
+				t.Fatalf("lost %d, want %d", st.Lost, tt.wantLost)
+			}
+			if tt.heldUp {
+				d.deliver(d.b, d.fb, append(first[1:], probe...))
+			}
+			d.run()
+			if got := len(d.received); got != 40 {
+				t.Fatalf("b got %d messages, want 40", got)
+			}
+			ok := 0
+			for _, o := range d.a.TakeOutcomes(nil) {
+				if o.Receipt.Err == nil {
+					ok++
+				}
+			}
+			if ok != 40 {
+				t.Fatalf("%d of 40 messages succeeded", ok)
+			}
+		})
 	}
 }
