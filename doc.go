@@ -154,10 +154,10 @@
 // message a little larger than a datagram costs little more than one. The
 // receiver copies each fragment into a buffer of the message's size (a
 // datagram of 16 KiB or more straight from the socket's read buffer,
-// which is lent to the peer, at most 32 at a time; a smaller one after
-// the copy out of that buffer every small datagram gets) and answers it
-// at once, but for the one that completes the message,
-// which is held and answered like a DATA, when the application takes the
+// which is lent to the peer, at most 128 (8 MiB) at a time; a smaller
+// one after the copy out of that buffer every small datagram gets) and
+// answers it at once, but for the one that completes the message, which
+// is held and answered like a DATA, when the application takes the
 // message: success still means the peer has it, whole. The sender
 // succeeds when every fragment is answered; cancelling its Send stops the
 // fragments not yet sent.
