@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"sync"
 	"sync/atomic"
 
 	"github.com/gtudp/gtudp/wire"
@@ -90,36 +91,45 @@ func Held(p wire.Packet) int {
 // does for small datagrams, so lending adds at most Max buffers to the
 // endpoint's memory. It is safe for concurrent use.
 type Buffers struct {
-	free chan *[]byte
+	mu   sync.Mutex
+	free []*[]byte // last in, first out
+	max  int
+	made int
 	size int
-	made atomic.Int64
 }
 
 // NewBuffers returns a set of at most max buffers of size bytes each,
 // made as needed.
 func NewBuffers(max, size int) *Buffers {
-	return &Buffers{free: make(chan *[]byte, max), size: size}
+	return &Buffers{max: max, size: size}
 }
 
-// Get returns a buffer, or false if all max are lent.
+// Get returns a buffer, or false if all max are lent. It returns the
+// buffer given back last: the one most likely still in the CPU's caches.
 func (b *Buffers) Get() (*[]byte, bool) {
-	select {
-	case buf := <-b.free:
+	b.mu.Lock()
+	if n := len(b.free); n > 0 {
+		buf := b.free[n-1]
+		b.free[n-1] = nil
+		b.free = b.free[:n-1]
+		b.mu.Unlock()
 		return buf, true
-	default:
 	}
-	if b.made.Add(1) > int64(cap(b.free)) {
-		b.made.Add(-1)
+	if b.made == b.max {
+		b.mu.Unlock()
 		return nil, false
 	}
+	b.made++
+	b.mu.Unlock()
 	buf := make([]byte, b.size)
 	return &buf, true
 }
 
 // Put gives a buffer back.
 func (b *Buffers) Put(buf *[]byte) {
-	select {
-	case b.free <- buf:
-	default: // not one of ours: let it go
-	}
+	b.mu.Lock()
+	if len(b.free) < b.made {
+		b.free = append(b.free, buf)
+	} // else not one of ours: let it go
+	b.mu.Unlock()
 }

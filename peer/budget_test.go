@@ -71,7 +71,8 @@ func TestHeld(t *testing.T) {
 	}
 }
 
-// Buffers lends at most max buffers of its size, and takes back its own.
+// Buffers lends at most max buffers of its size, takes back its own, and
+// lends the one it took back last first (the one still in the caches).
 func TestBuffers_Bounded(t *testing.T) {
 	b := peer.NewBuffers(2, 64)
 	x, ok1 := b.Get()
@@ -91,7 +92,10 @@ func TestBuffers_Bounded(t *testing.T) {
 	b.Put(y)
 	foreign := make([]byte, 64)
 	b.Put(&foreign) // not one of ours: no room for it, let go
-	if p, _ := b.Get(); p == &foreign {
-		t.Fatal("a foreign buffer was kept")
+	if p, _ := b.Get(); p != y {
+		t.Fatalf("Get after Put(x), Put(y), Put(foreign): foreign %v, x %v; want y", p == &foreign, p == x)
+	}
+	if p, _ := b.Get(); p != x {
+		t.Fatalf("the next Get: foreign %v; want x", p == &foreign)
 	}
 }
