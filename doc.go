@@ -163,8 +163,10 @@
 // fragments not yet sent.
 //
 // Memory: the sender reads fragments from the caller's buffer as they go
-// and copies at most one batch of datagrams (1 MiB) at a time; the
-// receiver holds one buffer per message being received. The heap stays
+// and copies at most one batch of datagrams (1 MiB) at a time (on 64-bit
+// Linux, a fragment of 4 KiB or more is not copied: sendmmsg gathers it
+// from the caller's buffer); the receiver holds one buffer per message
+// being received. The heap stays
 // within twice the bytes of the messages in flight and a constant (the
 // read buffers, those lent to peers, one batch per peer writing, the
 // copies of small fragments waiting in mailboxes, which HoldBytes bounds):

@@ -247,6 +247,30 @@ func (w *batchWriter) WriteBatch(bufs [][]byte, addr netip.AddrPort) (int, error
 		// address: the net package knows its interface's index.
 		return writeEach(w.UDPConn, bufs, addr)
 	}
+	return w.write(len(bufs), func(i int) ([]byte, []byte) { return bufs[i], nil }, addr)
+}
+
+// WriteParts writes each of d, Head then Tail, as one datagram to addr
+// (peer.PartsSender), and returns how many were written, with the error
+// that stopped it.
+func (w *batchWriter) WriteParts(d []peer.Datagram, addr netip.AddrPort) (int, error) {
+	if addr.Addr().Zone() != "" {
+		// Rare enough (link-local peers) to join the parts.
+		for i, g := range d {
+			b := append(g.Head[:len(g.Head):len(g.Head)], g.Tail...)
+			if _, err := w.WriteToUDPAddrPort(b, addr); err != nil {
+				return i, err
+			}
+		}
+		return len(d), nil
+	}
+	return w.write(len(d), func(i int) ([]byte, []byte) { return d[i].Head, d[i].Tail }, addr)
+}
+
+// write writes n datagrams to addr with sendmmsg, the i-th made of the two
+// parts part(i) returns (the second may be empty), and returns how many
+// were written, with the error that stopped it.
+func (w *batchWriter) write(n int, part func(i int) (head, tail []byte), addr netip.AddrPort) (int, error) {
 	s := w.scratch.Get().(*sendScratch)
 	defer func() {
 		clear(s.iovs) // the buffers are the caller's again
@@ -259,25 +283,30 @@ func (w *batchWriter) WriteBatch(bufs [][]byte, addr netip.AddrPort) (int, error
 	// At most w.max per call: the scratch stays small, and the receiver
 	// can start on the first datagrams before the last are written.
 	total := 0
-	for total < len(bufs) {
-		chunk := bufs[total:min(total+w.max, len(bufs))]
-		if cap(s.hdrs) < len(chunk) {
-			s.hdrs, s.iovs = make([]mmsghdr, w.max), make([]unix.Iovec, w.max)
+	for total < n {
+		chunk := min(w.max, n-total)
+		if cap(s.hdrs) < chunk {
+			s.hdrs, s.iovs = make([]mmsghdr, w.max), make([]unix.Iovec, 2*w.max)
 		}
-		s.hdrs, s.iovs = s.hdrs[:len(chunk)], s.iovs[:len(chunk)]
-		for i, b := range chunk {
-			s.iovs[i] = unix.Iovec{}
-			if len(b) > 0 {
-				s.iovs[i].Base = &b[0]
-				s.iovs[i].SetLen(len(b))
+		s.hdrs, s.iovs = s.hdrs[:chunk], s.iovs[:2*chunk]
+		for i := range chunk {
+			iov := s.iovs[2*i : 2*i+2]
+			k := 0
+			head, tail := part(total + i)
+			for _, b := range [2][]byte{head, tail} {
+				if len(b) > 0 {
+					iov[k] = unix.Iovec{Base: &b[0]}
+					iov[k].SetLen(len(b))
+					k++
+				}
 			}
 			s.hdrs[i] = mmsghdr{}
 			s.hdrs[i].hdr.Name = (*byte)(unsafe.Pointer(&s.sa))
 			s.hdrs[i].hdr.Namelen = namelen
-			s.hdrs[i].hdr.Iov = &s.iovs[i]
-			s.hdrs[i].hdr.SetIovlen(1)
+			s.hdrs[i].hdr.Iov = &iov[0]
+			s.hdrs[i].hdr.SetIovlen(k)
 		}
-		for done := 0; done < len(chunk); {
+		for done := 0; done < chunk; {
 			s.todo, s.sent, s.err = s.hdrs[done:], 0, 0
 			if err := w.raw.Write(s.send); err != nil {
 				return total + done, err
@@ -292,7 +321,7 @@ func (w *batchWriter) WriteBatch(bufs [][]byte, addr netip.AddrPort) (int, error
 			// that stopped this one.
 			done += s.sent
 		}
-		total += len(chunk)
+		total += chunk
 	}
 	return total, nil
 }

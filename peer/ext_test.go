@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/google/uuid"
 	"github.com/gtudp/gtudp/peer"
@@ -825,5 +826,56 @@ func TestExt_LoopbackDatagramSize(t *testing.T) {
 					tt.addr, tt.loopSize, n, whole, len(dg[0]), largest, tt.want)
 			}
 		}
+	}
+}
+
+// TakeDatagramParts leaves the payload of a large fragment that ends a
+// datagram in the message's own buffer, as the datagram's Tail; Head and
+// Tail together are the datagram, and the message arrives whole.
+func TestState_DatagramPartsGatherLargeFragments(t *testing.T) {
+	pa, pb := extParams(1), extParams(2)
+	pa.DatagramSize, pb.DatagramSize = 65507, 65507
+	d := negotiated(t, pa, pb)
+	data := make([]byte, 1<<20) // enough for the window to grow to large datagrams
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	if err := d.a.Send(d.now, peer.Outgoing{ID: uuid.New(), Data: data}); err != nil {
+		t.Fatal(err)
+	}
+	sent, tails := 0, 0
+	for range 10000 {
+		d.now = d.now.Add(time.Millisecond)
+		d.a.Tick(d.now)
+		parts := d.a.TakeDatagramParts(nil)
+		var whole [][]byte
+		for _, g := range parts {
+			if len(g.Tail) > 0 {
+				tails++
+				if off := int(uintptr(unsafe.Pointer(&g.Tail[0])) - uintptr(unsafe.Pointer(&data[0]))); off < 0 || off+len(g.Tail) > len(data) {
+					t.Fatalf("a Tail of %d bytes outside the message's buffer", len(g.Tail))
+				}
+			}
+			whole = append(whole, append(append([]byte(nil), g.Head...), g.Tail...))
+		}
+		sent += len(whole)
+		d.deliver(d.b, d.fb, whole)
+		for {
+			m, ok := d.b.Next()
+			if !ok {
+				break
+			}
+			d.received = append(d.received, string(m.Data))
+			d.b.Delivered(d.now)
+		}
+		if d.hop("b", d.b, d.fb, d.a, d.fa) == 0 && len(parts) == 0 && len(d.received) > 0 {
+			break
+		}
+	}
+	if tails == 0 {
+		t.Fatalf("%d datagrams, none with a Tail", sent)
+	}
+	if len(d.received) != 1 || d.received[0] != string(data) {
+		t.Fatalf("b got %d messages, want the one sent, whole", len(d.received))
 	}
 }

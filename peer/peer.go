@@ -29,6 +29,20 @@ type Sender interface {
 	WriteBatch(bufs [][]byte, to netip.AddrPort) (int, error)
 }
 
+// PartsSender is a Sender that can also write datagrams given in two
+// parts (sendmsg's gather): a peer whose Sender is one sends the payload
+// of a large fragment from the message's own buffer, uncopied.
+// WriteParts writes each of d, Head then Tail, as one datagram, and
+// returns how many it wrote, with the error that stopped it; it keeps no
+// reference to d or its bytes.
+type PartsSender interface {
+	Sender
+	WriteParts(d []Datagram, to netip.AddrPort) (int, error)
+}
+
+// Datagram is one datagram to write: Head, then Tail (often empty).
+type Datagram struct{ Head, Tail []byte }
+
 // Outlet is where a peer hands the application what it received and what
 // became of the messages sent without a Done channel. Package gtudp
 // provides it over the channels users read (Inbox, Receipts).
@@ -185,6 +199,7 @@ type Peer struct {
 		st     *State
 		life   lifecycle
 		dgrams [][]byte
+		parts  []Datagram
 		inb    []Inbound
 		outb   []Outgoing
 		cancb  []cancel
@@ -566,7 +581,7 @@ func (p *Peer) park(ctx context.Context, now time.Time) bool {
 	p.mail.sends.Shrink()
 	p.mail.cancels.Shrink()
 	l := &p.loop
-	l.dgrams, l.inb, l.outb, l.cancb, l.outs, l.late = nil, nil, nil, nil, nil, nil
+	l.dgrams, l.parts, l.inb, l.outb, l.cancb, l.outs, l.late = nil, nil, nil, nil, nil, nil, nil
 	l.waiting.reset(true)
 	p.publish()
 	p.ctl.timer.Stop()
@@ -711,22 +726,33 @@ func (p *Peer) handOutcomes(now time.Time) {
 // the Sender, going on past a datagram that fails. It reports whether one
 // failed.
 func (p *Peer) writeDatagrams() (failed bool) {
-	d := p.loop.st.TakeDatagrams(p.loop.dgrams[:0])
-	p.loop.dgrams = d
-	if len(d) == 0 {
-		return false
-	}
-	if p.debug() {
-		for _, b := range d {
-			if pkt, err := p.opt.Params.Format.Decode(b); err == nil {
-				p.logPacket("OUT", pkt, len(b))
+	var n int
+	var write func(from int) (int, error)
+	if ps, ok := p.opt.Sender.(PartsSender); ok {
+		d := p.loop.st.TakeDatagramParts(p.loop.parts[:0])
+		p.loop.parts, n = d, len(d)
+		defer clear(d)
+		write = func(from int) (int, error) { return ps.WriteParts(d[from:], p.opt.Addr) }
+		if p.debug() {
+			for _, g := range d {
+				p.logDatagram(append(g.Head[:len(g.Head):len(g.Head)], g.Tail...))
+			}
+		}
+	} else {
+		d := p.loop.st.TakeDatagrams(p.loop.dgrams[:0])
+		p.loop.dgrams, n = d, len(d)
+		defer clear(d)
+		write = func(from int) (int, error) { return p.opt.Sender.WriteBatch(d[from:], p.opt.Addr) }
+		if p.debug() {
+			for _, b := range d {
+				p.logDatagram(b)
 			}
 		}
 	}
-	for sent := 0; sent < len(d); {
-		n, err := p.opt.Sender.WriteBatch(d[sent:], p.opt.Addr)
-		sent += n
-		if sent < len(d) && (err != nil || n == 0) {
+	for sent := 0; sent < n; {
+		k, err := write(sent)
+		sent += k
+		if sent < n && (err != nil || k == 0) {
 			// The datagram at sent failed: count it and go on with the
 			// rest, as one-by-one writes would.
 			if err == nil {
@@ -738,8 +764,14 @@ func (p *Peer) writeDatagrams() (failed bool) {
 			sent++
 		}
 	}
-	clear(d)
 	return failed
+}
+
+// logDatagram logs b, a datagram going out, in debug mode.
+func (p *Peer) logDatagram(b []byte) {
+	if pkt, err := p.opt.Params.Format.Decode(b); err == nil {
+		p.logPacket("OUT", pkt, len(b))
+	}
 }
 
 func (p *Peer) writeFailed(err error) {

@@ -338,6 +338,13 @@ func (o *outbound) appendRecord(b []byte) []byte {
 	return wire.AppendData(b, o.id, o.msg.Data)
 }
 
+// appendFragHeader appends o's FRAG record, o being a unit, but its
+// payload, and returns the payload: what follows the record on the wire.
+func (o *outbound) appendFragHeader(b []byte) ([]byte, []byte) {
+	p := o.parent
+	return wire.AppendFragHeader(b, o.id, p.frags.msg, uint64(len(p.msg.Data)), uint64(o.off), o.n), p.msg.Data[o.off : o.off+o.n : o.off+o.n]
+}
+
 // unsent returns the bytes of a message's Data not yet sent once.
 func (o *outbound) unsent() int {
 	switch {

@@ -390,10 +390,25 @@ func (s *State) emit(k wire.Kind, id wire.ID, payload []byte) bool {
 // that time, each within the peer's datagram size (Params.DatagramSize). They are valid until the next call
 // to any method of s.
 func (s *State) TakeDatagrams(dst [][]byte) [][]byte {
-	n, bytes := s.out.assemble()
+	s.assemble(false)
+	return s.out.takeDatagrams(dst)
+}
+
+// TakeDatagramParts is TakeDatagrams for a writer that gathers (see
+// PartsSender): a datagram that ends in a fragment of splitMin bytes or
+// more leaves the fragment's payload out of the batch's buffer, and its
+// Tail is that payload, in the message's own buffer (which the caller of
+// Send leaves alone until the outcome). Both parts are valid until the
+// next call to any method of s.
+func (s *State) TakeDatagramParts(dst []Datagram) []Datagram {
+	s.assemble(true)
+	return s.out.takeParts(dst)
+}
+
+func (s *State) assemble(split bool) {
+	n, bytes := s.out.assemble(split)
 	s.stats.PacketsOut += n
 	s.stats.BytesOut += bytes
-	return s.out.takeDatagrams(dst)
 }
 
 // TakeOutcomes appends the messages finished since the last call to dst and
@@ -617,13 +632,20 @@ func newOutput(p *Params, size int) output {
 	return o
 }
 
-// sent is one datagram: where it ends in the buffer, and what it carries
-// (for an EXT datagram, kind Ext and no id).
+// sent is one datagram: where it ends in the buffer, the bytes that follow
+// those (see TakeDatagramParts), and what it carries (for an EXT datagram,
+// kind Ext and no id).
 type sent struct {
 	end  int
+	tail []byte
 	kind wire.Kind
 	id   wire.ID
 }
+
+// splitMin is the least fragment payload TakeDatagramParts leaves in the
+// message's buffer: below it, a copy costs less than the writer's second
+// iovec; the large datagrams of loopback and jumbo frames are above it.
+const splitMin = 4096
 
 func (o *output) packet(p wire.Packet) {
 	o.buf = o.format.Append(o.buf, p)
@@ -728,8 +750,10 @@ func (o *output) left() int {
 
 // assemble encodes the EXT datagrams of the batch and returns how many
 // datagrams and bytes it made. A record left out (answered meanwhile)
-// leaves its datagram that much smaller.
-func (o *output) assemble() (n, bytes uint64) {
+// leaves its datagram that much smaller. With split, a datagram's last
+// record, if a fragment of splitMin bytes or more, is encoded without its
+// payload, which becomes the datagram's tail.
+func (o *output) assemble(split bool) (n, bytes uint64) {
 	e := &o.ext
 	for _, g := range e.groups {
 		start := len(o.buf)
@@ -741,8 +765,13 @@ func (o *output) assemble() (n, bytes uint64) {
 		if g.recv.hi > g.recv.lo {
 			o.buf = wire.AppendIDs(o.buf, wire.RecRecv, e.recv[g.recv.lo:g.recv.hi])
 		}
-		for _, r := range e.data[g.data.lo:g.data.hi] {
-			if r.live() {
+		var tail []byte
+		for i, r := range e.data[g.data.lo:g.data.hi] {
+			switch {
+			case !r.live():
+			case split && i == g.data.hi-g.data.lo-1 && r.o.parent != nil && r.o.n >= splitMin:
+				o.buf, tail = r.o.appendFragHeader(o.buf)
+			default:
 				o.buf = r.o.appendRecord(o.buf)
 			}
 		}
@@ -750,9 +779,9 @@ func (o *output) assemble() (n, bytes uint64) {
 			o.buf = o.buf[:start] // only dead records
 			continue
 		}
-		o.pending = append(o.pending, sent{end: len(o.buf), kind: wire.Ext})
+		o.pending = append(o.pending, sent{end: len(o.buf), tail: tail, kind: wire.Ext})
 		n++
-		bytes += uint64(len(o.buf) - start)
+		bytes += uint64(len(o.buf) - start + len(tail))
 	}
 	clear(e.data)
 	e.data, e.recv, e.ack, e.groups = e.data[:0], e.recv[:0], e.ack[:0], e.groups[:0]
@@ -768,9 +797,29 @@ func (o *output) takeDatagrams(dst [][]byte) [][]byte {
 		dst = append(dst, o.buf[start:d.end:d.end])
 		start = d.end
 	}
-	o.buf = o.buf[:0]
-	o.pending, o.taken = o.taken[:0], o.pending
+	o.taken = o.rotate()
 	return dst
+}
+
+func (o *output) takeParts(dst []Datagram) []Datagram {
+	start := 0
+	for _, d := range o.pending {
+		dst = append(dst, Datagram{Head: o.buf[start:d.end:d.end], Tail: d.tail})
+		start = d.end
+	}
+	o.taken = o.rotate()
+	return dst
+}
+
+// rotate empties the buffer and the pending datagrams, and returns them as
+// the batch taken.
+func (o *output) rotate() []sent {
+	taken := o.pending
+	for i := range o.taken {
+		o.taken[i].tail = nil // the message's bytes: not kept past the next batch
+	}
+	o.buf, o.pending = o.buf[:0], o.taken[:0]
+	return taken
 }
 
 // what returns what the i-th datagram of the last batch taken carried.

@@ -93,7 +93,7 @@ func TestOutput_Packing(t *testing.T) {
 	if o.ext.bytes != 2*over+25+26 {
 		t.Fatalf("bytes %d, want %d", o.ext.bytes, 2*over+25+26)
 	}
-	n, bytes := o.assemble()
+	n, bytes := o.assemble(false)
 	if n != 1 || bytes != uint64(over+25) {
 		t.Fatalf("assemble: %d datagrams of %d bytes, want 1 of %d (the second only dead)", n, bytes, over+25)
 	}

@@ -313,17 +313,25 @@ func AppendData(dst []byte, id ID, payload []byte) []byte {
 // offset+len(payload) > total, or total > MaxMessage): a receiver would drop
 // the whole datagram.
 func AppendFrag(dst []byte, id, msg ID, total, offset uint64, payload []byte) []byte {
-	p := uint64(len(payload))
-	if total > MaxMessage || p == 0 || p > total || offset > total-p {
-		panic(fmt.Sprintf("wire: AppendFrag of %d bytes at offset %d of a %d-byte message", p, offset, total))
+	return append(AppendFragHeader(dst, id, msg, total, offset, len(payload)), payload...)
+}
+
+// AppendFragHeader appends what AppendFrag would append for an n-byte
+// payload, but the payload: the record's first FragLen(total, offset, n) -
+// n bytes, which the payload's n complete. A writer that can gather
+// (sendmsg with two iovecs) sends the payload from where it is, uncopied.
+// It panics as AppendFrag does.
+func AppendFragHeader(dst []byte, id, msg ID, total, offset uint64, n int) []byte {
+	p := uint64(n)
+	if total > MaxMessage || n <= 0 || p > total || offset > total-p {
+		panic(fmt.Sprintf("wire: AppendFrag of %d bytes at offset %d of a %d-byte message", n, offset, total))
 	}
 	dst = append(dst, byte(RecFrag))
-	dst = binary.AppendUvarint(dst, uint64(fragBody(total, offset, len(payload))))
+	dst = binary.AppendUvarint(dst, uint64(fragBody(total, offset, n)))
 	dst = append(dst, id[:]...)
 	dst = append(dst, msg[:]...)
 	dst = binary.AppendUvarint(dst, total)
-	dst = binary.AppendUvarint(dst, offset)
-	return append(dst, payload...)
+	return binary.AppendUvarint(dst, offset)
 }
 
 // AppendIDs appends a RECV or ACK record of ids to dst and returns the

@@ -603,6 +603,8 @@ func TestAppend_PanicsOnBadInput(t *testing.T) {
 		"AppendFrag past at offset":  func() { wire.AppendFrag(nil, id, id, 5, 3, []byte("abc")) },
 		"AppendFrag offset at total": func() { wire.AppendFrag(nil, id, id, 5, 5, []byte("a")) },
 		"AppendFrag huge total":      func() { wire.AppendFrag(nil, id, id, wire.MaxMessage+1, 0, []byte("a")) },
+		"AppendFragHeader empty":     func() { wire.AppendFragHeader(nil, id, id, 5, 0, 0) },
+		"AppendFragHeader negative":  func() { wire.AppendFragHeader(nil, id, id, 5, 0, -1) },
 	} {
 		func() {
 			defer func() {
@@ -673,8 +675,13 @@ func TestRecordLengths(t *testing.T) {
 					t.Errorf("FragLen(%d, %d, %d) = %d, want %d", total, offset, n, got, want)
 				}
 				if total <= wire.MaxMessage && offset <= total-uint64(n) && uint64(n) <= total {
-					if got, want := wire.FragLen(total, offset, n), len(wire.AppendFrag(nil, id, id, total, offset, big[:n])); got != want {
+					whole := wire.AppendFrag(nil, id, id, total, offset, big[:n])
+					if got, want := wire.FragLen(total, offset, n), len(whole); got != want {
 						t.Errorf("FragLen(%d, %d, %d) = %d, AppendFrag wrote %d", total, offset, n, got, want)
+					}
+					head := wire.AppendFragHeader(nil, id, id, total, offset, n)
+					if !bytes.Equal(append(head, big[:n]...), whole) {
+						t.Errorf("AppendFragHeader(%d, %d, %d) and the payload are not AppendFrag's record", total, offset, n)
 					}
 				}
 			}
