@@ -96,9 +96,11 @@ func TestOutbox_DiscardReceipts(t *testing.T) {
 func TestClose_Bounds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := newPair(t, &gtudp.Config{Lifetime: 3 * time.Second})
+		// No RECV gets back, so no ACK comes. Set before the Send starts:
+		// set after, the whole exchange could be over first.
+		p.network.SetLink(p.b.LocalAddr(), p.a.LocalAddr(), actortest.Link{Loss: 1})
 		errc := make(chan error, 1)
 		go func() { errc <- p.a.Send(context.Background(), p.b.LocalAddr(), []byte("x")) }()
-		p.network.SetLink(p.b.LocalAddr(), p.a.LocalAddr(), actortest.Link{Loss: 1}) // no RECV gets back: no ACK comes
 		synctest.Wait()
 		if st := p.b.Stats(); st.Delivered != 1 || st.Open != 1 {
 			t.Fatalf("receiver %+v: want the message delivered, its exchange open", st.PeerStats)
