@@ -61,6 +61,7 @@ const (
 // transmission they answer: sure (the message was sent once), or only
 // perhaps (it went more than once, and the answer may be to an earlier
 // copy).
+//
 // An answer that may be to an earlier copy moves largestAcked only when
 // nothing sure came with it: after a probe timeout on a busy machine, the
 // answers held up come in a burst, and the first, to the oldest message,
