@@ -847,7 +847,7 @@ func TestState_DatagramPartsGatherLargeFragments(t *testing.T) {
 	for range 10000 {
 		d.now = d.now.Add(time.Millisecond)
 		d.a.Tick(d.now)
-		parts := d.a.TakeDatagramParts(nil)
+		parts := d.a.TakeDatagramParts(nil, true)
 		var whole [][]byte
 		for _, g := range parts {
 			if len(g.Tail) > 0 {

@@ -150,8 +150,9 @@ type Options struct {
 // Stats (the supervisor).
 type Peer struct {
 	// Set by New; read-only after.
-	opt Options
-	log *slog.Logger // opt.Logger with the peer's address, or nil
+	opt   Options
+	log   *slog.Logger // opt.Logger with the peer's address, or nil
+	parts PartsSender  // opt.Sender, if it gathers; else nil
 
 	// Mailboxes: any goroutine puts, the loop drains. They share the
 	// loop's one wake-up channel, where the timer and Drain leave tokens
@@ -236,6 +237,7 @@ func netMailbox(p *Params) int { return max(2048, p.RecvWindow+2*p.Window) }
 // New returns a peer ready to Run.
 func New(opt Options) *Peer {
 	p := &Peer{opt: opt}
+	p.parts, _ = opt.Sender.(PartsSender)
 	wake := make(chan struct{}, 1)
 	p.mail.wakeup = wake
 	p.mail.net = mailbox.NewShared[Inbound](netMailbox(opt.Params), wake)
@@ -726,33 +728,34 @@ func (p *Peer) handOutcomes(now time.Time) {
 // the Sender, going on past a datagram that fails. It reports whether one
 // failed.
 func (p *Peer) writeDatagrams() (failed bool) {
-	var n int
-	var write func(from int) (int, error)
-	if ps, ok := p.opt.Sender.(PartsSender); ok {
-		d := p.loop.st.TakeDatagramParts(p.loop.parts[:0])
-		p.loop.parts, n = d, len(d)
-		defer clear(d)
-		write = func(from int) (int, error) { return ps.WriteParts(d[from:], p.opt.Addr) }
-		if p.debug() {
-			for _, g := range d {
-				p.logDatagram(append(g.Head[:len(g.Head):len(g.Head)], g.Tail...))
-			}
-		}
-	} else {
-		d := p.loop.st.TakeDatagrams(p.loop.dgrams[:0])
-		p.loop.dgrams, n = d, len(d)
-		defer clear(d)
-		write = func(from int) (int, error) { return p.opt.Sender.WriteBatch(d[from:], p.opt.Addr) }
-		if p.debug() {
-			for _, b := range d {
-				p.logDatagram(b)
+	d := p.loop.st.TakeDatagramParts(p.loop.parts[:0], p.parts != nil)
+	p.loop.parts = d
+	if p.debug() {
+		for _, g := range d {
+			b := append(g.Head[:len(g.Head):len(g.Head)], g.Tail...)
+			if pkt, err := p.opt.Params.Format.Decode(b); err == nil {
+				p.logPacket("OUT", pkt, len(b))
 			}
 		}
 	}
-	for sent := 0; sent < n; {
-		k, err := write(sent)
-		sent += k
-		if sent < n && (err != nil || k == 0) {
+	var heads [][]byte // for a Sender that does not gather: the Tails are empty
+	if p.parts == nil {
+		heads = p.loop.dgrams[:0]
+		for _, g := range d {
+			heads = append(heads, g.Head)
+		}
+		p.loop.dgrams = heads
+	}
+	for sent := 0; sent < len(d); {
+		var n int
+		var err error
+		if p.parts != nil {
+			n, err = p.parts.WriteParts(d[sent:], p.opt.Addr)
+		} else {
+			n, err = p.opt.Sender.WriteBatch(heads[sent:], p.opt.Addr)
+		}
+		sent += n
+		if sent < len(d) && (err != nil || n == 0) {
 			// The datagram at sent failed: count it and go on with the
 			// rest, as one-by-one writes would.
 			if err == nil {
@@ -764,14 +767,9 @@ func (p *Peer) writeDatagrams() (failed bool) {
 			sent++
 		}
 	}
+	clear(d)
+	clear(heads)
 	return failed
-}
-
-// logDatagram logs b, a datagram going out, in debug mode.
-func (p *Peer) logDatagram(b []byte) {
-	if pkt, err := p.opt.Params.Format.Decode(b); err == nil {
-		p.logPacket("OUT", pkt, len(b))
-	}
 }
 
 func (p *Peer) writeFailed(err error) {

@@ -394,14 +394,15 @@ func (s *State) TakeDatagrams(dst [][]byte) [][]byte {
 	return s.out.takeDatagrams(dst)
 }
 
-// TakeDatagramParts is TakeDatagrams for a writer that gathers (see
-// PartsSender): a datagram that ends in a fragment of splitMin bytes or
-// more leaves the fragment's payload out of the batch's buffer, and its
-// Tail is that payload, in the message's own buffer (which the caller of
-// Send leaves alone until the outcome). Both parts are valid until the
-// next call to any method of s.
-func (s *State) TakeDatagramParts(dst []Datagram) []Datagram {
-	s.assemble(true)
+// TakeDatagramParts is TakeDatagrams in parts. With split, for a writer
+// that gathers (see PartsSender), a datagram that ends in a fragment of
+// splitMin bytes or more leaves the fragment's payload out of the batch's
+// buffer, and its Tail is that payload, in the message's own buffer
+// (which the caller of Send leaves alone until the outcome); without,
+// every Tail is empty. Both parts are valid until the next call to any
+// method of s.
+func (s *State) TakeDatagramParts(dst []Datagram, split bool) []Datagram {
+	s.assemble(split)
 	return s.out.takeParts(dst)
 }
 
