@@ -103,19 +103,24 @@ func (d *duo) deliver(to *peer.State, f wire.Format, dg [][]byte) {
 	}
 }
 
+// take lets b's application take every delivery.
+func (d *duo) take() {
+	for {
+		m, ok := d.b.Next()
+		if !ok {
+			return
+		}
+		d.received = append(d.received, string(m.Data))
+		d.b.Delivered(d.now)
+	}
+}
+
 // run moves everything until both are quiet, and lets b's application
 // take every delivery.
 func (d *duo) run() {
 	for range 100 {
 		n := d.hop("a", d.a, d.fa, d.b, d.fb)
-		for {
-			m, ok := d.b.Next()
-			if !ok {
-				break
-			}
-			d.received = append(d.received, string(m.Data))
-			d.b.Delivered(d.now)
-		}
+		d.take()
 		n += d.hop("b", d.b, d.fb, d.a, d.fa)
 		if n == 0 {
 			return
@@ -860,14 +865,7 @@ func TestState_DatagramPartsGatherLargeFragments(t *testing.T) {
 		}
 		sent += len(whole)
 		d.deliver(d.b, d.fb, whole)
-		for {
-			m, ok := d.b.Next()
-			if !ok {
-				break
-			}
-			d.received = append(d.received, string(m.Data))
-			d.b.Delivered(d.now)
-		}
+		d.take()
 		if d.hop("b", d.b, d.fb, d.a, d.fa) == 0 && len(parts) == 0 && len(d.received) > 0 {
 			break
 		}
