@@ -412,12 +412,14 @@ func (s *State) tickSend(t int64) {
 		if !ok {
 			break
 		}
-		reason := fmt.Sprintf("lifetime %v exceeded", s.p.Lifetime)
+		var reason string
 		switch {
 		case o.attempts >= s.p.MaxAttempts: // its last transmission's RTO ended (see transmit)
 			reason = s.attemptsReason()
 		case s.draining && o.expire == s.closeBy:
 			reason = fmt.Sprintf("the endpoint closed and %v (Lifetime) passed", s.p.Lifetime)
+		default:
+			reason = fmt.Sprintf("lifetime %v exceeded", s.p.Lifetime)
 		}
 		if o.where == blocked {
 			reason += " while the address had not answered (amplification limit)"
