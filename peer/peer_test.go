@@ -1003,36 +1003,52 @@ type failWriter struct{ err error }
 
 func (w failWriter) WriteBatch([][]byte, netip.AddrPort) (int, error) { return 0, w.err }
 
+// failPartsWriter is a failWriter that gathers (peer.PartsSender): the
+// Peer writes through WriteParts.
+type failPartsWriter struct{ failWriter }
+
+func (w failPartsWriter) WriteParts([]peer.Datagram, netip.AddrPort) (int, error) { return 0, w.err }
+
 // A datagram the socket refuses for good (EMSGSIZE) fails its message at
 // once, with the socket's error: no re-send can cure it.
 func TestPeer_PermanentWriteErrorFailsTheMessage(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		ctx, cancel := context.WithCancel(t.Context())
-		opt := loneOptions(peerConfig(), clock.NewMock())
-		opt.Sender = failWriter{syscall.EMSGSIZE}
-		p := peer.New(opt)
-		go p.Run(ctx)
-		done := make(chan peer.Receipt, 1)
-		if err := p.Send(peer.Outgoing{ID: uuid.New(), Data: []byte("too large"), Done: done}); err != nil {
-			t.Fatal(err)
-		}
-		synctest.Wait()
-		if st := p.Stats(); st.WriteErrors != 1 || st.Failed != 1 || st.InFlight != 0 {
-			t.Fatalf("write errors %d, failed %d, in flight %d; want 1, 1, 0", st.WriteErrors, st.Failed, st.InFlight)
-		}
-		// The receipt is out at once, not at the peer's next wake-up
-		// (which an idle peer may not have for IdleTimeout).
-		select {
-		case r := <-done:
-			if !errors.Is(r.Err, peer.ErrUndelivered) || !errors.Is(r.Err, syscall.EMSGSIZE) || r.Attempts != 1 {
-				t.Fatalf("receipt %+v, want ErrUndelivered with EMSGSIZE after 1 attempt", r)
-			}
-		default:
-			t.Fatal("no receipt after the write failed for good")
-		}
-		cancel()
-		<-p.Done()
-	})
+	for _, tt := range []struct {
+		name   string
+		sender peer.Sender
+	}{
+		{"WriteBatch", failWriter{syscall.EMSGSIZE}},
+		{"WriteParts", failPartsWriter{failWriter{syscall.EMSGSIZE}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx, cancel := context.WithCancel(t.Context())
+				opt := loneOptions(peerConfig(), clock.NewMock())
+				opt.Sender = tt.sender
+				p := peer.New(opt)
+				go p.Run(ctx)
+				done := make(chan peer.Receipt, 1)
+				if err := p.Send(peer.Outgoing{ID: uuid.New(), Data: []byte("too large"), Done: done}); err != nil {
+					t.Fatal(err)
+				}
+				synctest.Wait()
+				if st := p.Stats(); st.WriteErrors != 1 || st.Failed != 1 || st.InFlight != 0 {
+					t.Fatalf("write errors %d, failed %d, in flight %d; want 1, 1, 0", st.WriteErrors, st.Failed, st.InFlight)
+				}
+				// The receipt is out at once, not at the peer's next wake-up
+				// (which an idle peer may not have for IdleTimeout).
+				select {
+				case r := <-done:
+					if !errors.Is(r.Err, peer.ErrUndelivered) || !errors.Is(r.Err, syscall.EMSGSIZE) || r.Attempts != 1 {
+						t.Fatalf("receipt %+v, want ErrUndelivered with EMSGSIZE after 1 attempt", r)
+					}
+				default:
+					t.Fatal("no receipt after the write failed for good")
+				}
+				cancel()
+				<-p.Done()
+			})
+		})
+	}
 }
 
 // A peer that has not proved its address is evictable once it has no
