@@ -254,6 +254,22 @@ func (e *Endpoint) Send(ctx context.Context, addr netip.AddrPort, data []byte) e
 	return publicErr(e.ep.Send(ctx, addr, data))
 }
 
+// Release gives back the Data of a message taken from the Inbox once the
+// application is done with it, so that a later message larger than
+// DatagramSize (one that comes in fragments) is received into it rather
+// than into newly allocated memory, which the runtime must clear first and
+// the garbage collector must then reclaim. Calling it is optional; a
+// message not given back is simply garbage collected. After Release the
+// caller must not read or write data, or anything sharing its array: a
+// later message is written into it.
+//
+// Buffers of at least 16 KiB are kept, up to 8 MiB in all (the ones given
+// back first go first); smaller ones are left to the garbage collector. On loopback a
+// stream of 1 MiB messages costs about a quarter less CPU per message when
+// the receiver gives each back (README, Benchmarks). Release is safe for concurrent
+// use and does not block.
+func (e *Endpoint) Release(data []byte) { e.ep.Release(data) }
+
 // SendRaw writes data to addr as one datagram, without gtUDP framing and
 // without any guarantee: the raw send of the original's passthrough. It
 // returns the socket's error, ErrClosed once Close has begun, or

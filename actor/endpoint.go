@@ -128,6 +128,9 @@ func New(conn net.PacketConn, s *Settings, app App, own bool) (*Endpoint, error)
 	if s.Params.ReadBuffers == nil {
 		s.Params.ReadBuffers = peer.NewBuffers(lentBuffers, readBufferSize)
 	}
+	if s.Params.Spares == nil {
+		s.Params.Spares = peer.NewSpares(spareBytes)
+	}
 	if _, err := rand.Read(e.seeds[:]); err != nil {
 		return nil, fmt.Errorf("gtudp: seeding message ids: %w", err)
 	}
@@ -183,6 +186,17 @@ func (e *Endpoint) Send(ctx context.Context, addr netip.AddrPort, data []byte) e
 		return (<-done).Err
 	}
 }
+
+// spareBytes bounds the buffers given back by Release and kept for reuse:
+// a 1 MiB stream on loopback has 5 to 9 MiB in flight, and a buffer given
+// back is taken again by the next message to start, so a few suffice.
+const spareBytes = 8 << 20
+
+// Release gives back the payload of a received message the application is
+// done with, for a later message in fragments to be received into (see
+// peer.Spares). The caller must not use data afterwards. Safe for
+// concurrent use.
+func (e *Endpoint) Release(data []byte) { e.cfg.Params.Spares.Put(data) }
 
 // SendRaw writes data to addr as one datagram, without gtUDP framing and
 // without any guarantee: the raw send of the original's passthrough. It

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+	"unsafe"
 
 	"github.com/benbjohnson/clock"
 	"github.com/gtudp/gtudp"
@@ -149,6 +150,113 @@ func TestFragments_LossyPath(t *testing.T) {
 		}
 		if st := a.Stats(); st.DataResent == 0 {
 			t.Errorf("nothing re-sent through 10%% loss: %+v", st)
+		}
+	})
+}
+
+// A receiver that gives each message back with Release has the next
+// large message received into it, on a path that loses, duplicates and
+// reorders fragments: each message still arrives whole, with not one byte
+// of the one before it, and the buffers are reused.
+func TestFragments_ReleasedBuffersAreReused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mock := clock.NewMock()
+		network := actortest.NewNetwork(mock)
+		rng := rand.New(rand.NewPCG(3, 4))
+		var mu sync.Mutex
+		network.SetFate(func(from, to netip.AddrPort, b []byte) actortest.Fate {
+			mu.Lock()
+			defer mu.Unlock()
+			return actortest.Fate{
+				Drop:   rng.IntN(10) == 0,
+				Copies: rng.IntN(10) / 9, // a tenth twice
+				Delay:  time.Duration(rng.IntN(20)) * time.Millisecond,
+			}
+		})
+		ca, _ := network.Listen("10.0.0.1:4323")
+		cb, _ := network.Listen("10.0.0.2:4323")
+		a, err := gtudp.New(ca, &gtudp.Config{Clock: mock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := gtudp.New(cb, &gtudp.Config{Clock: mock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		const n, size = 8, 100_000
+		pattern := func(i, j int) byte { return byte(i*31 + j*7 + j>>8) }
+		released := make(chan struct{})
+		var arrays []*byte // of the messages delivered, in order
+		var wrong []string
+		go func() {
+			for m := range b.Inbox() {
+				i := len(arrays)
+				arrays = append(arrays, unsafe.SliceData(m.Data))
+				if len(m.Data) != size {
+					wrong = append(wrong, fmt.Sprintf("message %d: %d bytes", i, len(m.Data)))
+				}
+				for j, c := range m.Data {
+					if c != pattern(i, j) {
+						wrong = append(wrong, fmt.Sprintf("message %d: byte %d is %d, want %d", i, j, c, pattern(i, j)))
+						break
+					}
+				}
+				b.Release(m.Data)
+				released <- struct{}{}
+			}
+		}()
+		for i := range n {
+			msg := make([]byte, size)
+			for j := range msg {
+				msg[j] = pattern(i, j)
+			}
+			errc := make(chan error, 1)
+			go func() { errc <- a.Send(context.Background(), b.LocalAddr(), msg) }()
+			var got bool
+			for waited := time.Duration(0); !got; waited += 10 * time.Millisecond {
+				synctest.Wait()
+				select {
+				case <-released:
+					got = true
+				default:
+					if waited > time.Minute {
+						t.Fatalf("message %d not delivered within a minute", i)
+					}
+					mock.Add(10 * time.Millisecond)
+				}
+			}
+			for waited := time.Duration(0); ; waited += 10 * time.Millisecond {
+				synctest.Wait()
+				select {
+				case err := <-errc:
+					if err != nil {
+						t.Fatalf("message %d: %v", i, err)
+					}
+				default:
+					if waited > time.Minute {
+						t.Fatalf("no outcome for message %d within a minute", i)
+					}
+					mock.Add(10 * time.Millisecond)
+					continue
+				}
+				break
+			}
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		a.Close(ctx)
+		b.Close(ctx)
+		for _, w := range wrong {
+			t.Error(w)
+		}
+		reused := 0
+		for i := 1; i < len(arrays); i++ {
+			if arrays[i] == arrays[i-1] {
+				reused++
+			}
+		}
+		if len(arrays) != n || reused != n-1 {
+			t.Errorf("%d messages delivered, %d of them into the buffer given back before (want %d and %d)", len(arrays), reused, n, n-1)
 		}
 	})
 }

@@ -11,7 +11,8 @@ import (
 
 // Receiving messages in fragments (the extension's FRAG records; see
 // fragments for the sending side). A message's fragments are copied into
-// one buffer of the message's size as they come, and each is answered
+// one buffer of the message's size as they come (a spare one the
+// application gave back, if there is one: see Spares), and each is answered
 // RECV at once, but the one that completes the message: that one opens an
 // exchange like a DATA's, held for the Inbox and answered when delivered,
 // so the sender's success still means the application has the message.
@@ -270,7 +271,11 @@ func (s *State) startAssembly(t int64, k asmKey, total int) *assembly {
 	if !s.p.Budget.Take(total + asmOverhead) {
 		return nil
 	}
-	a := &assembly{key: k, total: total, buf: make([]byte, total), index: -1, expire: after(t, s.p.Lifetime)}
+	buf, ok := s.p.Spares.Get(total)
+	if !ok {
+		buf = make([]byte, total)
+	}
+	a := &assembly{key: k, total: total, buf: buf, index: -1, expire: after(t, s.p.Lifetime)}
 	if s.rx.asm == nil {
 		s.rx.asm = make(map[asmKey]*assembly)
 	}

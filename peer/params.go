@@ -40,6 +40,10 @@ type Params struct {
 	// ReadBuffers takes back the socket reader's buffers lent to peers
 	// (Inbound.Lent); state too, shared with the reader.
 	ReadBuffers *Buffers
+	// Spares holds the buffers of received messages the application
+	// gave back, for messages in fragments to be received into; state,
+	// shared with the application. Nil keeps none.
+	Spares *Spares
 
 	// The extension (see ext.go) is on when Format.Ext is set.
 	// DatagramSize is the largest EXT datagram, LoopbackDatagramSize the

@@ -1,0 +1,84 @@
+package peer
+
+import "sync"
+
+// Spares keeps the buffers of received messages that the application has
+// given back (gtudp's Endpoint.Release), for later messages in fragments
+// to be received into.
+//
+// Why: a message in fragments is copied into a buffer of its own, which
+// becomes the application's. Newly allocated, that buffer must first be
+// cleared by the runtime, is cold in the CPU's caches, and feeds the
+// garbage collector a megabyte per megabyte received: on loopback, with 1
+// MiB messages, that costs more CPU than the kernel's own copies. A buffer
+// given back is reused as it is: every byte of it is written before the
+// message is delivered, so what it held before is never seen.
+//
+// At most max bytes of buffers are kept; buffers smaller than spareMin are
+// not kept (allocating them is cheap). A nil *Spares keeps nothing. It is
+// safe for concurrent use.
+type Spares struct {
+	mu    sync.Mutex
+	bufs  [][]byte // whole capacity each; the last given back last
+	bytes int      // their capacities, summed
+	max   int
+}
+
+// spareMin is the smallest buffer kept: the smallest message in fragments
+// on the default DatagramSize is a few kilobytes, and below this size a
+// new buffer costs little next to the message's datagrams.
+const spareMin = 16 << 10
+
+// NewSpares returns a set keeping at most max bytes of buffers.
+func NewSpares(max int) *Spares { return &Spares{max: max} }
+
+// Put keeps b (its whole capacity) for a later Get, unless it is smaller
+// than spareMin or larger than the set; to make room it lets the buffers
+// given back first go. The caller must not use b, or anything sharing its
+// array, afterwards.
+func (s *Spares) Put(b []byte) {
+	b = b[:cap(b)]
+	if s == nil || len(b) < spareMin || len(b) > s.max {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	drop := 0
+	for s.bytes+len(b) > s.max {
+		s.bytes -= len(s.bufs[drop])
+		s.bufs[drop] = nil
+		drop++
+	}
+	if drop > 0 {
+		n := copy(s.bufs, s.bufs[drop:])
+		clear(s.bufs[n:])
+		s.bufs = s.bufs[:n]
+	}
+	s.bufs = append(s.bufs, b)
+	s.bytes += len(b)
+}
+
+// Get returns a kept buffer of length n, and capacity at most twice n so
+// that a small message does not pin a large buffer, or false if there is
+// none. Its bytes are whatever it held before: the caller writes all n
+// before anyone reads them. The buffer given back last is preferred: it
+// is the most likely still in the caches.
+func (s *Spares) Get(n int) ([]byte, bool) {
+	if s == nil || n < spareMin {
+		return nil, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := len(s.bufs) - 1; i >= 0; i-- {
+		b := s.bufs[i]
+		if len(b) < n || len(b) > 2*n {
+			continue
+		}
+		copy(s.bufs[i:], s.bufs[i+1:])
+		s.bufs[len(s.bufs)-1] = nil
+		s.bufs = s.bufs[:len(s.bufs)-1]
+		s.bytes -= len(b)
+		return b[:n], true
+	}
+	return nil, false
+}
