@@ -25,6 +25,7 @@ type benchOptions struct {
 	profile  string // CPU profile of the gtudp run (and FILE.receiver of a child)
 	maxprocs int    // GOMAXPROCS of each process; 0: the cores shared out among them
 	verbose  bool   // print each gtudp run's loss-recovery counters
+	release  bool   // the gtudp receiver gives each message's Data back (Endpoint.Release)
 	common   common
 }
 
@@ -97,6 +98,7 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	fs.IntVar(&o.maxprocs, "gomaxprocs", 0, "GOMAXPROCS of each process (default: $GOMAXPROCS, else the cores shared out among the processes)")
 	fs.BoolVar(&o.verbose, "v", false, "after the table, each gtudp run's sender counters: losses detected, spurious, timeouts, cwnd, SRTT")
 	fs.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of the gtudp run to `file` (and of a child receiver to file.receiver)")
+	fs.BoolVar(&o.release, "release", false, "the gtudp receiver gives each message's Data back with Endpoint.Release, as an application done with it may")
 	o.common.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err

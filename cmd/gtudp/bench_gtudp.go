@@ -126,7 +126,8 @@ func benchGtudp(ctx context.Context, o benchOptions, relayed bool, loss float64)
 	return r, ctx.Err()
 }
 
-// serveGtudp is an endpoint that drains its Inbox.
+// serveGtudp is an endpoint that drains its Inbox, giving each message's
+// Data back with -release.
 func serveGtudp(o benchOptions) (receiver, error) {
 	cfg, err := o.common.config(io.Discard)
 	if err != nil {
@@ -139,7 +140,10 @@ func serveGtudp(o benchOptions) (receiver, error) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for range ep.Inbox() {
+		for m := range ep.Inbox() {
+			if o.release {
+				ep.Release(m.Data)
+			}
 		}
 	}()
 	return receiver{

@@ -78,6 +78,9 @@ func startChildReceiver(ctx context.Context, o benchOptions, mode string) (recei
 	if o.common.noExt {
 		args = append(args, "-no-extension")
 	}
+	if o.release {
+		args = append(args, "-release")
+	}
 	if o.profile != "" && mode == "gtudp" {
 		args = append(args, "-cpuprofile", o.profile+".receiver")
 	}
@@ -132,6 +135,7 @@ func runBenchReceiver(ctx context.Context, args []string, stdin io.Reader, stdou
 	mode := fs.String("mode", "gtudp", "bare, gtudp, kcp or tcp")
 	profile := fs.String("cpuprofile", "", "write a CPU profile to `file`")
 	fs.IntVar(&o.maxprocs, "gomaxprocs", 0, "GOMAXPROCS (default: Go's)")
+	fs.BoolVar(&o.release, "release", false, "give each message's Data back (Endpoint.Release)")
 	o.common.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
