@@ -157,7 +157,8 @@ func TestFragments_LossyPath(t *testing.T) {
 // A receiver that gives each message back with Release has the next
 // large message received into it, on a path that loses, duplicates and
 // reorders fragments: each message still arrives whole, with not one byte
-// of the one before it, and the buffers are reused.
+// of the one before it (not even beyond its length), and the buffers are
+// reused.
 func TestFragments_ReleasedBuffersAreReused(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		mock := clock.NewMock()
@@ -183,7 +184,10 @@ func TestFragments_ReleasedBuffersAreReused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		const n, size = 8, 100_000
+		// Each message a little smaller than the one before, so that it
+		// fits in that one's buffer.
+		const n = 8
+		size := func(i int) int { return 100_000 - 5_000*i }
 		pattern := func(i, j int) byte { return byte(i*31 + j*7 + j>>8) }
 		released := make(chan struct{})
 		var arrays []*byte // of the messages delivered, in order
@@ -192,8 +196,9 @@ func TestFragments_ReleasedBuffersAreReused(t *testing.T) {
 			for m := range b.Inbox() {
 				i := len(arrays)
 				arrays = append(arrays, unsafe.SliceData(m.Data))
-				if len(m.Data) != size {
-					wrong = append(wrong, fmt.Sprintf("message %d: %d bytes", i, len(m.Data)))
+				if len(m.Data) != size(i) || cap(m.Data) != size(i) {
+					// Beyond its length a reused buffer holds an older message.
+					wrong = append(wrong, fmt.Sprintf("message %d: %d bytes, capacity %d", i, len(m.Data), cap(m.Data)))
 				}
 				for j, c := range m.Data {
 					if c != pattern(i, j) {
@@ -206,7 +211,7 @@ func TestFragments_ReleasedBuffersAreReused(t *testing.T) {
 			}
 		}()
 		for i := range n {
-			msg := make([]byte, size)
+			msg := make([]byte, size(i))
 			for j := range msg {
 				msg[j] = pattern(i, j)
 			}

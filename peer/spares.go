@@ -58,11 +58,13 @@ func (s *Spares) Put(b []byte) {
 	s.bytes += len(b)
 }
 
-// Get returns a kept buffer of length n, and capacity at most twice n so
-// that a small message does not pin a large buffer, or false if there is
-// none. Its bytes are whatever it held before: the caller writes all n
-// before anyone reads them. The buffer given back last is preferred: it
-// is the most likely still in the caches.
+// Get returns a kept buffer of n bytes, or false if there is none. It
+// takes one of at most twice n bytes, so that a small message does not
+// pin a large buffer, and returns it cut to length and capacity n: what
+// lies beyond n is the message it held before, which the next holder
+// must not see. Its first n bytes are that message too: the caller
+// writes all n before anyone reads them. The buffer given back last is
+// preferred: it is the most likely still in the caches.
 func (s *Spares) Get(n int) ([]byte, bool) {
 	if s == nil || n < spareMin {
 		return nil, false
@@ -78,7 +80,7 @@ func (s *Spares) Get(n int) ([]byte, bool) {
 		s.bufs[len(s.bufs)-1] = nil
 		s.bufs = s.bufs[:len(s.bufs)-1]
 		s.bytes -= len(b)
-		return b[:n], true
+		return b[:n:n], true
 	}
 	return nil, false
 }
