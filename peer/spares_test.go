@@ -48,20 +48,28 @@ func TestSpares_GetLeavesBuffersTwiceTooLarge(t *testing.T) {
 
 func TestSpares_PutKeepsAtMostMaxBytes(t *testing.T) {
 	s := NewSpares(100 << 10)
-	first, second, third := make([]byte, 40<<10), make([]byte, 40<<10), make([]byte, 40<<10)
-	s.Put(first)
-	s.Put(second)
-	s.Put(third)                 // 120 KiB: the first given back goes
-	s.Put(make([]byte, 8<<10))   // too small to keep
-	s.Put(make([]byte, 200<<10)) // larger than the whole set
-	if s.bytes != 80<<10 || len(s.bufs) != 2 {
-		t.Fatalf("kept %d bytes in %d buffers, want 80 KiB in 2", s.bytes, len(s.bufs))
+	s.Put(make([]byte, spareMin))
+	s.Put(make([]byte, 84<<10)) // exactly max in all: both kept
+	if s.bytes != 100<<10 || len(s.bufs) != 2 {
+		t.Fatalf("kept %d bytes in %d buffers, want 100 KiB in 2", s.bytes, len(s.bufs))
 	}
-	for range 2 {
-		b, ok := s.Get(40 << 10)
-		if !ok || unsafe.SliceData(b) == unsafe.SliceData(first) {
-			t.Fatalf("Get = %v, the first buffer given back %v", ok, ok && unsafe.SliceData(b) == unsafe.SliceData(first))
-		}
+	if _, ok := s.Get(spareMin); !ok {
+		t.Fatal("Get(spareMin) found nothing")
+	}
+	s.Get(84 << 10)
+	second, third := make([]byte, 40<<10), make([]byte, 40<<10)
+	s.Put(make([]byte, 40<<10))
+	s.Put(second)
+	s.Put(third)                    // 120 KiB: the first given back goes
+	s.Put(make([]byte, spareMin-1)) // too small to keep
+	s.Put(make([]byte, 101<<10))    // larger than the whole set
+	if s.bytes != 80<<10 || len(s.bufs) != 2 ||
+		unsafe.SliceData(s.bufs[0]) != unsafe.SliceData(second) || unsafe.SliceData(s.bufs[1]) != unsafe.SliceData(third) {
+		t.Fatalf("kept %d bytes in %d buffers, want 80 KiB: the second and third given back", s.bytes, len(s.bufs))
+	}
+	s.Put(make([]byte, 100<<10)) // the whole set: the others go
+	if s.bytes != 100<<10 || len(s.bufs) != 1 {
+		t.Fatalf("kept %d bytes in %d buffers, want one of 100 KiB", s.bytes, len(s.bufs))
 	}
 }
 
