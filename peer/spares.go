@@ -1,6 +1,9 @@
 package peer
 
-import "sync"
+import (
+	"sync"
+	"unsafe"
+)
 
 // Spares keeps the buffers of received messages that the application has
 // given back (gtudp's Endpoint.Release), for later messages in fragments
@@ -35,7 +38,9 @@ func NewSpares(max int) *Spares { return &Spares{max: max} }
 // Put keeps b (its whole capacity) for a later Get, unless it is smaller
 // than spareMin or larger than the set; to make room it lets the buffers
 // given back first go. The caller must not use b, or anything sharing its
-// array, afterwards.
+// array, afterwards. A buffer that overlaps one already kept (given back
+// twice, or a part of it again) is not kept a second time: two messages
+// would be received into the same bytes.
 func (s *Spares) Put(b []byte) {
 	b = b[:cap(b)]
 	if s == nil || len(b) < spareMin || len(b) > s.max {
@@ -43,6 +48,11 @@ func (s *Spares) Put(b []byte) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for _, k := range s.bufs {
+		if overlap(k, b) {
+			return
+		}
+	}
 	drop := 0
 	for s.bytes+len(b) > s.max {
 		s.bytes -= len(s.bufs[drop])
@@ -83,4 +93,11 @@ func (s *Spares) Get(n int) ([]byte, bool) {
 		return b[:n:n], true
 	}
 	return nil, false
+}
+
+// overlap reports whether a and b share any byte. The addresses are only
+// compared, never turned back into pointers.
+func overlap(a, b []byte) bool {
+	pa, pb := uintptr(unsafe.Pointer(unsafe.SliceData(a))), uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	return pa < pb+uintptr(len(b)) && pb < pa+uintptr(len(a))
 }

@@ -73,6 +73,27 @@ func TestSpares_PutKeepsAtMostMaxBytes(t *testing.T) {
 	}
 }
 
+// A buffer given back twice, or a part of it given back again, is kept
+// once: otherwise two messages would be received into the same bytes.
+func TestSpares_PutKeepsABufferOnce(t *testing.T) {
+	s := NewSpares(1 << 20)
+	b := make([]byte, 64<<10)
+	s.Put(b)
+	s.Put(b)
+	s.Put(b[20<<10:])
+	s.Put(b[:0])
+	if s.bytes != 64<<10 || len(s.bufs) != 1 {
+		t.Fatalf("kept %d bytes in %d buffers, want the one buffer once", s.bytes, len(s.bufs))
+	}
+	whole := make([]byte, 128<<10)
+	s.Put(whole[64<<10:])
+	s.Put(whole) // overlaps the half kept
+	s.Put(make([]byte, 64<<10))
+	if s.bytes != 192<<10 || len(s.bufs) != 3 {
+		t.Fatalf("kept %d bytes in %d buffers, want 192 KiB in 3", s.bytes, len(s.bufs))
+	}
+}
+
 func TestSpares_NilKeepsNothing(t *testing.T) {
 	var s *Spares
 	s.Put(make([]byte, 1<<20))
