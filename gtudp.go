@@ -266,7 +266,8 @@ func (e *Endpoint) Send(ctx context.Context, addr netip.AddrPort, data []byte) e
 // a later message took it would have two messages written into it.
 //
 // Buffers of at least 16 KiB are kept, up to 8 MiB in all (the ones given
-// back first go first); smaller ones are left to the garbage collector.
+// back first go first); smaller ones are left to the garbage collector,
+// and so is every one with Config.NoExtension (no fragments come).
 // On loopback a stream of 1 MiB messages costs about a quarter less CPU
 // per message when the receiver gives each back (README, Benchmarks).
 // Release is safe for concurrent use and does not block.
@@ -330,6 +331,7 @@ func (e *Endpoint) Stats() Stats {
 		ReadErrors:      s.ReadErrors,
 		OverBudget:      s.OverBudget,
 		HeldBytes:       s.BudgetUsed,
+		SpareBytes:      s.SpareBytes,
 	}
 }
 
@@ -394,6 +396,9 @@ type Stats struct {
 	// HeldBytes is the bytes it holds now.
 	OverBudget uint64
 	HeldBytes  int64
+	// SpareBytes is the bytes of buffers given back by Release and kept
+	// for later messages (at most 8 MiB).
+	SpareBytes int
 }
 
 // PeerStats are the counters of one remote peer, cumulative over its

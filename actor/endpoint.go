@@ -194,9 +194,14 @@ const spareBytes = 8 << 20
 
 // Release gives back the payload of a received message the application is
 // done with, for a later message in fragments to be received into (see
-// peer.Spares). The caller must not use data afterwards. Safe for
+// peer.Spares); an endpoint without the extension receives no fragments
+// and keeps nothing. The caller must not use data afterwards. Safe for
 // concurrent use.
-func (e *Endpoint) Release(data []byte) { e.cfg.Params.Spares.Put(data) }
+func (e *Endpoint) Release(data []byte) {
+	if e.cfg.Params.Format.Ext != nil {
+		e.cfg.Params.Spares.Put(data)
+	}
+}
 
 // SendRaw writes data to addr as one datagram, without gtUDP framing and
 // without any guarantee: the raw send of the original's passthrough. It
@@ -497,6 +502,7 @@ func (e *Endpoint) Stats() Stats {
 	s.Addr = e.local
 	e.ctr.fill(&s)
 	s.BudgetUsed = e.cfg.Params.Budget.Used()
+	s.SpareBytes = e.cfg.Params.Spares.Bytes()
 	return s
 }
 

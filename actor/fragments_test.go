@@ -266,6 +266,38 @@ func TestFragments_ReleasedBuffersAreReused(t *testing.T) {
 	})
 }
 
+// Release keeps a buffer only where messages in fragments can come: not
+// on an endpoint without the extension, not one under 16 KiB; Stats says
+// how many bytes are kept.
+func TestFragments_ReleaseKeepsOnlyWhatCanBeUsed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mock := clock.NewMock()
+		network := actortest.NewNetwork(mock)
+		ca, _ := network.Listen("10.0.0.1:4323")
+		cb, _ := network.Listen("10.0.0.2:4323")
+		a, err := gtudp.New(ca, &gtudp.Config{Clock: mock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := gtudp.New(cb, &gtudp.Config{Clock: mock, NoExtension: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ep := range []*gtudp.Endpoint{a, b} {
+			ep.Release(make([]byte, 64<<10))
+			ep.Release(make([]byte, 1<<10))
+		}
+		if got := a.Stats().SpareBytes; got != 64<<10 {
+			t.Errorf("with the extension: %d bytes kept, want %d", got, 64<<10)
+		}
+		if got := b.Stats().SpareBytes; got != 0 {
+			t.Errorf("without the extension: %d bytes kept, want 0", got)
+		}
+		a.Close(context.Background())
+		b.Close(context.Background())
+	})
+}
+
 // Send cancelled while a large message is going out: Send returns at once
 // with ErrOutcomeUnknown (part of it may be there), and not one more
 // fragment of it is sent.

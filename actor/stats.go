@@ -55,6 +55,9 @@ type Stats struct {
 	// had reached the endpoint's budget; BudgetUsed is those bytes now.
 	OverBudget uint64
 	BudgetUsed int64
+	// SpareBytes is the bytes of buffers given back by Release and kept
+	// for reuse.
+	SpareBytes int
 }
 
 // counters are the endpoint's own counters, updated by several goroutines.

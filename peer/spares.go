@@ -68,6 +68,16 @@ func (s *Spares) Put(b []byte) {
 	s.bytes += len(b)
 }
 
+// Bytes returns the bytes of buffers kept.
+func (s *Spares) Bytes() int {
+	if s == nil {
+		return 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bytes
+}
+
 // Get returns a kept buffer of n bytes, or false if there is none. It
 // takes one of at most twice n bytes, so that a small message does not
 // pin a large buffer, and returns it cut to length and capacity n: what
