@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/gtudp/gtudp/wire"
 )
 
 // benchOptions are the knobs of "gtudp bench".
@@ -88,6 +89,9 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 			"p50/p99 where a message is confirmed, and the ratios of gtudp to the others.\n"+
 			"A contender that cannot carry messages of -size says so in its row.\n"+
 			"With -loss, gtudp also runs through the lossy relay at 0% and that loss.\n"+
+			"With -size beyond one datagram (65,507 bytes), gtudp also runs with its\n"+
+			"receiver giving each message back (Endpoint.Release; -release: only so),\n"+
+			"as the TCP stream's reader reuses its one buffer.\n"+
 			"With -busy, CPU-burning processes run beside the bench.",
 		"gtudp bench -size 64 -window 1024 -duration 3s", stderr)
 	fs.IntVar(&o.size, "size", 64, "payload bytes, at most 16 MiB")
@@ -171,6 +175,19 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		results = append(results, p)
 		others[p.name] = p
 	}
+	var released *benchResult
+	if !o.release && !o.common.noExt && o.size > wire.MaxDatagram {
+		// Messages in fragments even on loopback: the same with the
+		// receiver giving each back, as TCP's reader reuses its buffer.
+		rel := o
+		rel.release, rel.profile = true, ""
+		r, err := benchGtudp(ctx, rel, false, 0)
+		if err != nil {
+			return fmt.Errorf("gtudp run with Release: %w", err)
+		}
+		results = append(results, r)
+		released = &r
+	}
 	if o.loss > 0 {
 		// The relay costs a hop and CPU of its own: compare loss with
 		// no loss through the same relay.
@@ -192,7 +209,7 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	}
 	results = append(results, k, tcp)
 	others["kcp-go"], others["TCP stream"] = k, tcp
-	printBench(stdout, o, results, g, others)
+	printBench(stdout, o, results, g, released, others)
 	if o.busy > 0 {
 		busyDone = true
 		fmt.Fprintf(stdout, "the %d CPU-burning process%s used %.1f CPU-seconds\n", o.busy, plurales(o.busy), stopBusy().Seconds())
@@ -201,8 +218,9 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 }
 
 // printBench prints the header, the table of results and the ratios of
-// gtudp (g) to the others.
-func printBench(w io.Writer, o benchOptions, results []benchResult, g benchResult, others map[string]benchResult) {
+// gtudp (g) to the others, and of gtudp with the receiver releasing each
+// message (released, if it ran) to the TCP stream.
+func printBench(w io.Writer, o benchOptions, results []benchResult, g benchResult, released *benchResult, others map[string]benchResult) {
 	var procs string
 	if o.procs == 2 {
 		procs = fmt.Sprintf("receiver in a second process, GOMAXPROCS %d each", o.maxprocs)
@@ -246,6 +264,9 @@ func printBench(w io.Writer, o benchOptions, results []benchResult, g benchResul
 		if r, ok := others[name]; ok {
 			fmt.Fprintf(w, "%s / %s: %s\n", g.name, name, ratios(g, r))
 		}
+	}
+	if tcp, ok := others["TCP stream"]; ok && released != nil {
+		fmt.Fprintf(w, "%s / TCP stream: %s\n", released.name, ratios(*released, tcp))
 	}
 	fmt.Fprintln(w, "(re-sent: gtudp's DATA re-sent, kcp-go's segments re-sent, per message)")
 	if o.verbose {

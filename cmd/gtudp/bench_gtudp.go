@@ -20,6 +20,9 @@ func benchGtudp(ctx context.Context, o benchOptions, relayed bool, loss float64)
 	if o.common.noExt {
 		r.name = "gtudp, no extension"
 	}
+	if o.release {
+		r.name += ", receiver releases"
+	}
 	if relayed {
 		r.name += fmt.Sprintf(", relay, %.0f%% loss", 100*loss)
 	}
