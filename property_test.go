@@ -133,6 +133,12 @@ func checkEndToEnd(t *rapid.T) {
 	mock := clock.NewMock()
 	start := mock.Now()
 	network := actortest.NewNetwork(mock)
+	// Whatever ends the test, a failure included, the endpoints stop with
+	// it: a rapid failure unwinds this goroutine, and endpoints left
+	// running would make synctest report that their goroutines outlived
+	// the test, in place of the failure itself.
+	stopped, stop := context.WithCancel(context.Background())
+	stop()
 	eps := make([]*gtudp.Endpoint, n)
 	noExt := make([]bool, n)
 	release := make([]bool, n)
@@ -159,6 +165,7 @@ func checkEndToEnd(t *rapid.T) {
 		// (Not a draw: a new draw would misread the saved failing cases.)
 		release[i] = i%2 == 1
 		defer conn.Close()
+		defer ep.Close(stopped)
 	}
 
 	// The network: fates in order, partitions by time. It records, for
