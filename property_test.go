@@ -586,17 +586,26 @@ func checkConfig(t *rapid.T, cfg gtudp.Config, valid error) {
 	network := actortest.NewNetwork(mock)
 	network.SetDefaultLink(actortest.Link{Duplicate: 0.5, Delay: 5 * time.Millisecond})
 	cfg.Clock = mock
+	// As in checkEndToEnd: endpoints stop with the test, a failure
+	// included, so that synctest does not report their goroutines in
+	// place of the failure.
+	stopped, stop := context.WithCancel(context.Background())
+	stop()
 	var eps [2]*gtudp.Endpoint
 	for i := range eps {
 		conn, _ := network.Listen(fmt.Sprintf("10.0.0.%d:4323", i+1))
 		defer conn.Close()
 		ep, err := gtudp.New(conn, &cfg)
 		if (err == nil) != (valid == nil) {
+			if ep != nil {
+				ep.Close(stopped)
+			}
 			t.Fatalf("New: %v, but Validate: %v", err, valid)
 		}
 		if err != nil {
 			return
 		}
+		defer ep.Close(stopped)
 		eps[i] = ep
 	}
 	var mu sync.Mutex
