@@ -128,7 +128,9 @@ func New(conn net.PacketConn, s *Settings, app App, own bool) (*Endpoint, error)
 	if s.Params.ReadBuffers == nil {
 		s.Params.ReadBuffers = peer.NewBuffers(lentBuffers, readBufferSize)
 	}
-	if s.Params.Spares == nil {
+	if s.Params.Spares == nil && s.Params.Format.Ext != nil {
+		// Without the extension no message comes in fragments: a buffer
+		// given back would never be used (a nil Spares keeps none).
 		s.Params.Spares = peer.NewSpares(spareBytes)
 	}
 	if _, err := rand.Read(e.seeds[:]); err != nil {
@@ -194,14 +196,10 @@ const spareBytes = 8 << 20
 
 // Release gives back the payload of a received message the application is
 // done with, for a later message in fragments to be received into (see
-// peer.Spares); an endpoint without the extension receives no fragments
-// and keeps nothing. The caller must not use data afterwards. Safe for
-// concurrent use.
-func (e *Endpoint) Release(data []byte) {
-	if e.cfg.Params.Format.Ext != nil {
-		e.cfg.Params.Spares.Put(data)
-	}
-}
+// peer.Spares); an endpoint without the extension has no Spares and keeps
+// nothing. The caller must not use data afterwards. Safe for concurrent
+// use.
+func (e *Endpoint) Release(data []byte) { e.cfg.Params.Spares.Put(data) }
 
 // SendRaw writes data to addr as one datagram, without gtUDP framing and
 // without any guarantee: the raw send of the original's passthrough. It
