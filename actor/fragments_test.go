@@ -161,11 +161,11 @@ func TestFragments_LossyPath(t *testing.T) {
 // reused.
 func TestFragments_ReleasedBuffersAreReused(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		mock := clock.NewMock()
-		network := actortest.NewNetwork(mock)
+		p := newPair(t, nil) // b sends; newPair drains b's Inbox, a's is read here
+		defer p.abort()
 		rng := rand.New(rand.NewPCG(3, 4))
 		var mu sync.Mutex
-		network.SetFate(func(from, to netip.AddrPort, b []byte) actortest.Fate {
+		p.network.SetFate(func(from, to netip.AddrPort, b []byte) actortest.Fate {
 			mu.Lock()
 			defer mu.Unlock()
 			return actortest.Fate{
@@ -174,26 +174,16 @@ func TestFragments_ReleasedBuffersAreReused(t *testing.T) {
 				Delay:  time.Duration(rng.IntN(20)) * time.Millisecond,
 			}
 		})
-		ca, _ := network.Listen("10.0.0.1:4323")
-		cb, _ := network.Listen("10.0.0.2:4323")
-		a, err := gtudp.New(ca, &gtudp.Config{Clock: mock})
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := gtudp.New(cb, &gtudp.Config{Clock: mock})
-		if err != nil {
-			t.Fatal(err)
-		}
 		// Each message a little smaller than the one before, so that it
 		// fits in that one's buffer.
 		const n = 8
 		size := func(i int) int { return 100_000 - 5_000*i }
 		pattern := func(i, j int) byte { return byte(i*31 + j*7 + j>>8) }
-		released := make(chan struct{})
+		released := make(chan struct{}, n)
 		var arrays []*byte // of the messages delivered, in order
 		var wrong []string
 		go func() {
-			for m := range b.Inbox() {
+			for m := range p.a.Inbox() {
 				i := len(arrays)
 				arrays = append(arrays, unsafe.SliceData(m.Data))
 				if len(m.Data) != size(i) || cap(m.Data) != size(i) {
@@ -206,7 +196,7 @@ func TestFragments_ReleasedBuffersAreReused(t *testing.T) {
 						break
 					}
 				}
-				b.Release(m.Data)
+				p.a.Release(m.Data)
 				released <- struct{}{}
 			}
 		}()
@@ -215,42 +205,12 @@ func TestFragments_ReleasedBuffersAreReused(t *testing.T) {
 			for j := range msg {
 				msg[j] = pattern(i, j)
 			}
-			errc := make(chan error, 1)
-			go func() { errc <- a.Send(context.Background(), b.LocalAddr(), msg) }()
-			var got bool
-			for waited := time.Duration(0); !got; waited += 10 * time.Millisecond {
-				synctest.Wait()
-				select {
-				case <-released:
-					got = true
-				default:
-					if waited > time.Minute {
-						t.Fatalf("message %d not delivered within a minute", i)
-					}
-					mock.Add(10 * time.Millisecond)
-				}
+			if err := sendWithClock(t, p.mock, p.b, p.a.LocalAddr(), string(msg)); err != nil {
+				t.Fatalf("message %d: %v", i, err)
 			}
-			for waited := time.Duration(0); ; waited += 10 * time.Millisecond {
-				synctest.Wait()
-				select {
-				case err := <-errc:
-					if err != nil {
-						t.Fatalf("message %d: %v", i, err)
-					}
-				default:
-					if waited > time.Minute {
-						t.Fatalf("no outcome for message %d within a minute", i)
-					}
-					mock.Add(10 * time.Millisecond)
-					continue
-				}
-				break
-			}
+			<-released // given back before the next one starts
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		a.Close(ctx)
-		b.Close(ctx)
+		p.abort()
 		for _, w := range wrong {
 			t.Error(w)
 		}
@@ -267,34 +227,29 @@ func TestFragments_ReleasedBuffersAreReused(t *testing.T) {
 }
 
 // Release keeps a buffer only where messages in fragments can come: not
-// on an endpoint without the extension, not one under 16 KiB; Stats says
-// how many bytes are kept.
+// on an endpoint without the extension, not one under 16 KiB, and no
+// more than 8 MiB in all (guarantee 5); Stats says how many bytes are
+// kept.
 func TestFragments_ReleaseKeepsOnlyWhatCanBeUsed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		mock := clock.NewMock()
-		network := actortest.NewNetwork(mock)
-		ca, _ := network.Listen("10.0.0.1:4323")
-		cb, _ := network.Listen("10.0.0.2:4323")
-		a, err := gtudp.New(ca, &gtudp.Config{Clock: mock})
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := gtudp.New(cb, &gtudp.Config{Clock: mock, NoExtension: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, ep := range []*gtudp.Endpoint{a, b} {
+		p := newPair(t, &gtudp.Config{NoExtension: true})
+		defer p.abort()
+		for _, ep := range []*gtudp.Endpoint{p.a, p.b} {
 			ep.Release(make([]byte, 64<<10))
 			ep.Release(make([]byte, 1<<10))
 		}
-		if got := a.Stats().SpareBytes; got != 64<<10 {
+		if got := p.b.Stats().SpareBytes; got != 64<<10 {
 			t.Errorf("with the extension: %d bytes kept, want %d", got, 64<<10)
 		}
-		if got := b.Stats().SpareBytes; got != 0 {
+		if got := p.a.Stats().SpareBytes; got != 0 {
 			t.Errorf("without the extension: %d bytes kept, want 0", got)
 		}
-		a.Close(context.Background())
-		b.Close(context.Background())
+		for range 20 {
+			p.b.Release(make([]byte, 1<<20))
+		}
+		if got := p.b.Stats().SpareBytes; got != 8<<20 {
+			t.Errorf("after 20 MiB given back: %d bytes kept, want 8 MiB: the bound, reached", got)
+		}
 	})
 }
 
