@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -27,8 +29,12 @@ type benchOptions struct {
 	maxprocs int    // GOMAXPROCS of each process; 0: the cores shared out among them
 	verbose  bool   // print each gtudp run's loss-recovery counters
 	release  bool   // the gtudp receiver gives each message's Data back (Endpoint.Release)
+	rounds   int    // times every contender runs, in turn
 	common   common
 }
+
+// maxRounds bounds -rounds: a bench of more is better run again.
+const maxRounds = 50
 
 // maxBenchSize is the largest -size: large enough for "1 MiB messages"
 // and beyond, small enough that a window of them fits in memory.
@@ -92,7 +98,11 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 			"With -size beyond one datagram (65,507 bytes), gtudp also runs with its\n"+
 			"receiver giving each message back (Endpoint.Release; -release: only so),\n"+
 			"as the TCP stream's reader reuses its one buffer.\n"+
-			"With -busy, CPU-burning processes run beside the bench.",
+			"With -busy, CPU-burning processes run beside the bench.\n"+
+			"With -rounds N, every contender runs N times, in turn, and the table gives\n"+
+			"the median of each figure (round trips: over all rounds), each ratio its\n"+
+			"median and range over the rounds: a machine whose speed drifts moves every\n"+
+			"contender of a round alike.",
 		"gtudp bench -size 64 -window 1024 -duration 3s", stderr)
 	fs.IntVar(&o.size, "size", 64, "payload bytes, at most 16 MiB")
 	fs.DurationVar(&o.duration, "duration", 3*time.Second, "how long each contender runs")
@@ -103,6 +113,7 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	fs.BoolVar(&o.verbose, "v", false, "after the table, each gtudp run's sender counters: losses detected, spurious, timeouts, cwnd, SRTT")
 	fs.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of the gtudp run to `file` (and of a child receiver to file.receiver)")
 	fs.BoolVar(&o.release, "release", false, "the gtudp receiver gives each message's Data back with Endpoint.Release, as an application done with it may")
+	fs.IntVar(&o.rounds, "rounds", 1, "run every contender this many times, in turn, and print medians")
 	o.common.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -116,8 +127,9 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	if o.window == 0 {
 		o.window = 1024
 	}
-	if o.size < 0 || o.size > maxBenchSize || o.window <= 0 || o.duration <= 0 || o.loss < 0 || o.loss >= 1 || (o.procs != 1 && o.procs != 2) {
-		return usageError("bench: -size from 0 to %d, -window and -duration positive, -loss in [0, 1), -procs 1 or 2", maxBenchSize)
+	if o.size < 0 || o.size > maxBenchSize || o.window <= 0 || o.duration <= 0 || o.loss < 0 || o.loss >= 1 || (o.procs != 1 && o.procs != 2) ||
+		o.rounds < 1 || o.rounds > maxRounds {
+		return usageError("bench: -size from 0 to %d, -window and -duration positive, -loss in [0, 1), -procs 1 or 2, -rounds from 1 to %d", maxBenchSize, maxRounds)
 	}
 	switch n, err := strconv.Atoi(*busy); {
 	case *busy == "cores":
@@ -152,13 +164,45 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		}
 	}()
 
+	runs := make([]benchRun, 0, o.rounds)
+	for range o.rounds {
+		r, err := benchRound(ctx, o)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, r)
+		o.profile = "" // the first round's
+	}
+	if len(runs) == 1 {
+		r := runs[0]
+		printBench(stdout, o, r.results, r.g, r.released, r.others)
+	} else {
+		printRounds(stdout, o, runs)
+	}
+	if o.busy > 0 {
+		busyDone = true
+		fmt.Fprintf(stdout, "the %d CPU-burning process%s used %.1f CPU-seconds\n", o.busy, plurales(o.busy), stopBusy().Seconds())
+	}
+	return nil
+}
+
+// benchRun is one round of every contender.
+type benchRun struct {
+	results  []benchResult // in the table's order
+	g        benchResult   // gtudp
+	released *benchResult  // gtudp, receiver releases, if it ran
+	others   map[string]benchResult
+}
+
+// benchRound runs every contender once, in turn.
+func benchRound(ctx context.Context, o benchOptions) (benchRun, error) {
 	bare, err := benchBare(ctx, o)
 	if err != nil {
-		return fmt.Errorf("bare exchange: %w", err)
+		return benchRun{}, fmt.Errorf("bare exchange: %w", err)
 	}
 	g, err := benchGtudp(ctx, o, false, 0)
 	if err != nil {
-		return fmt.Errorf("gtudp run: %w", err)
+		return benchRun{}, fmt.Errorf("gtudp run: %w", err)
 	}
 	results := []benchResult{bare, g}
 	others := map[string]benchResult{"bare exchange": bare}
@@ -170,7 +214,7 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		plain.profile = "" // -cpuprofile is gtudp's run, not this one
 		p, err := benchGtudp(ctx, plain, false, 0)
 		if err != nil {
-			return fmt.Errorf("gtudp run without the extension: %w", err)
+			return benchRun{}, fmt.Errorf("gtudp run without the extension: %w", err)
 		}
 		results = append(results, p)
 		others[p.name] = p
@@ -183,7 +227,7 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		rel.release, rel.profile = true, ""
 		r, err := benchGtudp(ctx, rel, false, 0)
 		if err != nil {
-			return fmt.Errorf("gtudp run with Release: %w", err)
+			return benchRun{}, fmt.Errorf("gtudp run with Release: %w", err)
 		}
 		results = append(results, r)
 		released = &r
@@ -194,33 +238,143 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		for _, loss := range []float64{0, o.loss} {
 			gl, err := benchGtudp(ctx, o, true, loss)
 			if err != nil {
-				return fmt.Errorf("gtudp through the relay: %w", err)
+				return benchRun{}, fmt.Errorf("gtudp through the relay: %w", err)
 			}
 			results = append(results, gl)
 		}
 	}
 	k, err := benchKCP(ctx, o)
 	if err != nil {
-		return fmt.Errorf("kcp-go: %w", err)
+		return benchRun{}, fmt.Errorf("kcp-go: %w", err)
 	}
 	tcp, err := benchTCP(ctx, o)
 	if err != nil {
-		return fmt.Errorf("TCP stream: %w", err)
+		return benchRun{}, fmt.Errorf("TCP stream: %w", err)
 	}
 	results = append(results, k, tcp)
 	others["kcp-go"], others["TCP stream"] = k, tcp
-	printBench(stdout, o, results, g, released, others)
-	if o.busy > 0 {
-		busyDone = true
-		fmt.Fprintf(stdout, "the %d CPU-burning process%s used %.1f CPU-seconds\n", o.busy, plurales(o.busy), stopBusy().Seconds())
-	}
-	return nil
+	return benchRun{results: results, g: g, released: released, others: others}, nil
 }
 
 // printBench prints the header, the table of results and the ratios of
 // gtudp (g) to the others, and of gtudp with the receiver releasing each
 // message (released, if it ran) to the TCP stream.
 func printBench(w io.Writer, o benchOptions, results []benchResult, g benchResult, released *benchResult, others map[string]benchResult) {
+	printHeader(w, o)
+	printTable(w, results)
+	for _, name := range ratioNames {
+		if r, ok := others[name]; ok {
+			fmt.Fprintf(w, "%s / %s: %s\n", g.name, name, ratios(g, r))
+		}
+	}
+	if tcp, ok := others["TCP stream"]; ok && released != nil {
+		fmt.Fprintf(w, "%s / TCP stream: %s\n", released.name, ratios(*released, tcp))
+	}
+	printFooter(w, o, results)
+}
+
+// ratioNames are the contenders gtudp is compared with, in order.
+var ratioNames = []string{"bare exchange", "gtudp, no extension", "kcp-go", "TCP stream"}
+
+// printRounds prints what printBench does for several rounds: the table
+// of each contender's medians, and each ratio's median and range over the
+// rounds (each round's ratio is of runs close in time).
+func printRounds(w io.Writer, o benchOptions, runs []benchRun) {
+	printHeader(w, o)
+	med := make([]benchResult, len(runs[0].results))
+	for j := range med {
+		col := make([]benchResult, len(runs))
+		for i, r := range runs {
+			col[i] = r.results[j]
+		}
+		med[j] = medianResult(col)
+	}
+	printTable(w, med)
+	for _, name := range ratioNames {
+		if _, ok := runs[0].others[name]; ok {
+			fmt.Fprintf(w, "%s / %s: %s\n", runs[0].g.name, name, ratiosOver(runs, func(r benchRun) (benchResult, benchResult) {
+				return r.g, r.others[name]
+			}))
+		}
+	}
+	if _, ok := runs[0].others["TCP stream"]; ok && runs[0].released != nil {
+		fmt.Fprintf(w, "%s / TCP stream: %s\n", runs[0].released.name, ratiosOver(runs, func(r benchRun) (benchResult, benchResult) {
+			return *r.released, r.others["TCP stream"]
+		}))
+	}
+	printFooter(w, o, runs[len(runs)-1].results)
+}
+
+// medianResult returns a result with the median of each figure of rs,
+// runs of one contender: messages/s, CPU, datagrams and re-sends per
+// message; its round trips are those of every run.
+func medianResult(rs []benchResult) benchResult {
+	m := benchResult{name: rs[0].name, elapsed: time.Second, resent: 0, detail: rs[len(rs)-1].detail}
+	per := func(f func(r benchResult) float64) float64 {
+		v := make([]float64, 0, len(rs))
+		for _, r := range rs {
+			if r.messages > 0 {
+				v = append(v, f(r))
+			}
+		}
+		return median(v)
+	}
+	for _, r := range rs {
+		switch {
+		case r.refused != nil:
+			m.refused = r.refused
+			return m
+		case r.resent < 0:
+			m.resent = -1
+		}
+	}
+	m.messages = int64(math.Round(per(benchResult.rate)))
+	n := float64(max(m.messages, 1))
+	m.cpu = time.Duration(per(func(r benchResult) float64 { return float64(r.cpuPerMessage()) }) * n)
+	m.datagrams = uint64(math.Round(per(func(r benchResult) float64 { return float64(r.datagrams) / float64(r.messages) }) * n))
+	if m.resent == 0 {
+		m.resent = int64(math.Round(per(func(r benchResult) float64 { return float64(r.resent) / float64(r.messages) }) * n))
+	}
+	if rs[0].hist != nil {
+		m.hist = newHist()
+		for _, r := range rs {
+			m.hist.Merge(r.hist)
+		}
+	}
+	return m
+}
+
+// ratiosOver is ratios over rounds: the median of each round's ratio of
+// messages/s and CPU per message, and their range.
+func ratiosOver(runs []benchRun, pair func(benchRun) (g, r benchResult)) string {
+	var rate, cpu []float64
+	for _, run := range runs {
+		g, r := pair(run)
+		if g.refused != nil || r.refused != nil || g.messages == 0 || r.messages == 0 {
+			return ratios(g, r)
+		}
+		rate = append(rate, g.rate()/r.rate())
+		cpu = append(cpu, float64(g.cpuPerMessage())/float64(max(r.cpuPerMessage(), 1)))
+	}
+	return fmt.Sprintf("%.2fx messages/s (%.2f-%.2f), %.2fx CPU/message (%.2f-%.2f), medians of %d rounds",
+		median(rate), slices.Min(rate), slices.Max(rate), median(cpu), slices.Min(cpu), slices.Max(cpu), len(runs))
+}
+
+// median returns the median of v (the mean of the middle two of an even
+// count), or 0 if v is empty. It sorts v.
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	if n := len(v); n%2 == 0 {
+		return (v[n/2-1] + v[n/2]) / 2
+	}
+	return v[len(v)/2]
+}
+
+// printHeader prints the line saying how the bench ran.
+func printHeader(w io.Writer, o benchOptions) {
 	var procs string
 	if o.procs == 2 {
 		procs = fmt.Sprintf("receiver in a second process, GOMAXPROCS %d each", o.maxprocs)
@@ -231,8 +385,16 @@ func printBench(w io.Writer, o benchOptions, results []benchResult, g benchResul
 	if o.busy > 0 {
 		busy = fmt.Sprintf(", %d CPU-burning process%s beside", o.busy, plurales(o.busy))
 	}
-	fmt.Fprintf(w, "payload %d bytes, window %d, batch %d, %v per run, %s, loopback%s\n\n",
-		o.size, o.window, o.common.batch, o.duration, procs, busy)
+	rounds := ""
+	if o.rounds > 1 {
+		rounds = fmt.Sprintf(", %d rounds", o.rounds)
+	}
+	fmt.Fprintf(w, "payload %d bytes, window %d, batch %d, %v per run%s, %s, loopback%s\n\n",
+		o.size, o.window, o.common.batch, o.duration, rounds, procs, busy)
+}
+
+// printTable prints the table of results, and why any refused.
+func printTable(w io.Writer, results []benchResult) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "\tmessages/s\tCPU/message\tdatagrams/message\tre-sent/message\tp50\tp99\t")
 	var refused []benchResult
@@ -260,14 +422,10 @@ func printBench(w io.Writer, o benchOptions, results []benchResult, g benchResul
 	for _, r := range refused {
 		fmt.Fprintf(w, "%s refused: %s\n", r.name, errorText(r.refused))
 	}
-	for _, name := range []string{"bare exchange", "gtudp, no extension", "kcp-go", "TCP stream"} {
-		if r, ok := others[name]; ok {
-			fmt.Fprintf(w, "%s / %s: %s\n", g.name, name, ratios(g, r))
-		}
-	}
-	if tcp, ok := others["TCP stream"]; ok && released != nil {
-		fmt.Fprintf(w, "%s / TCP stream: %s\n", released.name, ratios(*released, tcp))
-	}
+}
+
+// printFooter prints the legend, and with -v each gtudp run's counters.
+func printFooter(w io.Writer, o benchOptions, results []benchResult) {
 	fmt.Fprintln(w, "(re-sent: gtudp's DATA re-sent, kcp-go's segments re-sent, per message)")
 	if o.verbose {
 		for _, r := range results {

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -468,6 +469,64 @@ func TestBench_Runs(t *testing.T) {
 	}
 	if d, err := strconv.ParseFloat(rows["bare exchange"][2], 64); err != nil || d < 2.9 || d > 3.3 {
 		t.Errorf("bench -procs 2: bare exchange: %q datagrams per message, want 3 (the child's RECVs counted)", rows["bare exchange"][2])
+	}
+}
+
+// -rounds: every contender runs that many times; the table has one row
+// each, and each ratio its median and range over the rounds.
+func TestBench_Rounds(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	if err := run(ctx, []string{"bench", "-duration", "100ms", "-window", "64", "-rounds", "3"}, nil, &out, io.Discard); err != nil {
+		t.Fatalf("bench -rounds 3: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "100ms per run, 3 rounds") {
+		t.Errorf("bench -rounds 3: the header does not say so:\n%s", out.String())
+	}
+	rows := benchRows(out.String())
+	for _, name := range []string{"bare exchange", "gtudp", "gtudp, no extension", "kcp-go", "TCP stream"} {
+		if r, ok := rows[name]; !ok || r[0] == "0" {
+			t.Errorf("bench -rounds 3: row %q is %q:\n%s", name, r, out.String())
+		}
+	}
+	for _, name := range []string{"bare exchange", "gtudp, no extension", "kcp-go", "TCP stream"} {
+		re := regexp.MustCompile(`(?m)^gtudp / ` + regexp.QuoteMeta(name) +
+			`: ([0-9.]+)x messages/s \(([0-9.]+)-([0-9.]+)\), [0-9.]+x CPU/message \([0-9.]+-[0-9.]+\), medians of 3 rounds$`)
+		m := re.FindStringSubmatch(out.String())
+		if m == nil {
+			t.Errorf("bench -rounds 3 lacks the ratios to %q:\n%s", name, out.String())
+			continue
+		}
+		med, lo, hi := mustFloat(t, m[1]), mustFloat(t, m[2]), mustFloat(t, m[3])
+		if med < lo || med > hi {
+			t.Errorf("gtudp / %s: median %v outside its range %v-%v", name, med, lo, hi)
+		}
+	}
+	for _, bad := range []string{"0", "51"} {
+		if err := run(ctx, []string{"bench", "-rounds", bad}, nil, io.Discard, io.Discard); exitCode(err, io.Discard) != 2 {
+			t.Errorf("bench -rounds %s: %v, want a usage error", bad, err)
+		}
+	}
+}
+
+func mustFloat(t *testing.T, s string) float64 {
+	t.Helper()
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		t.Fatalf("%q: %v", s, err)
+	}
+	return f
+}
+
+func TestMedian(t *testing.T) {
+	for _, c := range []struct {
+		v    []float64
+		want float64
+	}{{nil, 0}, {[]float64{3}, 3}, {[]float64{5, 1, 3}, 3}, {[]float64{4, 1, 3, 2}, 2.5}} {
+		if got := median(slices.Clone(c.v)); got != c.want {
+			t.Errorf("median(%v) = %v, want %v", c.v, got, c.want)
+		}
 	}
 }
 
