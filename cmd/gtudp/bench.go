@@ -97,7 +97,9 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 			"With -loss, gtudp also runs through the lossy relay at 0% and that loss.\n"+
 			"With -size beyond one datagram (65,507 bytes), gtudp also runs with its\n"+
 			"receiver giving each message back (Endpoint.Release; -release: only so),\n"+
-			"as the TCP stream's reader reuses its one buffer.\n"+
+			"as the TCP stream's reader reuses its one buffer; and TCP runs again with\n"+
+			"its reader reading each message into a new buffer, as gtudp's Inbox hands\n"+
+			"each over in one.\n"+
 			"With -busy, CPU-burning processes run beside the bench.\n"+
 			"With -rounds N, every contender runs N times, in turn, and the table gives\n"+
 			"the median of each figure (round trips: over all rounds), each ratio its\n"+
@@ -247,12 +249,23 @@ func benchRound(ctx context.Context, o benchOptions) (benchRun, error) {
 	if err != nil {
 		return benchRun{}, fmt.Errorf("kcp-go: %w", err)
 	}
-	tcp, err := benchTCP(ctx, o)
+	tcp, err := benchTCP(ctx, o, false)
 	if err != nil {
 		return benchRun{}, fmt.Errorf("TCP stream: %w", err)
 	}
 	results = append(results, k, tcp)
 	others["kcp-go"], others["TCP stream"] = k, tcp
+	if released != nil {
+		// gtudp hands each message over in a buffer of its own: so does
+		// this TCP reader, the like-for-like of a receiver that keeps
+		// what it gets.
+		fresh, err := benchTCP(ctx, o, true)
+		if err != nil {
+			return benchRun{}, fmt.Errorf("%s: %w", tcpFresh, err)
+		}
+		results = append(results, fresh)
+		others[tcpFresh] = fresh
+	}
 	return benchRun{results: results, g: g, released: released, others: others}, nil
 }
 
@@ -274,7 +287,7 @@ func printBench(w io.Writer, o benchOptions, results []benchResult, g benchResul
 }
 
 // ratioNames are the contenders gtudp is compared with, in order.
-var ratioNames = []string{"bare exchange", "gtudp, no extension", "kcp-go", "TCP stream"}
+var ratioNames = []string{"bare exchange", "gtudp, no extension", "kcp-go", "TCP stream", tcpFresh}
 
 // printRounds prints what printBench does for several rounds: the table
 // of each contender's medians, and each ratio's median and range over the

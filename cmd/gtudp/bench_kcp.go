@@ -39,8 +39,10 @@ func kcpFrame(size int) []byte {
 }
 
 // readFrames reads length-prefixed messages from r until it fails,
-// counting each whole one.
-func readFrames(r io.Reader, count *atomic.Uint64) {
+// counting each whole one: into one buffer it reuses, or, fresh, each
+// into a new one, as an application that keeps or hands on each message
+// must (as gtudp's Inbox does).
+func readFrames(r io.Reader, count *atomic.Uint64, fresh bool) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	var hdr [4]byte
 	var buf []byte
@@ -49,7 +51,7 @@ func readFrames(r io.Reader, count *atomic.Uint64) {
 			return
 		}
 		n := int(binary.BigEndian.Uint32(hdr[:]))
-		if cap(buf) < n {
+		if fresh || cap(buf) < n {
 			buf = make([]byte, n)
 		}
 		if _, err := io.ReadFull(br, buf[:n]); err != nil {
@@ -154,7 +156,7 @@ func serveKCP(o benchOptions) (receiver, error) {
 			readers.Add(1)
 			go func() {
 				defer readers.Done()
-				readFrames(s, &messages)
+				readFrames(s, &messages, false)
 			}()
 		}
 	}()

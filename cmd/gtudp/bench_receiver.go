@@ -50,8 +50,8 @@ func serveReceiver(mode string, o benchOptions) (receiver, error) {
 		return serveGtudp(o)
 	case "kcp":
 		return serveKCP(o)
-	case "tcp":
-		return serveTCP()
+	case "tcp", "tcp-fresh":
+		return serveTCP(mode == "tcp-fresh")
 	}
 	return receiver{}, fmt.Errorf("unknown receiver mode %q", mode)
 }
@@ -131,8 +131,8 @@ func startChildReceiver(ctx context.Context, o benchOptions, mode string) (recei
 // in the usage): it serves until stdin is closed.
 func runBenchReceiver(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	var o benchOptions
-	fs := newFlagSet("bench-receiver", "-mode bare|gtudp|kcp|tcp", "The receiving side of gtudp bench -procs 2.", "gtudp bench -procs 2", stderr)
-	mode := fs.String("mode", "gtudp", "bare, gtudp, kcp or tcp")
+	fs := newFlagSet("bench-receiver", "-mode bare|gtudp|kcp|tcp|tcp-fresh", "The receiving side of gtudp bench -procs 2.", "gtudp bench -procs 2", stderr)
+	mode := fs.String("mode", "gtudp", "bare, gtudp, kcp, tcp or tcp-fresh (a new buffer for each message)")
 	profile := fs.String("cpuprofile", "", "write a CPU profile to `file`")
 	fs.IntVar(&o.maxprocs, "gomaxprocs", 0, "GOMAXPROCS (default: Go's)")
 	fs.BoolVar(&o.release, "release", false, "give each message's Data back (Endpoint.Release)")

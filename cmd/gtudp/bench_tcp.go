@@ -14,10 +14,15 @@ import (
 // benchTCP streams length-prefixed messages over one loopback TCP
 // connection for o.duration, one Write per message (Go's default
 // TCP_NODELAY), as an application hands each message to its transport;
-// the receiver counts the messages it reads.
-func benchTCP(ctx context.Context, o benchOptions) (benchResult, error) {
+// the receiver counts the messages it reads, into one buffer it reuses,
+// or, fresh, each into a new one.
+func benchTCP(ctx context.Context, o benchOptions, fresh bool) (benchResult, error) {
 	r := benchResult{name: "TCP stream", resent: -1}
-	far, err := startReceiver(ctx, o, "tcp")
+	mode := "tcp"
+	if fresh {
+		r.name, mode = tcpFresh, "tcp-fresh"
+	}
+	far, err := startReceiver(ctx, o, mode)
 	if err != nil {
 		return r, err
 	}
@@ -51,9 +56,13 @@ func benchTCP(ctx context.Context, o benchOptions) (benchResult, error) {
 	return r, ctx.Err()
 }
 
+// tcpFresh names the TCP stream whose reader reads each message into a
+// new buffer.
+const tcpFresh = "TCP stream, new buffer each"
+
 // serveTCP accepts connections and reads length-prefixed messages from
-// each, counting them.
-func serveTCP() (receiver, error) {
+// each, counting them; fresh, each into a new buffer.
+func serveTCP(fresh bool) (receiver, error) {
 	l, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		return receiver{}, err
@@ -75,7 +84,7 @@ func serveTCP() (receiver, error) {
 			readers.Add(1)
 			go func() {
 				defer readers.Done()
-				readFrames(c, &messages)
+				readFrames(c, &messages, fresh)
 			}()
 		}
 	}()

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -510,6 +511,30 @@ func TestBench_Rounds(t *testing.T) {
 	}
 }
 
+// readFrames counts each whole message; fresh, it reads each into a new
+// buffer (the TCP row that is like-for-like with gtudp's Inbox), else
+// into one it reuses.
+func TestReadFrames(t *testing.T) {
+	const n, size = 20, 64 << 10
+	stream := bytes.Repeat(kcpFrame(size), n)
+	stream = append(stream, kcpFrame(size)[:100]...) // a torn last message: not counted
+	for _, fresh := range []bool{false, true} {
+		var count atomic.Uint64
+		allocs := testing.AllocsPerRun(5, func() {
+			count.Store(0)
+			readFrames(bytes.NewReader(stream), &count, fresh)
+		})
+		if count.Load() != n {
+			t.Errorf("fresh %v: %d messages counted, want %d", fresh, count.Load(), n)
+		}
+		// Besides the message buffers, a few: the readers and their
+		// buffers.
+		if fresh && allocs < n || !fresh && allocs >= n/2 {
+			t.Errorf("fresh %v: %v allocations reading %d messages", fresh, allocs, n)
+		}
+	}
+}
+
 func mustFloat(t *testing.T, s string) float64 {
 	t.Helper()
 	f, err := strconv.ParseFloat(s, 64)
@@ -532,7 +557,8 @@ func TestMedian(t *testing.T) {
 
 // Messages larger than a datagram: the bare exchange says it refuses
 // them, in the table; gtudp runs, and again with its receiver giving each
-// message back; the stream contenders run.
+// message back; the stream contenders run, TCP also with its reader
+// reading each message into a new buffer.
 func TestBench_LargeMessages(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -543,17 +569,18 @@ func TestBench_LargeMessages(t *testing.T) {
 	rows := benchRows(out.String())
 	// gtudp sends it in fragments; the bare exchange, one datagram a
 	// message, cannot.
-	for name, want := range map[string]bool{"bare exchange": true, "gtudp": false, "gtudp, receiver releases": false, "kcp-go": false, "TCP stream": false} {
+	for name, want := range map[string]bool{"bare exchange": true, "gtudp": false, "gtudp, receiver releases": false, "kcp-go": false, "TCP stream": false, "TCP stream, new buffer each": false} {
 		if r, ok := rows[name]; !ok || (r[0] == "refused") != want {
 			t.Errorf("row %q is %q, want refused %v:\n%s", name, r, want, out.String())
 		}
 	}
-	for _, name := range []string{"gtudp", "gtudp, receiver releases"} {
+	for _, name := range []string{"gtudp", "gtudp, receiver releases", "TCP stream, new buffer each"} {
 		if r := rows[name]; len(r) == 0 || r[0] == "0" {
 			t.Errorf("no 1 MiB message went through %s:\n%s", name, out.String())
 		}
 	}
-	for _, want := range []string{"bare exchange refused: a DATA of 1048581 bytes does not fit", "gtudp / TCP stream: ", "gtudp, receiver releases / TCP stream: "} {
+	for _, want := range []string{"bare exchange refused: a DATA of 1048581 bytes does not fit", "gtudp / TCP stream: ",
+		"gtudp / TCP stream, new buffer each: ", "gtudp, receiver releases / TCP stream: "} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("bench -size 1048576 lacks %q:\n%s", want, out.String())
 		}
