@@ -133,12 +133,6 @@ func checkEndToEnd(t *rapid.T) {
 	mock := clock.NewMock()
 	start := mock.Now()
 	network := actortest.NewNetwork(mock)
-	// Whatever ends the test, a failure included, the endpoints stop with
-	// it: a rapid failure unwinds this goroutine, and endpoints left
-	// running would make synctest report that their goroutines outlived
-	// the test, in place of the failure itself.
-	stopped, stop := context.WithCancel(context.Background())
-	stop()
 	eps := make([]*gtudp.Endpoint, n)
 	noExt := make([]bool, n)
 	addrs := make([]netip.AddrPort, n)
@@ -159,7 +153,7 @@ func checkEndToEnd(t *rapid.T) {
 		eps[i], addrs[i] = ep, ep.LocalAddr()
 		index[addrs[i]] = i
 		defer conn.Close()
-		defer ep.Close(stopped)
+		defer closeNow(ep)
 	}
 
 	// The network: fates in order, partitions by time. It records, for
@@ -580,16 +574,22 @@ func TestConfig_Property(t *testing.T) {
 	})
 }
 
+// closeNow closes ep without waiting for its exchanges to end. Deferred
+// by the property tests, whatever ends a test, a failure included, its
+// endpoints stop with it: a rapid failure unwinds the test's goroutine,
+// and endpoints left running would make synctest report that their
+// goroutines outlived the test, in place of the failure itself.
+func closeNow(ep *gtudp.Endpoint) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	ep.Close(ctx)
+}
+
 func checkConfig(t *rapid.T, cfg gtudp.Config, valid error) {
 	mock := clock.NewMock()
 	network := actortest.NewNetwork(mock)
 	network.SetDefaultLink(actortest.Link{Duplicate: 0.5, Delay: 5 * time.Millisecond})
 	cfg.Clock = mock
-	// As in checkEndToEnd: endpoints stop with the test, a failure
-	// included, so that synctest does not report their goroutines in
-	// place of the failure.
-	stopped, stop := context.WithCancel(context.Background())
-	stop()
 	var eps [2]*gtudp.Endpoint
 	for i := range eps {
 		conn, _ := network.Listen(fmt.Sprintf("10.0.0.%d:4323", i+1))
@@ -597,14 +597,14 @@ func checkConfig(t *rapid.T, cfg gtudp.Config, valid error) {
 		ep, err := gtudp.New(conn, &cfg)
 		if (err == nil) != (valid == nil) {
 			if ep != nil {
-				ep.Close(stopped)
+				closeNow(ep)
 			}
 			t.Fatalf("New: %v, but Validate: %v", err, valid)
 		}
 		if err != nil {
 			return
 		}
-		defer ep.Close(stopped)
+		defer closeNow(ep)
 		eps[i] = ep
 	}
 	var mu sync.Mutex
@@ -638,10 +638,8 @@ func checkConfig(t *rapid.T, cfg gtudp.Config, valid error) {
 		}
 		break
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel() // exchanges still waiting for an ACK end now
 	for _, ep := range eps {
-		ep.Close(ctx)
+		closeNow(ep) // exchanges still waiting for an ACK end now
 	}
 	wg.Wait()
 	// The truth: success means delivered once. A failure is possible
