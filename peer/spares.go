@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"slices"
 	"sync"
 	"unsafe"
 )
@@ -56,15 +57,9 @@ func (s *Spares) Put(b []byte) {
 	drop := 0
 	for s.bytes+len(b) > s.max {
 		s.bytes -= len(s.bufs[drop])
-		s.bufs[drop] = nil
 		drop++
 	}
-	if drop > 0 {
-		n := copy(s.bufs, s.bufs[drop:])
-		clear(s.bufs[n:])
-		s.bufs = s.bufs[:n]
-	}
-	s.bufs = append(s.bufs, b)
+	s.bufs = append(slices.Delete(s.bufs, 0, drop), b)
 	s.bytes += len(b)
 }
 
@@ -96,9 +91,7 @@ func (s *Spares) Get(n int) ([]byte, bool) {
 		if len(b) < n || len(b) > 2*n {
 			continue
 		}
-		copy(s.bufs[i:], s.bufs[i+1:])
-		s.bufs[len(s.bufs)-1] = nil
-		s.bufs = s.bufs[:len(s.bufs)-1]
+		s.bufs = slices.Delete(s.bufs, i, i+1)
 		s.bytes -= len(b)
 		return b[:n:n], true
 	}
