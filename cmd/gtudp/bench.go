@@ -175,12 +175,7 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		runs = append(runs, r)
 		o.profile = "" // the first round's
 	}
-	if len(runs) == 1 {
-		r := runs[0]
-		printBench(stdout, o, r.results, r.g, r.released, r.others)
-	} else {
-		printRounds(stdout, o, runs)
-	}
+	printBench(stdout, o, runs)
 	if o.busy > 0 {
 		busyDone = true
 		fmt.Fprintf(stdout, "the %d CPU-burning process%s used %.1f CPU-seconds\n", o.busy, plurales(o.busy), stopBusy().Seconds())
@@ -270,59 +265,48 @@ func benchRound(ctx context.Context, o benchOptions) (benchRun, error) {
 }
 
 // printBench prints the header, the table of results and the ratios of
-// gtudp (g) to the others, and of gtudp with the receiver releasing each
-// message (released, if it ran) to the TCP stream.
-func printBench(w io.Writer, o benchOptions, results []benchResult, g benchResult, released *benchResult, others map[string]benchResult) {
+// gtudp to the others, and of gtudp with the receiver releasing each
+// message (if it ran) to the TCP stream. Of several rounds, the table
+// gives each contender's medians and each ratio its median and range
+// over the rounds (each round's ratio is of runs close in time).
+func printBench(w io.Writer, o benchOptions, runs []benchRun) {
 	printHeader(w, o)
-	printTable(w, results)
-	for _, name := range ratioNames {
-		if r, ok := others[name]; ok {
-			fmt.Fprintf(w, "%s / %s: %s\n", g.name, name, ratios(g, r))
+	first := runs[0]
+	rows := first.results
+	if len(runs) > 1 {
+		rows = make([]benchResult, len(first.results))
+		for j := range rows {
+			col := make([]benchResult, len(runs))
+			for i, r := range runs {
+				col[i] = r.results[j]
+			}
+			rows[j] = medianResult(col)
 		}
 	}
-	if tcp, ok := others["TCP stream"]; ok && released != nil {
-		fmt.Fprintf(w, "%s / TCP stream: %s\n", released.name, ratios(*released, tcp))
-	}
-	printFooter(w, o, results)
-}
-
-// ratioNames are the contenders gtudp is compared with, in order.
-var ratioNames = []string{"bare exchange", "gtudp, no extension", "kcp-go", "TCP stream", tcpFresh}
-
-// printRounds prints what printBench does for several rounds: the table
-// of each contender's medians, and each ratio's median and range over the
-// rounds (each round's ratio is of runs close in time).
-func printRounds(w io.Writer, o benchOptions, runs []benchRun) {
-	printHeader(w, o)
-	med := make([]benchResult, len(runs[0].results))
-	for j := range med {
-		col := make([]benchResult, len(runs))
-		for i, r := range runs {
-			col[i] = r.results[j]
-		}
-		med[j] = medianResult(col)
-	}
-	printTable(w, med)
+	printTable(w, rows)
 	for _, name := range ratioNames {
-		if _, ok := runs[0].others[name]; ok {
-			fmt.Fprintf(w, "%s / %s: %s\n", runs[0].g.name, name, ratiosOver(runs, func(r benchRun) (benchResult, benchResult) {
+		if _, ok := first.others[name]; ok {
+			fmt.Fprintf(w, "%s / %s: %s\n", first.g.name, name, ratiosOver(runs, func(r benchRun) (benchResult, benchResult) {
 				return r.g, r.others[name]
 			}))
 		}
 	}
-	if _, ok := runs[0].others["TCP stream"]; ok && runs[0].released != nil {
-		fmt.Fprintf(w, "%s / TCP stream: %s\n", runs[0].released.name, ratiosOver(runs, func(r benchRun) (benchResult, benchResult) {
+	if _, ok := first.others["TCP stream"]; ok && first.released != nil {
+		fmt.Fprintf(w, "%s / TCP stream: %s\n", first.released.name, ratiosOver(runs, func(r benchRun) (benchResult, benchResult) {
 			return *r.released, r.others["TCP stream"]
 		}))
 	}
 	printFooter(w, o, runs[len(runs)-1].results)
 }
 
+// ratioNames are the contenders gtudp is compared with, in order.
+var ratioNames = []string{"bare exchange", "gtudp, no extension", "kcp-go", "TCP stream", tcpFresh}
+
 // medianResult returns a result with the median of each figure of rs,
 // runs of one contender: messages/s, CPU, datagrams and re-sends per
 // message; its round trips are those of every run.
 func medianResult(rs []benchResult) benchResult {
-	m := benchResult{name: rs[0].name, elapsed: time.Second, resent: 0, detail: rs[len(rs)-1].detail}
+	m := benchResult{name: rs[0].name, elapsed: time.Second, detail: rs[len(rs)-1].detail}
 	per := func(f func(r benchResult) float64) float64 {
 		v := make([]float64, 0, len(rs))
 		for _, r := range rs {
@@ -357,9 +341,12 @@ func medianResult(rs []benchResult) benchResult {
 	return m
 }
 
-// ratiosOver is ratios over rounds: the median of each round's ratio of
-// messages/s and CPU per message, and their range.
+// ratiosOver is ratios of one round, or over several: the median of each
+// round's ratio of messages/s and CPU per message, and their range.
 func ratiosOver(runs []benchRun, pair func(benchRun) (g, r benchResult)) string {
+	if len(runs) == 1 {
+		return ratios(pair(runs[0]))
+	}
 	var rate, cpu []float64
 	for _, run := range runs {
 		g, r := pair(run)
