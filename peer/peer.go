@@ -520,7 +520,7 @@ func (p *Peer) onWakeup() time.Time {
 	}
 	p.loop.inb = p.mail.net.Drain(p.loop.inb[:0], 0)
 	n := 0 // packets since the last flush
-	for _, in := range p.loop.inb {
+	for i, in := range p.loop.inb {
 		if n++; n > flushEvery || st.Held() >= flushEvery {
 			// A long batch, or one of EXT datagrams of many messages:
 			// deliver and answer what it has so far, so a burst beyond
@@ -535,7 +535,10 @@ func (p *Peer) onWakeup() time.Time {
 		p.logPacket("IN", in.Packet, in.Size)
 		if in.Lent != nil {
 			st.ReceiveLent(now, in.At, in.Packet, in.Size)
+			// Marked as given back, so that end, after a panic in
+			// this loop, gives back only those not yet given.
 			p.opt.Params.ReadBuffers.Put(in.Lent)
+			p.loop.inb[i].Lent = nil
 		} else {
 			st.ReceiveAt(now, in.At, in.Packet, in.Size)
 		}
@@ -846,6 +849,15 @@ func (p *Peer) end(fail func(id uuid.UUID, attempts int) error) {
 	p.ctl.timer.Stop()
 	p.loop.armed = false
 	p.closeMailboxes()
+	// Packets taken from the mailbox and not handled: the loop panicked
+	// on one of them. Their read buffers go back, or the reader would
+	// lend one fewer for each for the rest of the endpoint's life.
+	for i, in := range p.loop.inb {
+		if in.Lent != nil {
+			p.opt.Params.ReadBuffers.Put(in.Lent)
+			p.loop.inb[i].Lent = nil
+		}
+	}
 	for _, in := range p.mail.net.Drain(nil, 0) {
 		p.loop.unhandled++
 		p.opt.Params.Budget.Give(Held(in.Packet)) // never handled

@@ -592,6 +592,65 @@ func TestPeer_CrashFailsEverything(t *testing.T) {
 	})
 }
 
+// A peer that crashes gives back the read buffers lent to it: the one it
+// was handling and the ones taken from its mailbox with it, each once.
+func TestPeer_CrashGivesLentBuffersBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		mock := clock.NewMock()
+		l := &link{peers: map[netip.AddrPort]*peer.Peer{}, format: wire.DefaultFormat()}
+		bufs := peer.NewBuffers(2, 64)
+		x, _ := bufs.Get()
+		y, _ := bufs.Get()
+		params := peerConfig()
+		params.ReadBuffers = bufs
+		gate := make(chan struct{})
+		p := peer.New(peer.Options{
+			Addr: addrB, Params: params, Clock: mock, Sender: writer{l, addrA},
+			Outlet:      outlet{make(chan peer.Delivery), make(chan peer.Receipt, 4)},
+			IdleTimeout: time.Second, Validated: true, Retire: func(*peer.Peer) bool { return false },
+			BeforePacket: func(in peer.Inbound) {
+				switch in.Lent {
+				case nil:
+					<-gate
+				case x:
+					panic("injected")
+				}
+			},
+		})
+		exited := make(chan any)
+		go func() {
+			defer func() {
+				r := recover()
+				p.Crash(r)
+				exited <- r
+			}()
+			p.Run(ctx)
+		}()
+		ack := wire.Packet{Kind: wire.Ack}
+		p.Put(peer.Inbound{Packet: ack, Size: 5}) // holds the peer at the gate
+		synctest.Wait()
+		p.Put(peer.Inbound{Packet: ack, Size: 5, Lent: x})
+		p.Put(peer.Inbound{Packet: ack, Size: 5, Lent: y})
+		close(gate) // the next wake-up takes x and y together; x panics
+		if r := <-exited; r != "injected" {
+			t.Fatalf("recovered %v", r)
+		}
+		back := map[*[]byte]bool{}
+		for range 2 {
+			b, ok := bufs.Get()
+			if !ok || (b != x && b != y) || back[b] {
+				t.Fatalf("after the crash: ok %v, x %v, y %v, again %v; want x and y back, once each", ok, b == x, b == y, back[b])
+			}
+			back[b] = true
+		}
+		if _, ok := bufs.Get(); ok {
+			t.Fatal("a third buffer of 2 after the crash: one was given back twice")
+		}
+	})
+}
+
 // batchWriter records WriteBatch calls and fails the datagram at failAt
 // (counting every datagram offered), as sendmmsg stops at a failing one.
 type batchWriter struct {
