@@ -154,8 +154,10 @@
 // message a little larger than a datagram costs little more than one. The
 // receiver copies each fragment into a buffer of the message's size (a
 // datagram of 16 KiB or more straight from the socket's read buffer,
-// which is lent to the peer, at most 128 (8 MiB) at a time; a smaller
-// one after the copy out of that buffer every small datagram gets) and
+// which is lent to the peer, at most 16 (1 MiB) at a time: with all lent,
+// the socket reader waits for the peers to copy what they have, while
+// the socket's buffer holds what comes next; a smaller one after the
+// copy out of that buffer every small datagram gets) and
 // answers it at once, but for the one that completes the message, which
 // is held and answered like a DATA, when the application takes the
 // message: success still means the peer has it, whole. The sender

@@ -133,8 +133,8 @@ func (b *batchReader) read() (int, error) {
 	return b.got, nil
 }
 
-func (b *batchReader) lend(i int, bufs *peer.Buffers) *[]byte {
-	next, ok := bufs.Get()
+func (b *batchReader) lend(i int, bufs *peer.Buffers, stop <-chan struct{}) *[]byte {
+	next, ok := bufs.Get(stop)
 	if !ok {
 		return nil
 	}

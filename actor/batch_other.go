@@ -20,7 +20,7 @@ func (*batchReader) read() (int, error) { panic("unreachable") }
 
 func (*batchReader) datagram(int) ([]byte, netip.AddrPort, bool) { panic("unreachable") }
 
-func (*batchReader) lend(int, *peer.Buffers) *[]byte { panic("unreachable") }
+func (*batchReader) lend(int, *peer.Buffers, <-chan struct{}) *[]byte { panic("unreachable") }
 
 // batchWriter writes with sendmmsg(2) where it exists; here peers write
 // one datagram per call.

@@ -80,7 +80,7 @@ func (e *Endpoint) readLoop() {
 				e.ctr.foreign.Add(1) // a source that is not an IP address
 				continue
 			}
-			e.dispatch(unmap(src), b, &at, func() *[]byte { return r.lend(i, e.cfg.Params.ReadBuffers) })
+			e.dispatch(unmap(src), b, &at, func() *[]byte { return r.lend(i, e.cfg.Params.ReadBuffers, e.stop) })
 		}
 	}
 }
@@ -92,20 +92,24 @@ type datagramReader interface {
 	read() (int, error)
 	datagram(i int) ([]byte, netip.AddrPort, bool)
 	// lend gives away the buffer of the i-th datagram, which stays
-	// valid, and reads the next datagram there into one from bufs; or
-	// returns nil if bufs has none.
-	lend(i int, bufs *peer.Buffers) *[]byte
+	// valid, and reads the next datagram there into one from bufs,
+	// waiting for one if all are lent; or returns nil if stop closes
+	// first.
+	lend(i int, bufs *peer.Buffers, stop <-chan struct{}) *[]byte
 }
 
 // lentBuffers bounds the read buffers lent to peers at once, of 64 KiB
-// each: 8 MiB, a window's worth of loopback fragments in the peers'
-// mailboxes (a 1 MiB stream on loopback keeps 5 to 9 MiB in flight).
-// Beyond it, datagrams are copied out of the read buffer and then again
-// into their message: with 32 (2 MiB), a third to a half of a 1 MiB
-// stream's fragments were copied twice, and the stream went at 0.52 of a
-// TCP stream's rate against 0.62 with 128 (`gtudp bench -size 1048576`,
-// medians of 5, alternating). Buffers, once made, are kept for reuse.
-const lentBuffers = 128
+// each: 1 MiB. When all are lent, the reader waits for a peer to give one
+// back rather than copy the datagram out (and then again into its
+// message), and the datagrams behind wait in the socket's buffer. Few
+// buffers, reused at once, stay in the CPU's caches: the kernel writes a
+// fragment into one and the peer copies it out before either has gone
+// cold. With 128 and no waiting (the reader copied when all were lent), a
+// 1 MiB stream on loopback kept 2 to 4 MiB of fragments in the mailboxes,
+// and the copies out of them ran at about 4 GB/s, where copies between
+// buffers in the cache run at 18 to 27. Buffers, once made, are kept for
+// reuse.
+const lentBuffers = 16
 
 // lendMin is the smallest datagram whose buffer is lent rather than its
 // bytes copied: a buffer is 64 KiB, and lending it for a 1,200-byte
@@ -169,8 +173,8 @@ func (r *singleReader) datagram(int) ([]byte, netip.AddrPort, bool) {
 	return (*r.buf)[:r.n], src, err == nil
 }
 
-func (r *singleReader) lend(_ int, bufs *peer.Buffers) *[]byte {
-	next, ok := bufs.Get()
+func (r *singleReader) lend(_ int, bufs *peer.Buffers, stop <-chan struct{}) *[]byte {
+	next, ok := bufs.Get(stop)
 	if !ok {
 		return nil
 	}

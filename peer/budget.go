@@ -87,49 +87,65 @@ func Held(p wire.Packet) int {
 
 // Buffers is a bounded set of the socket reader's read buffers that it
 // lends to peers (Inbound.Lent) instead of copying a large datagram out of
-// them. At most Max exist; when all are lent, the reader copies as it
-// does for small datagrams, so lending adds at most Max buffers to the
-// endpoint's memory. It is safe for concurrent use.
+// them. At most max exist, made as needed; when all are lent, Get waits
+// for one to come back. A peer copies a lent datagram's payload into its
+// message and gives the buffer back at once, so the wait is for the peers'
+// goroutines to get to what is already in their mailboxes, never for the
+// application. It is safe for concurrent use; one goroutine at a time may
+// wait in Get.
 type Buffers struct {
-	mu   sync.Mutex
-	free []*[]byte // last in, first out
-	max  int
-	made int
-	size int
+	mu    sync.Mutex
+	free  []*[]byte // last in, first out
+	max   int
+	made  int
+	size  int
+	given chan struct{} // a token when a buffer comes back
 }
 
 // NewBuffers returns a set of at most max buffers of size bytes each,
 // made as needed.
 func NewBuffers(max, size int) *Buffers {
-	return &Buffers{max: max, size: size}
+	return &Buffers{max: max, size: size, given: make(chan struct{}, 1)}
 }
 
-// Get returns a buffer, or false if all max are lent. It returns the
-// buffer given back last: the one most likely still in the CPU's caches.
-func (b *Buffers) Get() (*[]byte, bool) {
-	b.mu.Lock()
-	if n := len(b.free); n > 0 {
-		buf := b.free[n-1]
-		b.free[n-1] = nil
-		b.free = b.free[:n-1]
+// Get returns a buffer: the one given back last, most likely still in the
+// CPU's caches; a new one if fewer than max exist; else, once one is given
+// back. It returns false if stop is closed while it waits.
+func (b *Buffers) Get(stop <-chan struct{}) (*[]byte, bool) {
+	for {
+		b.mu.Lock()
+		if n := len(b.free); n > 0 {
+			buf := b.free[n-1]
+			b.free[n-1] = nil
+			b.free = b.free[:n-1]
+			b.mu.Unlock()
+			return buf, true
+		}
+		if b.made < b.max {
+			b.made++
+			b.mu.Unlock()
+			buf := make([]byte, b.size)
+			return &buf, true
+		}
 		b.mu.Unlock()
-		return buf, true
+		select {
+		case <-b.given:
+		case <-stop:
+			return nil, false
+		}
 	}
-	if b.made == b.max {
-		b.mu.Unlock()
-		return nil, false
-	}
-	b.made++
-	b.mu.Unlock()
-	buf := make([]byte, b.size)
-	return &buf, true
 }
 
-// Put gives a buffer back.
+// Put gives a buffer back. Each buffer Get returned must be given back
+// exactly once: one given twice would be lent to two peers at once.
 func (b *Buffers) Put(buf *[]byte) {
 	b.mu.Lock()
 	if len(b.free) < b.made {
 		b.free = append(b.free, buf)
 	} // else not one of ours: let it go
 	b.mu.Unlock()
+	select {
+	case b.given <- struct{}{}:
+	default: // a token is already there
+	}
 }

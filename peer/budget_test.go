@@ -3,6 +3,7 @@ package peer_test
 import (
 	"math"
 	"testing"
+	"testing/synctest"
 
 	"github.com/gtudp/gtudp/peer"
 	"github.com/gtudp/gtudp/wire"
@@ -73,29 +74,52 @@ func TestHeld(t *testing.T) {
 
 // Buffers lends at most max buffers of its size, takes back its own, and
 // lends the one it took back last first (the one still in the caches).
+// With all lent, Get waits for one to come back, or for stop.
 func TestBuffers_Bounded(t *testing.T) {
-	b := peer.NewBuffers(2, 64)
-	x, ok1 := b.Get()
-	y, ok2 := b.Get()
-	if !ok1 || !ok2 || len(*x) != 64 || len(*y) != 64 {
-		t.Fatalf("two Gets of 2: ok %v %v", ok1, ok2)
-	}
-	if _, ok := b.Get(); ok {
-		t.Fatal("a third buffer lent of 2")
-	}
-	b.Put(x)
-	z, ok := b.Get()
-	if !ok || z != x {
-		t.Fatalf("Get after Put: ok %v, same buffer %v", ok, z == x)
-	}
-	b.Put(x)
-	b.Put(y)
-	foreign := make([]byte, 64)
-	b.Put(&foreign) // not one of ours: no room for it, let go
-	if p, _ := b.Get(); p != y {
-		t.Fatalf("Get after Put(x), Put(y), Put(foreign): foreign %v, x %v; want y", p == &foreign, p == x)
-	}
-	if p, _ := b.Get(); p != x {
-		t.Fatalf("the next Get: foreign %v; want x", p == &foreign)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		b := peer.NewBuffers(2, 64)
+		x, ok1 := b.Get(nil)
+		y, ok2 := b.Get(nil)
+		if !ok1 || !ok2 || len(*x) != 64 || len(*y) != 64 || x == y {
+			t.Fatalf("two Gets of 2: ok %v %v, same %v", ok1, ok2, x == y)
+		}
+		stop := make(chan struct{})
+		got := make(chan *[]byte)
+		get := func() {
+			p, ok := b.Get(stop)
+			if !ok {
+				p = nil
+			}
+			got <- p
+		}
+		go get()
+		synctest.Wait()
+		select {
+		case p := <-got:
+			t.Fatalf("a third Get of 2 returned (buffer %v) with both lent", p != nil)
+		default:
+		}
+		b.Put(x)
+		if p := <-got; p != x {
+			t.Fatalf("the waiting Get after Put(x): x %v, y %v", p == x, p == y)
+		}
+
+		go get()
+		synctest.Wait()
+		close(stop)
+		if p := <-got; p != nil {
+			t.Fatal("a Get waiting with all lent returned a buffer when stop closed")
+		}
+
+		b.Put(x)
+		b.Put(y)
+		foreign := make([]byte, 64)
+		b.Put(&foreign) // not one of ours: no room for it, let go
+		if p, _ := b.Get(stop); p != y {
+			t.Fatalf("Get after Put(x), Put(y), Put(foreign): foreign %v, x %v; want y", p == &foreign, p == x)
+		}
+		if p, _ := b.Get(stop); p != x {
+			t.Fatalf("the next Get: foreign %v; want x", p == &foreign)
+		}
+	})
 }

@@ -535,8 +535,9 @@ func (p *Peer) onWakeup() time.Time {
 		p.logPacket("IN", in.Packet, in.Size)
 		if in.Lent != nil {
 			st.ReceiveLent(now, in.At, in.Packet, in.Size)
-			// Marked as given back, so that end, after a panic in
-			// this loop, gives back only those not yet given.
+			// Given back as soon as it is copied: the socket reader
+			// may be waiting for it. Marked, so that end, after a
+			// panic in this loop, gives back only those not yet given.
 			p.opt.Params.ReadBuffers.Put(in.Lent)
 			p.loop.inb[i].Lent = nil
 		} else {
@@ -850,8 +851,8 @@ func (p *Peer) end(fail func(id uuid.UUID, attempts int) error) {
 	p.loop.armed = false
 	p.closeMailboxes()
 	// Packets taken from the mailbox and not handled: the loop panicked
-	// on one of them. Their read buffers go back, or the reader would
-	// lend one fewer for each for the rest of the endpoint's life.
+	// on one of them. Their read buffers go back, or the socket reader
+	// would one day wait for them for ever.
 	for i, in := range p.loop.inb {
 		if in.Lent != nil {
 			p.opt.Params.ReadBuffers.Put(in.Lent)

@@ -593,7 +593,8 @@ func TestPeer_CrashFailsEverything(t *testing.T) {
 }
 
 // A peer that crashes gives back the read buffers lent to it: the one it
-// was handling and the ones taken from its mailbox with it, each once.
+// was handling and the ones taken from its mailbox with it, each once
+// (the socket reader waits for them when all are lent).
 func TestPeer_CrashGivesLentBuffersBack(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -601,8 +602,8 @@ func TestPeer_CrashGivesLentBuffersBack(t *testing.T) {
 		mock := clock.NewMock()
 		l := &link{peers: map[netip.AddrPort]*peer.Peer{}, format: wire.DefaultFormat()}
 		bufs := peer.NewBuffers(2, 64)
-		x, _ := bufs.Get()
-		y, _ := bufs.Get()
+		x, _ := bufs.Get(nil)
+		y, _ := bufs.Get(nil)
 		params := peerConfig()
 		params.ReadBuffers = bufs
 		gate := make(chan struct{})
@@ -637,15 +638,17 @@ func TestPeer_CrashGivesLentBuffersBack(t *testing.T) {
 		if r := <-exited; r != "injected" {
 			t.Fatalf("recovered %v", r)
 		}
+		stop := make(chan struct{})
+		close(stop)
 		back := map[*[]byte]bool{}
 		for range 2 {
-			b, ok := bufs.Get()
+			b, ok := bufs.Get(stop)
 			if !ok || (b != x && b != y) || back[b] {
 				t.Fatalf("after the crash: ok %v, x %v, y %v, again %v; want x and y back, once each", ok, b == x, b == y, back[b])
 			}
 			back[b] = true
 		}
-		if _, ok := bufs.Get(); ok {
+		if _, ok := bufs.Get(stop); ok {
 			t.Fatal("a third buffer of 2 after the crash: one was given back twice")
 		}
 	})
