@@ -125,10 +125,17 @@ func (b *batchReader) read() (int, error) {
 	if b.errno != 0 {
 		return 0, os.NewSyscallError("recvmmsg", b.errno)
 	}
+	largest := 0
+	for i := range b.got {
+		largest = max(largest, int(b.hdrs[i].n))
+	}
 	if b.got == b.vlen {
 		b.vlen = min(2*b.vlen, len(b.hdrs))
 	} else {
 		b.vlen = max(b.got, 1)
+	}
+	if largest >= lendMin {
+		b.vlen = min(b.vlen, largeBatch)
 	}
 	return b.got, nil
 }

@@ -14,3 +14,7 @@ func SetBeforePacket(f func(netip.AddrPort, peer.Inbound)) (restore func()) {
 	beforePacket = f
 	return func() { beforePacket = nil }
 }
+
+// LargeBatch is how many datagrams a batched read asks for after a large
+// one.
+const LargeBatch = largeBatch

@@ -111,6 +111,12 @@ type datagramReader interface {
 // reuse.
 const lentBuffers = 16
 
+// largeBatch is how many datagrams a batched read asks for after one that
+// brought a datagram of lendMin bytes or more: 256 KiB of 64 KiB
+// fragments, which the peer copies out while they are still in the cache,
+// instead of a megabyte at a time.
+const largeBatch = 4
+
 // lendMin is the smallest datagram whose buffer is lent rather than its
 // bytes copied: a buffer is 64 KiB, and lending it for a 1,200-byte
 // datagram would hold fifty times the bytes for one copy saved.
