@@ -550,6 +550,22 @@ func TestPeer_ReceiptsHoldTheWindow(t *testing.T) {
 	})
 }
 
+// runRecovered runs p's loop as the supervisor does: a panic in it is
+// recovered and ends the peer through Crash. The channel gets what was
+// recovered.
+func runRecovered(ctx context.Context, p *peer.Peer) <-chan any {
+	exited := make(chan any, 1)
+	go func() {
+		defer func() {
+			r := recover()
+			p.Crash(r)
+			exited <- r
+		}()
+		p.Run(ctx)
+	}()
+	return exited
+}
+
 func TestPeer_CrashFailsEverything(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -562,15 +578,7 @@ func TestPeer_CrashFailsEverything(t *testing.T) {
 			IdleTimeout: time.Second, Validated: true, Retire: func(*peer.Peer) bool { return false },
 			BeforePacket: func(peer.Inbound) { panic("injected") },
 		})
-		exited := make(chan any)
-		go func() {
-			defer func() {
-				r := recover()
-				p.Crash(r)
-				exited <- r
-			}()
-			p.Run(ctx)
-		}()
+		exited := runRecovered(ctx, p)
 		done := make(chan peer.Receipt, 2)
 		p.Send(peer.Outgoing{ID: uuid.New(), Done: done})
 		p.Send(peer.Outgoing{ID: uuid.New(), Done: done})
@@ -620,15 +628,7 @@ func TestPeer_CrashGivesLentBuffersBack(t *testing.T) {
 				}
 			},
 		})
-		exited := make(chan any)
-		go func() {
-			defer func() {
-				r := recover()
-				p.Crash(r)
-				exited <- r
-			}()
-			p.Run(ctx)
-		}()
+		exited := runRecovered(ctx, p)
 		ack := wire.Packet{Kind: wire.Ack}
 		p.Put(peer.Inbound{Packet: ack, Size: 5}) // holds the peer at the gate
 		synctest.Wait()
