@@ -18,3 +18,6 @@ func SetBeforePacket(f func(netip.AddrPort, peer.Inbound)) (restore func()) {
 // LargeBatch is how many datagrams a batched read asks for after a large
 // one.
 const LargeBatch = largeBatch
+
+// LentBuffers is how many read buffers the reader lends at once.
+const LentBuffers = lentBuffers

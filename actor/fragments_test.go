@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -19,7 +20,9 @@ import (
 
 	"github.com/benbjohnson/clock"
 	"github.com/gtudp/gtudp"
+	"github.com/gtudp/gtudp/actor"
 	"github.com/gtudp/gtudp/actor/actortest"
+	"github.com/gtudp/gtudp/peer"
 	"github.com/gtudp/gtudp/wire"
 )
 
@@ -432,5 +435,56 @@ func TestFragments_FloodOfPartialMessages(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		ep.Close(ctx)
+	})
+}
+
+// With every read buffer it may lend held by peers that have not got to
+// them, the socket reader waits rather than copy, and Close still ends
+// every goroutine of the endpoint (guarantee 7) once the peers go on.
+func TestFragments_CloseWhileTheReaderWaitsForBuffers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gate := make(chan struct{})  // in the bubble: waiting on it is durable
+		var large, lent atomic.Int32 // datagrams that reached a peer; of them, lent
+		defer actor.SetBeforePacket(func(_ netip.AddrPort, in peer.Inbound) {
+			if in.Size >= 16<<10 {
+				large.Add(1)
+				if in.Lent != nil {
+					lent.Add(1)
+				}
+				<-gate
+			}
+		})()
+		mock := clock.NewMock()
+		network := actortest.NewNetwork(mock)
+		sc, _ := network.Listen("10.0.0.1:4323")
+		ep, err := gtudp.New(sc, &gtudp.Config{Clock: mock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A first fragment of 20 KB, large enough to be lent, from each
+		// of more sources than there are buffers: each goes to a peer of
+		// its own, which holds it at the gate.
+		sources := actor.LentBuffers + 4
+		piece := make([]byte, 20_000)
+		for s := range sources {
+			c, _ := network.Listen(fmt.Sprintf("10.0.1.%d:1", s+1))
+			defer c.Close()
+			c.WriteTo(frag(7, wire.ID{1, byte(s)}, wire.ID{2, byte(s)}, 100_000, 0, piece), sc.LocalAddr())
+		}
+		synctest.Wait()
+		if n, l := large.Load(), lent.Load(); n != actor.LentBuffers || l != n {
+			t.Errorf("%d datagrams of %d sources reached their peers, %d of them lent; want the reader to stop at the %d it may lend",
+				n, sources, l, actor.LentBuffers)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		closed := make(chan struct{})
+		go func() {
+			ep.Close(ctx)
+			close(closed)
+		}()
+		synctest.Wait()
+		close(gate)
+		<-closed
 	})
 }
